@@ -1,0 +1,485 @@
+//! One typed configuration: logtrain's environment variables (same names and
+//! defaults as the Go logtrain) and an optional YAML file with the same settings
+//! in snake_case plus static routes. The environment wins over the file.
+//!
+//! Environment access goes through the small [`Env`] trait so tests pass a map
+//! instead of mutating the process environment. Defaults live in
+//! [`Config::default`] only.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::drain::{DrainKind, DrainSpec, DriverConfig};
+
+/// Where environment variables come from.
+pub trait Env {
+    fn var(&self, key: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok()
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn var(&self, key: &str) -> Option<String> {
+        self.get(key).cloned()
+    }
+}
+
+/// A static route: records with this hostname go to these drains.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StaticRoute {
+    /// The source key (a record's hostname, e.g. `web.default`).
+    pub hostname: String,
+    /// Drain URLs.
+    pub drains: Vec<String>,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Everything logtrain can be told. Each field's env var is its name in upper case
+/// unless noted.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Port of the HTTP server (health, metrics, HTTP inputs). `HTTP_PORT`, 9000.
+    pub http_port: u16,
+    /// Address every listener binds. `LISTEN_ADDRESS`, 0.0.0.0.
+    pub listen_address: String,
+    /// Envoy access-log gRPC input. `ENVOY`, false.
+    pub envoy: bool,
+    /// `ENVOY_PORT`, 9001.
+    pub envoy_port: u16,
+    /// Syslog over TCP input. `SYSLOG_TCP`, false.
+    pub syslog_tcp: bool,
+    /// `SYSLOG_TCP_PORT`, 9002.
+    pub syslog_tcp_port: u16,
+    /// Syslog over UDP input. `SYSLOG_UDP`, false.
+    pub syslog_udp: bool,
+    /// `SYSLOG_UDP_PORT`, 9003.
+    pub syslog_udp_port: u16,
+    /// Syslog over TLS input. `SYSLOG_TLS`, false.
+    pub syslog_tls: bool,
+    /// `SYSLOG_TLS_PORT`, 9004.
+    pub syslog_tls_port: u16,
+    /// Server certificate chain: PEM text, or a path to a PEM file. `SYSLOG_TLS_CERT_PEM`.
+    pub syslog_tls_cert_pem: Option<String>,
+    /// Server private key: PEM text or a path. `SYSLOG_TLS_KEY_PEM`.
+    pub syslog_tls_key_pem: Option<String>,
+    /// When set, clients must present a certificate signed by this CA (PEM text or path). `SYSLOG_TLS_CA_PEM`.
+    pub syslog_tls_ca_pem: Option<String>,
+    /// Accepted for compatibility with logtrain; the certificate names the server. `SYSLOG_TLS_SERVER_NAME`.
+    pub syslog_tls_server_name: Option<String>,
+    /// JSON events over HTTP. `HTTP_EVENTS`, false.
+    pub http_events: bool,
+    /// `HTTP_EVENTS_PATH`, /events.
+    pub http_events_path: String,
+    /// Syslog over HTTP. `HTTP_SYSLOG`, false.
+    pub http_syslog: bool,
+    /// `HTTP_SYSLOG_PATH`, /syslog.
+    pub http_syslog_path: String,
+    /// Tail container logs. `KUBERNETES`, false.
+    pub kubernetes: bool,
+    /// `KUBERNETES_LOG_PATH`, /var/log/containers.
+    pub kubernetes_log_path: PathBuf,
+    /// Route by workload annotations. `KUBERNETES_DATASOURCE`, false.
+    pub kubernetes_datasource: bool,
+    /// Route by the Postgres drain table. `POSTGRES`, false.
+    pub postgres: bool,
+    /// `DATABASE_URL` (never logged).
+    pub database_url: Option<String>,
+    /// Akkeris naming (`name-namespace` hostnames). `AKKERIS`, false.
+    pub akkeris: bool,
+    /// Namespaces never tailed or routed. `EXCLUDE_NAMESPACES`, comma-separated.
+    pub exclude_namespaces: Vec<String>,
+    /// Only route Akkeris apps. `ONLY_AKKERIS`, false.
+    pub only_akkeris: bool,
+    /// Debug logging. `DEBUG`, false.
+    pub debug: bool,
+    /// This node's name (downward API). `NODE_NAME`, else logtrain's `NODE`.
+    pub node_name: Option<String>,
+    /// Tailer checkpoints. `CHECKPOINT_PATH`, /var/lib/logtrain/checkpoints.json.
+    pub checkpoint_path: PathBuf,
+    /// Seconds to flush drains on SIGTERM before exiting. `SHUTDOWN_TIMEOUT`, 25.
+    pub shutdown_timeout: u64,
+    /// `LOG_FORMAT`, text or json.
+    pub log_format: LogFormat,
+    /// Records each drain may queue. `DRAIN_QUEUE_RECORDS`, 10000.
+    pub drain_queue_records: usize,
+    /// Bytes each drain may queue. `DRAIN_QUEUE_BYTES`, 8388608.
+    pub drain_queue_bytes: usize,
+    /// Connections per network drain at most. `DRAIN_MAX_CONNECTIONS`, 40.
+    pub drain_max_connections: usize,
+    /// Static routes (file only).
+    pub routes: Vec<StaticRoute>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let d = DriverConfig::default();
+        Config {
+            http_port: 9000,
+            listen_address: "0.0.0.0".into(),
+            envoy: false,
+            envoy_port: 9001,
+            syslog_tcp: false,
+            syslog_tcp_port: 9002,
+            syslog_udp: false,
+            syslog_udp_port: 9003,
+            syslog_tls: false,
+            syslog_tls_port: 9004,
+            syslog_tls_cert_pem: None,
+            syslog_tls_key_pem: None,
+            syslog_tls_ca_pem: None,
+            syslog_tls_server_name: None,
+            http_events: false,
+            http_events_path: "/events".into(),
+            http_syslog: false,
+            http_syslog_path: "/syslog".into(),
+            kubernetes: false,
+            kubernetes_log_path: "/var/log/containers".into(),
+            kubernetes_datasource: false,
+            postgres: false,
+            database_url: None,
+            akkeris: false,
+            exclude_namespaces: Vec::new(),
+            only_akkeris: false,
+            debug: false,
+            node_name: None,
+            checkpoint_path: "/var/lib/logtrain/checkpoints.json".into(),
+            shutdown_timeout: 25,
+            log_format: LogFormat::Text,
+            drain_queue_records: d.queue_records,
+            drain_queue_bytes: d.queue_bytes,
+            drain_max_connections: d.max_connections,
+            routes: Vec::new(),
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {var}={value:?}: {expected}")]
+    Env {
+        var: String,
+        value: String,
+        expected: String,
+    },
+}
+
+fn parse_bool(var: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err(ConfigError::Env {
+            var: var.into(),
+            value: v.into(),
+            expected: "expected true or false".into(),
+        }),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(var: &str, v: &str, what: &str) -> Result<T, ConfigError> {
+    v.trim().parse().map_err(|_| ConfigError::Env {
+        var: var.into(),
+        value: v.into(),
+        expected: format!("expected {what}"),
+    })
+}
+
+impl Config {
+    /// Reads the YAML file (if any), then applies the environment over it.
+    pub fn load(file: Option<&Path>, env: &dyn Env) -> Result<Config, Vec<ConfigError>> {
+        let mut cfg = match file {
+            Some(p) => Self::from_file(p).map_err(|e| vec![e])?,
+            None => Config::default(),
+        };
+        let errors = cfg.apply_env(env);
+        if errors.is_empty() { Ok(cfg) } else { Err(errors) }
+    }
+
+    /// Parses a YAML file; unknown keys are errors that name the key.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::from_yaml(&text).map_err(|message| ConfigError::Parse {
+            path: path.into(),
+            message,
+        })
+    }
+
+    /// Parses YAML text.
+    pub fn from_yaml(text: &str) -> Result<Config, String> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        serde_yaml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Applies environment variables over the current values; returns every bad value.
+    pub fn apply_env(&mut self, env: &dyn Env) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        macro_rules! set {
+            ($field:ident, $var:literal, bool) => {
+                if let Some(v) = env.var($var) {
+                    match parse_bool($var, &v) {
+                        Ok(b) => self.$field = b,
+                        Err(e) => errors.push(e),
+                    }
+                }
+            };
+            ($field:ident, $var:literal, num, $what:literal) => {
+                if let Some(v) = env.var($var).filter(|v| !v.is_empty()) {
+                    match parse_num($var, &v, $what) {
+                        Ok(n) => self.$field = n,
+                        Err(e) => errors.push(e),
+                    }
+                }
+            };
+            ($field:ident, $var:literal, string) => {
+                if let Some(v) = env.var($var).filter(|v| !v.is_empty()) {
+                    self.$field = v.into();
+                }
+            };
+            ($field:ident, $var:literal, opt) => {
+                if let Some(v) = env.var($var).filter(|v| !v.is_empty()) {
+                    self.$field = Some(v);
+                }
+            };
+        }
+        set!(http_port, "HTTP_PORT", num, "a port number");
+        set!(listen_address, "LISTEN_ADDRESS", string);
+        set!(envoy, "ENVOY", bool);
+        set!(envoy_port, "ENVOY_PORT", num, "a port number");
+        set!(syslog_tcp, "SYSLOG_TCP", bool);
+        set!(syslog_tcp_port, "SYSLOG_TCP_PORT", num, "a port number");
+        set!(syslog_udp, "SYSLOG_UDP", bool);
+        set!(syslog_udp_port, "SYSLOG_UDP_PORT", num, "a port number");
+        set!(syslog_tls, "SYSLOG_TLS", bool);
+        set!(syslog_tls_port, "SYSLOG_TLS_PORT", num, "a port number");
+        set!(syslog_tls_cert_pem, "SYSLOG_TLS_CERT_PEM", opt);
+        set!(syslog_tls_key_pem, "SYSLOG_TLS_KEY_PEM", opt);
+        set!(syslog_tls_ca_pem, "SYSLOG_TLS_CA_PEM", opt);
+        set!(syslog_tls_server_name, "SYSLOG_TLS_SERVER_NAME", opt);
+        set!(http_events, "HTTP_EVENTS", bool);
+        set!(http_events_path, "HTTP_EVENTS_PATH", string);
+        set!(http_syslog, "HTTP_SYSLOG", bool);
+        set!(http_syslog_path, "HTTP_SYSLOG_PATH", string);
+        set!(kubernetes, "KUBERNETES", bool);
+        set!(kubernetes_log_path, "KUBERNETES_LOG_PATH", string);
+        set!(kubernetes_datasource, "KUBERNETES_DATASOURCE", bool);
+        set!(postgres, "POSTGRES", bool);
+        set!(database_url, "DATABASE_URL", opt);
+        set!(akkeris, "AKKERIS", bool);
+        set!(only_akkeris, "ONLY_AKKERIS", bool);
+        set!(debug, "DEBUG", bool);
+        set!(node_name, "NODE", opt);
+        set!(node_name, "NODE_NAME", opt);
+        set!(checkpoint_path, "CHECKPOINT_PATH", string);
+        set!(shutdown_timeout, "SHUTDOWN_TIMEOUT", num, "whole seconds");
+        set!(drain_queue_records, "DRAIN_QUEUE_RECORDS", num, "a record count");
+        set!(drain_queue_bytes, "DRAIN_QUEUE_BYTES", num, "a byte count");
+        set!(
+            drain_max_connections,
+            "DRAIN_MAX_CONNECTIONS",
+            num,
+            "a connection count"
+        );
+        if let Some(v) = env.var("EXCLUDE_NAMESPACES") {
+            self.exclude_namespaces = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+        }
+        if let Some(v) = env.var("LOG_FORMAT").filter(|v| !v.is_empty()) {
+            match v.to_ascii_lowercase().as_str() {
+                "text" => self.log_format = LogFormat::Text,
+                "json" => self.log_format = LogFormat::Json,
+                _ => errors.push(ConfigError::Env {
+                    var: "LOG_FORMAT".into(),
+                    value: v,
+                    expected: "expected text or json".into(),
+                }),
+            }
+        }
+        errors
+    }
+
+    /// Driver settings derived from this configuration.
+    pub fn driver(&self) -> DriverConfig {
+        DriverConfig {
+            queue_records: self.drain_queue_records.max(1),
+            queue_bytes: self.drain_queue_bytes.max(1),
+            max_connections: self.drain_max_connections.max(1),
+            ..DriverConfig::default()
+        }
+    }
+
+    pub fn shutdown_deadline(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout)
+    }
+
+    /// Every problem with this configuration (empty when it is usable): bad drain
+    /// URLs, duplicate routes, unusable file drain paths, incomplete listener settings.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut seen: HashSet<(&str, String)> = HashSet::new();
+        for (i, r) in self.routes.iter().enumerate() {
+            if r.hostname.trim().is_empty() {
+                out.push(format!("routes[{i}]: hostname is empty"));
+            }
+            if r.drains.is_empty() {
+                out.push(format!("routes[{i}] ({}): no drains listed", r.hostname));
+            }
+            for d in &r.drains {
+                match DrainSpec::parse(d) {
+                    Ok(spec) => {
+                        if !seen.insert((r.hostname.as_str(), spec.key.clone())) {
+                            out.push(format!("routes[{i}] ({}): duplicate route to {}", r.hostname, spec.id));
+                        }
+                        if let DrainKind::File { path } = &spec.kind {
+                            match path.parent() {
+                                Some(dir) if dir.is_dir() => {}
+                                _ => out.push(format!(
+                                    "routes[{i}] ({}): {}: folder {} does not exist",
+                                    r.hostname,
+                                    spec.id,
+                                    path.parent().unwrap_or(Path::new("/")).display()
+                                )),
+                            }
+                        }
+                    }
+                    Err(e) => out.push(format!("routes[{i}] ({}): {e}", r.hostname)),
+                }
+            }
+        }
+        if self.syslog_tls && (self.syslog_tls_cert_pem.is_none() || self.syslog_tls_key_pem.is_none()) {
+            out.push("SYSLOG_TLS is on but SYSLOG_TLS_CERT_PEM and SYSLOG_TLS_KEY_PEM are not both set".into());
+        }
+        if self.postgres && self.database_url.is_none() {
+            out.push("POSTGRES is on but DATABASE_URL is not set".into());
+        }
+        for (name, p) in [
+            ("HTTP_EVENTS_PATH", &self.http_events_path),
+            ("HTTP_SYSLOG_PATH", &self.http_syslog_path),
+        ] {
+            if !p.starts_with('/') {
+                out.push(format!("{name}={p:?}: must start with /"));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn logtrain_defaults() {
+        let c = Config::load(None, &env(&[])).unwrap();
+        assert_eq!(
+            (
+                c.http_port,
+                c.envoy_port,
+                c.syslog_tcp_port,
+                c.syslog_udp_port,
+                c.syslog_tls_port
+            ),
+            (9000, 9001, 9002, 9003, 9004)
+        );
+        assert_eq!(c.http_events_path, "/events");
+        assert_eq!(c.http_syslog_path, "/syslog");
+        assert_eq!(c.kubernetes_log_path, PathBuf::from("/var/log/containers"));
+        assert_eq!(c.shutdown_timeout, 25);
+        assert!(!c.syslog_tcp && !c.kubernetes && !c.postgres);
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let mut c = Config::from_yaml("http_port: 8000\nsyslog_tcp: false\nexclude_namespaces: [a]\n").unwrap();
+        let errs = c.apply_env(&env(&[
+            ("SYSLOG_TCP", "true"),
+            ("HTTP_PORT", "8080"),
+            ("EXCLUDE_NAMESPACES", "kube-system, istio-system,,"),
+            ("NODE", "n1"),
+            ("NODE_NAME", "n2"),
+        ]));
+        assert!(errs.is_empty());
+        assert!(c.syslog_tcp);
+        assert_eq!(c.http_port, 8080);
+        assert_eq!(c.exclude_namespaces, vec!["kube-system", "istio-system"]);
+        assert_eq!(c.node_name.as_deref(), Some("n2"));
+    }
+
+    #[test]
+    fn bad_env_values_are_all_reported() {
+        let mut c = Config::default();
+        let errs = c.apply_env(&env(&[
+            ("HTTP_PORT", "ninety"),
+            ("SYSLOG_TCP", "maybe"),
+            ("LOG_FORMAT", "xml"),
+        ]));
+        let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(text.len(), 3, "{text:?}");
+        assert!(text[0].contains("HTTP_PORT") && text[0].contains("port number"));
+        assert!(
+            text.iter()
+                .any(|t| t.contains("SYSLOG_TCP") && t.contains("true or false"))
+        );
+    }
+
+    #[test]
+    fn unknown_yaml_keys_are_named() {
+        let e = Config::from_yaml("http_prot: 1\n").unwrap_err();
+        assert!(e.contains("http_prot"), "{e}");
+        let e = Config::from_yaml("routes:\n  - hostname: a\n    drains: []\n    colour: red\n").unwrap_err();
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn problems_name_culprits() {
+        let c = Config::from_yaml(
+            "routes:\n  - hostname: web.default\n    drains: [\"syslog+tcp://h:1\", \"SYSLOG+TCP://H:1\", \"gopher://x\", \"file:///nonexistent-dir/x.log\"]\n  - hostname: \"\"\n    drains: []\n",
+        )
+        .unwrap();
+        let p = c.problems();
+        assert!(
+            p.iter().any(|s| s.contains("duplicate route to syslog+tcp://h:1")),
+            "{p:?}"
+        );
+        assert!(p.iter().any(|s| s.contains("unknown scheme \"gopher\"")), "{p:?}");
+        assert!(p.iter().any(|s| s.contains("/nonexistent-dir does not exist")), "{p:?}");
+        assert!(p.iter().any(|s| s.contains("routes[1]: hostname is empty")), "{p:?}");
+        assert!(p.iter().any(|s| s.contains("no drains listed")), "{p:?}");
+    }
+}

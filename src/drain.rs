@@ -1,0 +1,165 @@
+//! Drains: the registry of running drains (one per distinct URL, shared by every
+//! route that names it) and the factory that turns a [`DrainSpec`] into a running
+//! [`Drain`]. A new drain kind is one file under `drain/` plus one arm in
+//! [`start`].
+//!
+//! Only the route writer calls into the registry, so it has a single writer;
+//! inputs reach drains through the routing table, never through here.
+
+pub mod driver;
+pub mod file;
+pub mod queue;
+pub mod stdout;
+pub mod url;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+pub use driver::{Drain, DriverConfig};
+pub use url::{DrainKind, DrainSpec, DrainUrlError};
+
+use crate::telemetry;
+
+/// A drain that could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    #[error(transparent)]
+    Url(#[from] DrainUrlError),
+    #[error("drain {id}: {reason}")]
+    Setup { id: String, reason: String },
+}
+
+/// Shared context every drain may need.
+#[derive(Clone)]
+pub struct DrainContext {
+    pub driver: DriverConfig,
+    /// Bumped on SIGHUP: file drains reopen their files.
+    pub reopen: watch::Receiver<u64>,
+}
+
+impl DrainContext {
+    /// A context with default settings and a reopen signal that never fires.
+    pub fn standalone() -> Self {
+        let (tx, reopen) = watch::channel(0);
+        std::mem::forget(tx);
+        DrainContext {
+            driver: DriverConfig::default(),
+            reopen,
+        }
+    }
+}
+
+/// Starts the drain a spec describes.
+pub fn start(spec: &DrainSpec, ctx: &DrainContext, tracker: &TaskTracker) -> Result<Arc<Drain>, DrainError> {
+    let cfg = ctx.driver.clone();
+    let id = spec.id.as_str();
+    Ok(match &spec.kind {
+        DrainKind::File { path } => {
+            driver::spawn(id, file::FileSink::new(path.clone(), ctx.reopen.clone()), cfg, tracker)
+        }
+        DrainKind::Stdout => driver::spawn(id, stdout::StdoutSink, cfg, tracker),
+        other => {
+            return Err(DrainError::Setup {
+                id: spec.id.clone(),
+                reason: format!("the {} transport is not available in this build", other.as_str()),
+            });
+        }
+    })
+}
+
+struct Running {
+    drain: Arc<Drain>,
+}
+
+/// What shutdown left behind.
+#[derive(Debug, Default)]
+pub struct ShutdownReport {
+    /// Drains that could not flush in time, with how many records they still held.
+    pub unflushed: Vec<(String, usize)>,
+}
+
+/// Running drains by normalised URL.
+pub struct Registry {
+    ctx: DrainContext,
+    tracker: TaskTracker,
+    running: Mutex<HashMap<String, Running>>,
+    retired: Mutex<Vec<Arc<Drain>>>,
+    count: telemetry::Gauge,
+}
+
+impl Registry {
+    pub fn new(ctx: DrainContext) -> Self {
+        Registry {
+            ctx,
+            tracker: TaskTracker::new(),
+            running: Mutex::new(HashMap::new()),
+            retired: Mutex::new(Vec::new()),
+            count: telemetry::gauge("logtrain_drains", &[]),
+        }
+    }
+
+    /// The running drain for `spec`, starting it if needed.
+    pub fn get_or_start(&self, spec: &DrainSpec) -> Result<Arc<Drain>, DrainError> {
+        let mut running = self.running.lock();
+        if let Some(r) = running.get(&spec.key) {
+            return Ok(r.drain.clone());
+        }
+        let drain = start(spec, &self.ctx, &self.tracker)?;
+        info!(drain = %spec.id, kind = spec.kind.as_str(), "Drain started.");
+        running.insert(spec.key.clone(), Running { drain: drain.clone() });
+        self.count.set(running.len() as i64);
+        Ok(drain)
+    }
+
+    /// Closes every drain whose key `keep` rejects: it stops accepting records,
+    /// flushes what it holds, and its connections close.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        let mut running = self.running.lock();
+        let mut retired = self.retired.lock();
+        retired.retain(|d| !d.is_finished());
+        running.retain(|key, r| {
+            if keep(key) {
+                return true;
+            }
+            info!(drain = %r.drain.id(), "Drain no longer routed; flushing and closing it.");
+            r.drain.close();
+            retired.push(r.drain.clone());
+            false
+        });
+        self.count.set(running.len() as i64);
+    }
+
+    /// Every drain currently running (not retired).
+    pub fn drains(&self) -> Vec<Arc<Drain>> {
+        self.running.lock().values().map(|r| r.drain.clone()).collect()
+    }
+
+    /// Closes every drain and waits up to `deadline` for them to flush. Drains
+    /// still holding records then are abandoned and reported by name.
+    pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        let mut all: Vec<Arc<Drain>> = self.running.lock().drain().map(|(_, r)| r.drain).collect();
+        all.extend(self.retired.lock().drain(..));
+        for d in &all {
+            d.close();
+        }
+        self.tracker.close();
+        let mut report = ShutdownReport::default();
+        if tokio::time::timeout(deadline, self.tracker.wait()).await.is_err() {
+            for d in &all {
+                if !d.is_finished() {
+                    let held = d.abandon();
+                    warn!(drain = %d.id(), records = held, "Drain could not flush before the shutdown deadline.");
+                    report.unflushed.push((d.id().to_string(), held));
+                }
+            }
+        }
+        self.count.set(0);
+        report
+    }
+}

@@ -1,0 +1,761 @@
+//! The generic drain driver: every drain is a [`Sink`] (encoder + transport)
+//! run by this driver, which owns the bounded queue, batching, the connection
+//! pool, timeouts, jittered exponential backoff and loss accounting.
+//!
+//! Shape: producers push into the drain's [`Queue`]; one dispatcher task pops
+//! batches and splits them across connection workers by rendezvous hashing of
+//! each record's source key, so a source sticks to one connection and keeps its
+//! order. The pool grows while the queue is deep and shrinks when workers idle.
+//! A worker retries a failed batch with backoff while new records wait in the
+//! queue; when the queue is full, producers either wait (the tailer) or drop and
+//! count (push inputs), and the drain is later told how many were dropped.
+//! Nothing here knows about a particular protocol.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep, timeout};
+use tracing::{debug, info, warn};
+
+use super::queue::{PushError, Queue};
+use crate::record::{InputKind, Record, Severity, SharedRecord};
+use crate::telemetry::{self, Counter, Gauge};
+use crate::time::Timestamp;
+
+/// Why a batch did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Could not open a connection (refused, unreachable, DNS, TLS handshake I/O).
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// The peer's certificate was refused (wrong CA, expired, wrong name).
+    #[error("certificate refused: {0}")]
+    Certificate(String),
+    /// The connection broke while writing or reading.
+    #[error("connection lost: {0}")]
+    Io(#[from] std::io::Error),
+    /// The receiver answered with a status worth retrying (429, 5xx).
+    #[error("receiver answered {status}{}", retry_after.map(|d| format!(" (retry after {}s)", d.as_secs())).unwrap_or_default())]
+    Unavailable { status: u16, retry_after: Option<Duration> },
+    /// The receiver refused the batch for good (4xx other than 429, oversized,
+    /// malformed): retrying cannot help.
+    #[error("receiver refused the batch: {0}")]
+    Refused(String),
+}
+
+impl SinkError {
+    /// Whether sending the same batch again may succeed.
+    pub fn retryable(&self) -> bool {
+        !matches!(self, SinkError::Refused(_))
+    }
+
+    /// Whether the connection can be reused after this error.
+    pub fn keeps_connection(&self) -> bool {
+        matches!(self, SinkError::Unavailable { .. } | SinkError::Refused(_))
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SinkError::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// What happened to a batch that was (at least partly) accepted.
+#[derive(Debug, Default)]
+pub struct Delivery {
+    /// Encoded bytes written.
+    pub bytes: u64,
+    /// Indexes (into the batch) of records to send again (e.g. per-item 429).
+    pub retry: Vec<usize>,
+    /// Indexes of records refused for good (e.g. mapping errors).
+    pub rejected: Vec<usize>,
+    /// Records that had to be truncated to fit.
+    pub truncated: u64,
+    /// How long the receiver asked us to wait before retrying.
+    pub retry_after: Option<Duration>,
+}
+
+/// A transport plus encoder. The driver calls `connect` once per pooled
+/// connection and `send` with batches; sinks never queue or retry on their own.
+pub trait Sink: Send + Sync + 'static {
+    type Conn: Send + 'static;
+
+    /// Opens one connection.
+    fn connect(&self) -> impl Future<Output = Result<Self::Conn, SinkError>> + Send;
+
+    /// Encodes and delivers a batch on `conn`.
+    fn send(
+        &self,
+        conn: &mut Self::Conn,
+        batch: &[SharedRecord],
+    ) -> impl Future<Output = Result<Delivery, SinkError>> + Send;
+
+    /// Flushes and closes a connection that is being retired.
+    fn close(&self, conn: Self::Conn) -> impl Future<Output = ()> + Send {
+        async move { drop(conn) }
+    }
+
+    /// Adjusts driver settings to the transport (batch size, linger, pool size).
+    fn tune(&self, _cfg: &mut DriverConfig) {}
+}
+
+/// Driver settings; defaults in one place, overridable from configuration.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// Records a drain's queue holds at most.
+    pub queue_records: usize,
+    /// Bytes a drain's queue holds at most.
+    pub queue_bytes: usize,
+    /// Connections per drain at most (logtrain used 40).
+    pub max_connections: usize,
+    /// Records per batch at most.
+    pub batch_records: usize,
+    /// Bytes per batch at most (before encoding).
+    pub batch_bytes: usize,
+    /// How long to wait for a batch to fill before sending it anyway.
+    pub linger: Duration,
+    pub connect_timeout: Duration,
+    /// Deadline for one `send` (write plus any response).
+    pub send_timeout: Duration,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// A connection unused this long is closed (the last one stays).
+    pub idle_timeout: Duration,
+    /// Queue depth (records) above which another connection is opened.
+    pub grow_above: usize,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            queue_records: 10_000,
+            queue_bytes: 8 << 20,
+            max_connections: 40,
+            batch_records: 1_000,
+            batch_bytes: 1 << 20,
+            linger: Duration::ZERO,
+            connect_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(30),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            grow_above: 2_000,
+        }
+    }
+}
+
+/// Per-drain metrics, looked up once.
+struct Stats {
+    queued: Counter,
+    sent: Counter,
+    sent_bytes: Counter,
+    dropped: Counter,
+    rejected: Counter,
+    truncated: Counter,
+    errors: Counter,
+    retries: Counter,
+    queue_records: Gauge,
+    queue_bytes: Gauge,
+    connections: Gauge,
+}
+
+impl Stats {
+    fn new(id: &str) -> Self {
+        let l = [("drain", id)];
+        Stats {
+            queued: telemetry::counter("logtrain_drain_queued_total", &l),
+            sent: telemetry::counter("logtrain_drain_sent_total", &l),
+            sent_bytes: telemetry::counter("logtrain_drain_sent_bytes_total", &l),
+            dropped: telemetry::counter("logtrain_drain_dropped_total", &l),
+            rejected: telemetry::counter("logtrain_drain_rejected_total", &l),
+            truncated: telemetry::counter("logtrain_drain_truncated_total", &l),
+            errors: telemetry::counter("logtrain_drain_errors_total", &l),
+            retries: telemetry::counter("logtrain_drain_retries_total", &l),
+            queue_records: telemetry::gauge("logtrain_drain_queue_records", &l),
+            queue_bytes: telemetry::gauge("logtrain_drain_queue_bytes", &l),
+            connections: telemetry::gauge("logtrain_drain_connections", &l),
+        }
+    }
+}
+
+/// An overflow episode: how many records were dropped since when.
+#[derive(Clone, Copy, Debug)]
+struct Dropped {
+    count: u64,
+    since: Timestamp,
+}
+
+/// A running drain: what the routing table points at. Cheap to share.
+pub struct Drain {
+    id: Arc<str>,
+    queue: Queue,
+    stats: Stats,
+    dropped: Mutex<Option<Dropped>>,
+    failing: AtomicBool,
+    in_flight: AtomicUsize,
+    finished: AtomicBool,
+    queue_max_records: usize,
+}
+
+impl std::fmt::Debug for Drain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drain").field("id", &self.id).finish()
+    }
+}
+
+impl Drain {
+    /// The drain's credential-free id (also its metric label).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Queues a record if there is room; otherwise drops it, counts the drop
+    /// and marks its acknowledgement rejected. Returns whether it was queued.
+    pub fn offer(&self, rec: &SharedRecord) -> bool {
+        match self.queue.try_push(rec.clone()) {
+            Ok(()) => {
+                self.stats.queued.inc();
+                true
+            }
+            Err(PushError::Full(r)) | Err(PushError::Closed(r)) => {
+                self.note_drop(&r);
+                false
+            }
+        }
+    }
+
+    /// Whether a record could be queued now without dropping (for inputs that
+    /// answer their sender, e.g. HTTP 503 before accepting).
+    pub fn has_room(&self) -> bool {
+        !self.queue.is_closed() && self.queue.len() < self.queue_capacity()
+    }
+
+    fn queue_capacity(&self) -> usize {
+        // Conservative: half the record bound, so a check-then-offer rarely races into a drop.
+        self.queue_max_records / 2
+    }
+
+    /// Queues a record, waiting while the queue is full (backpressure).
+    /// Fails only when the drain has been closed; the record is then rejected.
+    pub async fn send(&self, rec: SharedRecord) -> bool {
+        match self.queue.push(rec).await {
+            Ok(()) => {
+                self.stats.queued.inc();
+                true
+            }
+            Err(PushError::Full(r)) | Err(PushError::Closed(r)) => {
+                self.note_drop(&r);
+                false
+            }
+        }
+    }
+
+    fn note_drop(&self, rec: &SharedRecord) {
+        if let Some(ack) = &rec.ack {
+            ack.reject();
+        }
+        self.stats.dropped.inc();
+        let mut d = self.dropped.lock();
+        match d.as_mut() {
+            Some(ep) => ep.count += 1,
+            None => {
+                *d = Some(Dropped {
+                    count: 1,
+                    since: Timestamp::now(),
+                });
+                warn!(drain = %self.id, "Drain queue is full; dropping records until it drains.");
+            }
+        }
+    }
+
+    /// Records queued or being delivered.
+    pub fn held(&self) -> usize {
+        self.queue.len() + self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Stops accepting records; what is queued is still delivered.
+    pub fn close(&self) {
+        self.queue.close();
+    }
+
+    /// Whether the driver and all its connections have finished (queue closed and
+    /// every record delivered or given up).
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    /// Records dropped by overflow so far.
+    pub fn dropped_total(&self) -> u64 {
+        self.stats.dropped.get()
+    }
+
+    /// Records delivered so far.
+    pub fn sent_total(&self) -> u64 {
+        self.stats.sent.get()
+    }
+
+    /// Gives up every queued record (shutdown deadline passed); returns how many.
+    pub fn abandon(&self) -> usize {
+        let left = self.queue.take_all();
+        for r in &left {
+            if let Some(a) = &r.ack {
+                a.reject();
+            }
+        }
+        left.len() + self.in_flight.load(Ordering::Acquire)
+    }
+}
+
+/// Starts the driver for `sink` and returns the drain handle. The driver runs
+/// until the drain is closed and its queue is flushed.
+pub fn spawn<S: Sink>(id: &str, sink: S, mut cfg: DriverConfig, tracker: &tokio_util::task::TaskTracker) -> Arc<Drain> {
+    sink.tune(&mut cfg);
+    cfg.max_connections = cfg.max_connections.max(1);
+    let drain = Arc::new(Drain {
+        id: Arc::from(id),
+        queue: Queue::new(cfg.queue_records, cfg.queue_bytes),
+        stats: Stats::new(id),
+        dropped: Mutex::new(None),
+        failing: AtomicBool::new(false),
+        in_flight: AtomicUsize::new(0),
+        finished: AtomicBool::new(false),
+        queue_max_records: cfg.queue_records,
+    });
+    let d = drain.clone();
+    let sink = Arc::new(sink);
+    let t = tracker.clone();
+    tracker.spawn(async move {
+        dispatch(d.clone(), sink, cfg, t).await;
+        d.stats.queue_records.set(0);
+        d.stats.queue_bytes.set(0);
+        d.finished.store(true, Ordering::Release);
+        debug!(drain = %d.id, "Drain stopped.");
+    });
+    drain
+}
+
+struct Worker {
+    slot: u64,
+    tx: mpsc::Sender<Vec<SharedRecord>>,
+    last_used: Instant,
+    /// Batches handed to this worker so far.
+    sent: u64,
+    /// Batches this worker has finished (delivered or given up).
+    done: Arc<std::sync::atomic::AtomicU64>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Worker {
+    fn idle(&self) -> bool {
+        self.done.load(Ordering::Acquire) == self.sent
+    }
+}
+
+/// A worker just added to the pool. Sources that now hash to it may still have
+/// records in flight on their previous worker, so what it is given is held back
+/// until every older worker has finished the batches it had when the pool grew.
+struct Gate {
+    /// (slot, batches sent) of every older worker at the moment of growth.
+    barrier: Vec<(u64, u64)>,
+    held: Vec<SharedRecord>,
+}
+
+impl Gate {
+    fn open(&self, workers: &[Worker]) -> bool {
+        self.barrier.iter().all(|(slot, target)| {
+            workers
+                .iter()
+                .find(|w| w.slot == *slot)
+                .is_none_or(|w| w.done.load(Ordering::Acquire) >= *target)
+        })
+    }
+}
+
+/// Pops batches and hands each record to the worker its source hashes to.
+async fn dispatch<S: Sink>(drain: Arc<Drain>, sink: Arc<S>, cfg: DriverConfig, tracker: tokio_util::task::TaskTracker) {
+    let mut workers: Vec<Worker> = Vec::new();
+    let mut gate: Option<Gate> = None;
+    let mut next_slot = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_secs(1).min(cfg.idle_timeout));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut parts: Vec<Vec<SharedRecord>> = Vec::new();
+    loop {
+        let mut batch = Vec::with_capacity(cfg.batch_records.min(1024));
+        let more = tokio::select! {
+            more = drain.queue.pop_batch(cfg.batch_records, cfg.batch_bytes, &mut batch) => more,
+            _ = tick.tick() => {
+                if gate.is_none() {
+                    retire_idle(&mut workers, &cfg);
+                }
+                release_gate(&mut gate, &mut workers, false).await;
+                drain.stats.queue_records.set(drain.queue.len() as i64);
+                drain.stats.queue_bytes.set(drain.queue.bytes() as i64);
+                continue;
+            }
+        };
+        if !more {
+            break;
+        }
+        if !cfg.linger.is_zero() && batch.len() < cfg.batch_records {
+            let until = Instant::now() + cfg.linger;
+            let mut bytes: usize = batch.iter().map(|r| r.size_hint()).sum();
+            while batch.len() < cfg.batch_records && bytes < cfg.batch_bytes {
+                let before = batch.len();
+                let room_r = cfg.batch_records - batch.len();
+                let room_b = cfg.batch_bytes - bytes;
+                match timeout(
+                    until.saturating_duration_since(Instant::now()),
+                    drain.queue.pop_batch(room_r, room_b, &mut batch),
+                )
+                .await
+                {
+                    Ok(true) => bytes += batch[before..].iter().map(|r| r.size_hint()).sum::<usize>(),
+                    _ => break,
+                }
+            }
+        }
+        drain.in_flight.fetch_add(batch.len(), Ordering::AcqRel);
+        drain.stats.queue_records.set(drain.queue.len() as i64);
+
+        // Grow the pool while the backlog is deep (one new worker at a time).
+        if workers.is_empty() {
+            workers.push(start_worker(&drain, &sink, &cfg, &tracker, next_slot));
+            next_slot += 1;
+        } else if gate.is_none() && workers.len() < cfg.max_connections && drain.queue.len() > cfg.grow_above {
+            let barrier = workers.iter().map(|w| (w.slot, w.sent)).collect();
+            workers.push(start_worker(&drain, &sink, &cfg, &tracker, next_slot));
+            next_slot += 1;
+            gate = Some(Gate {
+                barrier,
+                held: Vec::new(),
+            });
+        }
+        if workers.len() == 1 {
+            send_to(&mut workers[0], batch).await;
+            continue;
+        }
+        parts.resize_with(workers.len(), Vec::new);
+        let mut last: Option<(Bytes, usize)> = None;
+        for rec in batch {
+            let w = match &last {
+                Some((k, w)) if k.as_ref() == rec.order_key() => *w,
+                _ => {
+                    let w = pick(&workers, rec.order_key());
+                    last = Some((rec.hostname.clone(), w));
+                    w
+                }
+            };
+            parts[w].push(rec);
+        }
+        let newest = workers.len() - 1;
+        for (i, part) in parts.iter_mut().enumerate() {
+            if part.is_empty() {
+                continue;
+            }
+            match gate.as_mut() {
+                Some(g) if i == newest => g.held.append(part),
+                _ => send_to(&mut workers[i], std::mem::take(part)).await,
+            }
+        }
+        let must_wait = gate.as_ref().is_some_and(|g| g.held.len() >= cfg.batch_records * 4);
+        release_gate(&mut gate, &mut workers, must_wait).await;
+    }
+    // Closed and empty: hand over anything held, then let workers finish.
+    release_gate(&mut gate, &mut workers, true).await;
+    let tasks: Vec<_> = workers.iter_mut().filter_map(|w| w.task.take()).collect();
+    workers.clear();
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// Sends the records held for a new worker once its gate opens; with `wait`,
+/// waits for that (the dispatcher pauses rather than hold without bound).
+async fn release_gate(gate: &mut Option<Gate>, workers: &mut [Worker], wait: bool) {
+    let Some(g) = gate.as_ref() else {
+        return;
+    };
+    while !g.open(workers) {
+        if !wait {
+            return;
+        }
+        sleep(Duration::from_millis(1)).await;
+    }
+    let g = gate.take().expect("checked above");
+    if let Some(w) = workers.last_mut()
+        && !g.held.is_empty()
+    {
+        send_to(w, g.held).await;
+    }
+}
+
+async fn send_to(w: &mut Worker, batch: Vec<SharedRecord>) {
+    w.last_used = Instant::now();
+    w.sent += 1;
+    // A worker only exits after its sender is dropped, so this cannot fail.
+    let _ = w.tx.send(batch).await;
+}
+
+fn retire_idle(workers: &mut Vec<Worker>, cfg: &DriverConfig) {
+    let now = Instant::now();
+    while workers.len() > 1 {
+        match workers
+            .iter()
+            .position(|w| now.duration_since(w.last_used) > cfg.idle_timeout && w.idle())
+        {
+            Some(i) => {
+                workers.remove(i);
+            }
+            None => break,
+        }
+    }
+}
+
+/// Rendezvous (highest random weight) hashing: adding or removing a worker only
+/// moves the sources that hash to it.
+fn pick(workers: &[Worker], key: &[u8]) -> usize {
+    let kh = fnv1a(key);
+    let mut best = (0u64, 0usize);
+    for (i, w) in workers.iter().enumerate() {
+        let score = mix(kh ^ w.slot.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        if i == 0 || score > best.0 {
+            best = (score, i);
+        }
+    }
+    best.1
+}
+
+fn fnv1a(b: &[u8]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for &c in b {
+        h ^= c as u64;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+fn start_worker<S: Sink>(
+    drain: &Arc<Drain>,
+    sink: &Arc<S>,
+    cfg: &DriverConfig,
+    tracker: &tokio_util::task::TaskTracker,
+    slot: u64,
+) -> Worker {
+    let (tx, rx) = mpsc::channel(2);
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let task = tracker.spawn(work(drain.clone(), sink.clone(), cfg.clone(), rx, done.clone()));
+    Worker {
+        slot,
+        tx,
+        last_used: Instant::now(),
+        sent: 0,
+        done,
+        task: Some(task),
+    }
+}
+
+/// One pooled connection: delivers batches in order, reconnecting as needed.
+async fn work<S: Sink>(
+    drain: Arc<Drain>,
+    sink: Arc<S>,
+    cfg: DriverConfig,
+    mut rx: mpsc::Receiver<Vec<SharedRecord>>,
+    done: Arc<std::sync::atomic::AtomicU64>,
+) {
+    let mut conn: Option<S::Conn> = None;
+    let mut backoff = Backoff::new(cfg.backoff_min, cfg.backoff_max);
+    while let Some(batch) = rx.recv().await {
+        let n = batch.len();
+        deliver(&drain, &*sink, &cfg, &mut conn, &mut backoff, batch).await;
+        drain.in_flight.fetch_sub(n, Ordering::AcqRel);
+        done.fetch_add(1, Ordering::AcqRel);
+        if conn.is_some() {
+            send_drop_summary(&drain, &*sink, &cfg, &mut conn).await;
+        }
+    }
+    if let Some(c) = conn.take() {
+        sink.close(c).await;
+        drain.stats.connections.add(-1);
+    }
+}
+
+async fn deliver<S: Sink>(
+    drain: &Drain,
+    sink: &S,
+    cfg: &DriverConfig,
+    conn: &mut Option<S::Conn>,
+    backoff: &mut Backoff,
+    mut pending: Vec<SharedRecord>,
+) {
+    loop {
+        if conn.is_none() {
+            match timeout(cfg.connect_timeout, sink.connect()).await {
+                Ok(Ok(c)) => {
+                    *conn = Some(c);
+                    drain.stats.connections.add(1);
+                }
+                Ok(Err(e)) => {
+                    fail(drain, &e.to_string());
+                    sleep(backoff.next_delay()).await;
+                    continue;
+                }
+                Err(_) => {
+                    fail(drain, &format!("connect timed out after {:?}", cfg.connect_timeout));
+                    sleep(backoff.next_delay()).await;
+                    continue;
+                }
+            }
+        }
+        let c = conn.as_mut().expect("connected above");
+        let result = timeout(cfg.send_timeout, sink.send(c, &pending)).await;
+        match result {
+            Ok(Ok(d)) => {
+                recovered(drain);
+                backoff.reset();
+                let done = pending.len() - d.retry.len() - d.rejected.len();
+                drain.stats.sent.add(done as u64);
+                drain.stats.sent_bytes.add(d.bytes);
+                drain.stats.truncated.add(d.truncated);
+                for &i in &d.rejected {
+                    if let Some(a) = pending.get(i).and_then(|r| r.ack.as_ref()) {
+                        a.reject();
+                    }
+                }
+                drain.stats.rejected.add(d.rejected.len() as u64);
+                if d.retry.is_empty() {
+                    return;
+                }
+                drain.stats.retries.inc();
+                pending = d.retry.iter().filter_map(|&i| pending.get(i).cloned()).collect();
+                sleep(d.retry_after.unwrap_or_else(|| backoff.next_delay())).await;
+            }
+            Ok(Err(e)) => {
+                drain.stats.errors.inc();
+                if !e.retryable() {
+                    warn!(drain = %drain.id, error = %e, records = pending.len(), "Drain refused a batch; it will not be retried.");
+                    drain.stats.rejected.add(pending.len() as u64);
+                    for r in &pending {
+                        if let Some(a) = &r.ack {
+                            a.reject();
+                        }
+                    }
+                    return;
+                }
+                fail(drain, &e.to_string());
+                if !e.keeps_connection() {
+                    drop_conn(drain, sink, conn).await;
+                }
+                drain.stats.retries.inc();
+                sleep(e.retry_after().unwrap_or_else(|| backoff.next_delay())).await;
+            }
+            Err(_) => {
+                fail(drain, &format!("send timed out after {:?}", cfg.send_timeout));
+                drop_conn(drain, sink, conn).await;
+                drain.stats.retries.inc();
+                sleep(backoff.next_delay()).await;
+            }
+        }
+    }
+}
+
+async fn drop_conn<S: Sink>(drain: &Drain, _sink: &S, conn: &mut Option<S::Conn>) {
+    if conn.take().is_some() {
+        drain.stats.connections.add(-1);
+    }
+}
+
+/// Counts an error; logs it once per failure episode.
+fn fail(drain: &Drain, error: &str) {
+    drain.stats.errors.inc();
+    if !drain.failing.swap(true, Ordering::AcqRel) {
+        warn!(drain = %drain.id, %error, "Drain is failing; retrying with backoff.");
+    } else {
+        debug!(drain = %drain.id, %error, "Drain still failing.");
+    }
+}
+
+fn recovered(drain: &Drain) {
+    if drain.failing.swap(false, Ordering::AcqRel) {
+        info!(drain = %drain.id, "Drain recovered.");
+    }
+}
+
+/// After an overflow episode, tells the drain itself how many records it missed
+/// (like logplex's L10), once it accepts data again.
+async fn send_drop_summary<S: Sink>(drain: &Drain, sink: &S, cfg: &DriverConfig, conn: &mut Option<S::Conn>) {
+    let Some(ep) = drain.dropped.lock().take() else {
+        return;
+    };
+    let text = format!(
+        "Error L10 (output buffer overflow): {} messages dropped since {}.",
+        ep.count,
+        ep.since.to_rfc3339()
+    );
+    let mut rec = Record::new(InputKind::Internal, Bytes::from_static(b"logtrain"), Bytes::from(text));
+    rec.app_name = Bytes::from_static(b"logtrain");
+    rec.msgid = Bytes::from_static(b"L10");
+    rec.severity = Severity::WARNING;
+    let c = conn.as_mut().expect("caller checked");
+    let ok = matches!(
+        timeout(cfg.send_timeout, sink.send(c, &[Arc::new(rec)])).await,
+        Ok(Ok(_))
+    );
+    if ok {
+        info!(drain = %drain.id, dropped = ep.count, since = %ep.since.to_rfc3339(), "Drain caught up after dropping records; told the drain.");
+    } else {
+        // Put the episode back (merging with any newer drops) and try after the next batch.
+        let mut d = drain.dropped.lock();
+        match d.as_mut() {
+            Some(newer) => {
+                newer.count += ep.count;
+                newer.since = ep.since;
+            }
+            None => *d = Some(ep),
+        }
+    }
+}
+
+/// Jittered exponential backoff ("full jitter" over a doubling ceiling).
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+    current: Duration,
+}
+
+impl Backoff {
+    pub fn new(min: Duration, max: Duration) -> Self {
+        Backoff { min, max, current: min }
+    }
+
+    /// The next delay: uniformly random between `min` and the current ceiling,
+    /// which doubles up to `max`.
+    pub fn next_delay(&mut self) -> Duration {
+        let ceil = self.current;
+        self.current = (self.current * 2).min(self.max);
+        let lo = self.min.as_millis() as u64;
+        let hi = ceil.as_millis().max(lo as u128) as u64;
+        Duration::from_millis(if hi > lo { rand::random_range(lo..=hi) } else { lo })
+    }
+
+    pub fn reset(&mut self) {
+        self.current = self.min;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,268 @@
+//! Driver tests with an in-process sink that records what it is given and can
+//! be told to fail, refuse or stall.
+
+use super::*;
+use crate::ack::{self, BatchStatus};
+use parking_lot::Mutex as PMutex;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU32;
+use tokio_util::task::TaskTracker;
+
+#[derive(Default)]
+struct Recorder {
+    got: PMutex<Vec<(u64, Bytes, Bytes)>>,
+    fail_connects: AtomicU32,
+    fail_sends: AtomicU32,
+    refuse: AtomicBool,
+    stall: AtomicBool,
+    conns: AtomicU32,
+}
+
+struct TestSink(Arc<Recorder>);
+
+impl Sink for TestSink {
+    type Conn = u64;
+    async fn connect(&self) -> Result<u64, SinkError> {
+        let r = &self.0;
+        if r.fail_connects.load(Ordering::SeqCst) > 0 {
+            r.fail_connects.fetch_sub(1, Ordering::SeqCst);
+            return Err(SinkError::Connect("refused".into()));
+        }
+        Ok(r.conns.fetch_add(1, Ordering::SeqCst) as u64)
+    }
+    async fn send(&self, conn: &mut u64, batch: &[SharedRecord]) -> Result<Delivery, SinkError> {
+        let r = &self.0;
+        while r.stall.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if r.refuse.load(Ordering::SeqCst) {
+            return Err(SinkError::Refused("400 bad".into()));
+        }
+        if r.fail_sends.load(Ordering::SeqCst) > 0 {
+            r.fail_sends.fetch_sub(1, Ordering::SeqCst);
+            return Err(SinkError::Io(std::io::Error::other("reset")));
+        }
+        let mut g = r.got.lock();
+        for rec in batch {
+            g.push((*conn, rec.hostname.clone(), rec.message.clone()));
+        }
+        Ok(Delivery::default())
+    }
+}
+
+fn cfg() -> DriverConfig {
+    DriverConfig {
+        backoff_min: Duration::from_millis(1),
+        backoff_max: Duration::from_millis(5),
+        ..DriverConfig::default()
+    }
+}
+
+fn rec(host: &str, msg: String) -> SharedRecord {
+    Arc::new(Record::new(InputKind::Internal, host.to_string(), msg))
+}
+
+async fn wait_for(mut f: impl FnMut() -> bool) {
+    for _ in 0..2000 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("condition not reached");
+}
+
+#[tokio::test]
+async fn delivers_in_order_per_source_with_a_growing_pool() {
+    let r = Arc::new(Recorder::default());
+    r.stall.store(true, Ordering::SeqCst);
+    let t = TaskTracker::new();
+    let c = DriverConfig {
+        grow_above: 10,
+        max_connections: 4,
+        queue_records: 100_000,
+        batch_records: 50,
+        ..cfg()
+    };
+    let d = spawn("test-order", TestSink(r.clone()), c, &t);
+    for i in 0..4000 {
+        let host = format!("h{}", i % 13);
+        assert!(d.offer(&rec(&host, format!("{i}"))));
+        if i % 500 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    r.stall.store(false, Ordering::SeqCst);
+    wait_for(|| r.got.lock().len() == 4000).await;
+    let got = r.got.lock();
+    let mut last: HashMap<Bytes, i64> = HashMap::new();
+    for (_, h, m) in got.iter() {
+        let n: i64 = std::str::from_utf8(m).unwrap().parse().unwrap();
+        let prev = last.insert(h.clone(), n).unwrap_or(-1);
+        assert!(n > prev, "out of order for {h:?}: {prev} then {n}");
+    }
+    assert!(r.conns.load(Ordering::SeqCst) > 1, "pool never grew");
+    assert_eq!(d.sent_total(), 4000);
+}
+
+#[tokio::test]
+async fn overflow_drops_are_counted_exactly_and_told_to_the_drain() {
+    let r = Arc::new(Recorder::default());
+    r.stall.store(true, Ordering::SeqCst);
+    let t = TaskTracker::new();
+    let c = DriverConfig {
+        queue_records: 100,
+        max_connections: 1,
+        batch_records: 10,
+        ..cfg()
+    };
+    let d = spawn("test-overflow", TestSink(r.clone()), c, &t);
+    let mut accepted = 0u64;
+    let mut dropped = 0u64;
+    let mut acks = Vec::new();
+    for i in 0..1000 {
+        let (a, rx) = ack::batch();
+        let mut rr = Record::new(InputKind::Internal, "h", format!("{i}"));
+        rr.ack = Some(a);
+        let rr = Arc::new(rr);
+        let queued = d.offer(&rr);
+        if queued {
+            accepted += 1;
+        } else {
+            dropped += 1;
+        }
+        acks.push((queued, rx));
+        drop(rr);
+        if i % 100 == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    assert!(dropped > 0);
+    assert_eq!(d.dropped_total(), dropped);
+    r.stall.store(false, Ordering::SeqCst);
+    wait_for(|| r.got.lock().len() as u64 == accepted + 1).await;
+    let got = r.got.lock().clone();
+    let summary = got
+        .iter()
+        .find(|(_, h, _)| h.as_ref() == b"logtrain")
+        .expect("summary line");
+    let text = String::from_utf8_lossy(&summary.2).to_string();
+    assert!(text.contains(&format!("{dropped} messages dropped since")), "{text}");
+    for (queued, rx) in acks {
+        let want = if queued {
+            BatchStatus::Delivered
+        } else {
+            BatchStatus::Rejected
+        };
+        assert_eq!(rx.wait().await, want);
+    }
+}
+
+#[tokio::test]
+async fn retries_through_connect_and_write_failures_without_loss() {
+    let r = Arc::new(Recorder::default());
+    r.fail_connects.store(3, Ordering::SeqCst);
+    r.fail_sends.store(2, Ordering::SeqCst);
+    let t = TaskTracker::new();
+    let d = spawn("test-retry", TestSink(r.clone()), cfg(), &t);
+    for i in 0..50 {
+        assert!(d.offer(&rec("h", format!("{i}"))));
+    }
+    wait_for(|| r.got.lock().len() == 50).await;
+    let msgs: Vec<String> = r
+        .got
+        .lock()
+        .iter()
+        .map(|x| String::from_utf8_lossy(&x.2).to_string())
+        .collect();
+    assert_eq!(msgs, (0..50).map(|i| i.to_string()).collect::<Vec<_>>());
+    assert!(telemetry::counter("logtrain_drain_errors_total", &[("drain", "test-retry")]).get() >= 5);
+}
+
+#[tokio::test]
+async fn refused_batches_are_rejected_not_retried() {
+    let r = Arc::new(Recorder::default());
+    r.refuse.store(true, Ordering::SeqCst);
+    let t = TaskTracker::new();
+    let d = spawn("test-refuse", TestSink(r.clone()), cfg(), &t);
+    let (a, rx) = ack::batch();
+    let mut x = Record::new(InputKind::Internal, "h", "m");
+    x.ack = Some(a);
+    assert!(d.offer(&Arc::new(x)));
+    assert_eq!(rx.wait().await, BatchStatus::Rejected);
+    assert!(r.got.lock().is_empty());
+}
+
+#[tokio::test]
+async fn shutdown_flushes_or_reports_what_is_left() {
+    let r = Arc::new(Recorder::default());
+    let t = TaskTracker::new();
+    let d = spawn("test-flush", TestSink(r.clone()), cfg(), &t);
+    for i in 0..100 {
+        d.offer(&rec("h", format!("{i}")));
+    }
+    d.close();
+    t.close();
+    tokio::time::timeout(Duration::from_secs(5), t.wait()).await.unwrap();
+    assert_eq!(r.got.lock().len(), 100);
+    assert!(d.is_finished());
+
+    let r = Arc::new(Recorder::default());
+    r.stall.store(true, Ordering::SeqCst);
+    let t = TaskTracker::new();
+    let d = spawn("test-stuck", TestSink(r.clone()), cfg(), &t);
+    for i in 0..100 {
+        d.offer(&rec("h", format!("{i}")));
+    }
+    d.close();
+    t.close();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), t.wait())
+            .await
+            .is_err()
+    );
+    assert_eq!(d.abandon(), 100);
+}
+
+#[test]
+fn backoff_is_jittered_and_capped() {
+    let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    for _ in 0..10 {
+        let d = b.next_delay();
+        assert!(d >= Duration::from_millis(100) && d <= Duration::from_secs(2));
+    }
+    b.reset();
+    assert!(b.next_delay() <= Duration::from_millis(100));
+}
+
+#[tokio::test]
+async fn rendezvous_moves_few_keys_when_a_worker_is_added() {
+    let mk = |n: u64| -> Vec<Worker> {
+        (0..n)
+            .map(|slot| Worker {
+                slot,
+                tx: mpsc::channel(1).0,
+                last_used: Instant::now(),
+                sent: 0,
+                done: Default::default(),
+                task: None,
+            })
+            .collect()
+    };
+    let four = mk(4);
+    let five = mk(5);
+    let mut moved = 0;
+    let mut per = [0usize; 5];
+    for i in 0..10_000 {
+        let k = format!("app-{i}.ns");
+        let a = four[pick(&four, k.as_bytes())].slot;
+        let b = five[pick(&five, k.as_bytes())].slot;
+        per[b as usize] += 1;
+        if a != b {
+            assert_eq!(b, 4, "a key moved between old workers");
+            moved += 1;
+        }
+    }
+    assert!((1500..2500).contains(&moved), "moved {moved}");
+    assert!(per.iter().all(|&n| n > 1500), "{per:?}");
+}

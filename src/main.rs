@@ -1,0 +1,110 @@
+//! The logtrain binary: flags and environment, logging, signals, and wiring.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use logtrain::app::App;
+use logtrain::config::{Config, LogFormat, ProcessEnv};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info};
+
+#[derive(Parser)]
+#[command(
+    name = "logtrain",
+    version,
+    about = "Routes every container's logs to the drains its workload names."
+)]
+struct Cli {
+    /// YAML configuration file (environment variables override it).
+    #[arg(long, global = true, env = "LOGTRAIN_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the configuration and every drain URL, list every problem.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref(), &ProcessEnv) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(Command::Check) = cli.command {
+        let problems = config.problems();
+        for p in &problems {
+            eprintln!("error: {p}");
+        }
+        if problems.is_empty() {
+            println!("configuration OK: {} static route(s)", config.routes.len());
+            return ExitCode::SUCCESS;
+        }
+        return ExitCode::from(1);
+    }
+    init_tracing(&config);
+    let problems = config.problems();
+    if !problems.is_empty() {
+        for p in &problems {
+            error!(problem = %p, "Configuration problem.");
+        }
+        return ExitCode::from(2);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match rt.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = %format!("{e:#}"), "logtrain stopped.");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let app = App::start(config);
+    logtrain::input::start(&app).await?;
+    info!(version = env!("CARGO_PKG_VERSION"), "logtrain started.");
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => app.reopen_files(),
+        }
+    }
+    info!("Shutting down: stopping inputs, flushing drains.");
+    let report = app.shutdown().await;
+    if !report.unflushed.is_empty() {
+        for (drain, held) in &report.unflushed {
+            error!(drain = %drain, records = held, "Drain not flushed before the deadline.");
+        }
+    }
+    Ok(())
+}
+
+fn init_tracing(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let default = if config.debug { "debug" } else { "info" };
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,0 +1,163 @@
+//! The routing table: an immutable snapshot mapping a record's source key (its
+//! hostname, as in logtrain) to the drains it goes to, swapped atomically by the
+//! single [`writer`]. Readers on the hot path load the current snapshot without
+//! taking a lock and resolve each record in one hash lookup.
+
+pub mod writer;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+
+use crate::drain::Drain;
+use crate::record::{InputKind, Record, SharedRecord};
+use crate::telemetry::{self, Counter};
+
+/// One immutable version of the routes.
+#[derive(Default, Debug)]
+pub struct RouteTable {
+    by_host: HashMap<Bytes, Arc<[Arc<Drain>]>>,
+    routes: usize,
+}
+
+impl RouteTable {
+    pub fn new(by_host: HashMap<Bytes, Arc<[Arc<Drain>]>>) -> Self {
+        let routes = by_host.values().map(|d| d.len()).sum();
+        RouteTable { by_host, routes }
+    }
+
+    /// The drains for a hostname (empty when unrouted).
+    pub fn drains_for(&self, hostname: &[u8]) -> &[Arc<Drain>] {
+        self.by_host.get(hostname).map(|d| &d[..]).unwrap_or(&[])
+    }
+
+    /// The shared drain list for a hostname, for callers that cache it (a tailed
+    /// file keeps it until the table changes).
+    pub fn drains_arc(&self, hostname: &[u8]) -> Option<Arc<[Arc<Drain>]>> {
+        self.by_host.get(hostname).cloned()
+    }
+
+    /// Number of (hostname, drain) routes.
+    pub fn len(&self) -> usize {
+        self.routes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes == 0
+    }
+
+    /// Every hostname with at least one route.
+    pub fn hostnames(&self) -> impl Iterator<Item = &Bytes> {
+        self.by_host.keys()
+    }
+}
+
+/// The shared, always-current table. Clone freely.
+#[derive(Clone, Default)]
+pub struct Routes(Arc<ArcSwap<RouteTable>>);
+
+impl Routes {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The current snapshot (lock-free; hold it for a batch, not forever).
+    pub fn load(&self) -> arc_swap::Guard<Arc<RouteTable>> {
+        self.0.load()
+    }
+
+    /// The current snapshot as an owned `Arc`.
+    pub fn snapshot(&self) -> Arc<RouteTable> {
+        self.0.load_full()
+    }
+
+    pub(crate) fn store(&self, t: RouteTable) {
+        self.0.store(Arc::new(t));
+    }
+}
+
+/// What happened to a record offered to its drains.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Offered {
+    /// Drains that queued it.
+    pub queued: usize,
+    /// Drains whose queue was full (counted by the drain).
+    pub dropped: usize,
+    /// No route at all (counted as unrouted).
+    pub unrouted: bool,
+}
+
+/// The hot-path entry for push inputs: resolves a record's drains and offers it
+/// to each without waiting; full queues drop and count.
+pub struct Router {
+    routes: Routes,
+    unrouted: Counter,
+}
+
+impl Router {
+    pub fn new(routes: Routes, input: InputKind) -> Self {
+        Router {
+            routes,
+            unrouted: telemetry::counter("logtrain_unrouted_records_total", &[("input", input.as_str())]),
+        }
+    }
+
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
+    /// Offers one record to its drains.
+    pub fn offer(&self, table: &RouteTable, rec: Record) -> Offered {
+        let drains = table.drains_for(&rec.hostname);
+        if drains.is_empty() {
+            self.unrouted.inc();
+            return Offered {
+                unrouted: true,
+                ..Offered::default()
+            };
+        }
+        let rec: SharedRecord = Arc::new(rec);
+        let mut o = Offered::default();
+        for d in drains {
+            if d.offer(&rec) {
+                o.queued += 1;
+            } else {
+                o.dropped += 1;
+            }
+        }
+        o
+    }
+
+    /// Sends one record to its drains, waiting while their queues are full.
+    pub async fn send(&self, rec: Record) -> Offered {
+        let drains = self.routes.load().drains_arc(&rec.hostname);
+        let Some(drains) = drains else {
+            self.unrouted.inc();
+            return Offered {
+                unrouted: true,
+                ..Offered::default()
+            };
+        };
+        let rec: SharedRecord = Arc::new(rec);
+        let mut o = Offered::default();
+        for d in drains.iter() {
+            if d.send(rec.clone()).await {
+                o.queued += 1;
+            } else {
+                o.dropped += 1;
+            }
+        }
+        o
+    }
+
+    /// Whether every drain of `hostname` has room now (inputs that answer their
+    /// sender check this before accepting, rather than accept and drop).
+    pub fn has_room(&self, table: &RouteTable, hostname: &[u8]) -> bool {
+        table.drains_for(hostname).iter().all(|d| d.has_room())
+    }
+}
+
+#[cfg(test)]
+mod tests;

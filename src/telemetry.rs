@@ -1,0 +1,327 @@
+//! Metrics and the events that both log and count.
+//!
+//! Metrics live in one process-wide registry, rendered in the Prometheus text
+//! format at `/metrics`. Every metric name is declared once in [`CATALOG`] with
+//! its help text. Handles ([`Counter`], [`Gauge`]) are looked up once per
+//! component and then cost one atomic add on the hot path. Label values are
+//! bounded: drain ids (never URLs with credentials), input kinds, origins.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::RwLock;
+
+/// Kind of a metric in the Prometheus exposition format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// Every metric logtrain exports: name, kind, help.
+pub const CATALOG: &[(&str, Kind, &str)] = &[
+    (
+        "logtrain_input_records_total",
+        Kind::Counter,
+        "Records accepted by an input.",
+    ),
+    (
+        "logtrain_input_bytes_total",
+        Kind::Counter,
+        "Message bytes accepted by an input.",
+    ),
+    (
+        "logtrain_input_parse_errors_total",
+        Kind::Counter,
+        "Frames or lines an input could not parse (forwarded raw or refused, see logs).",
+    ),
+    (
+        "logtrain_input_truncated_total",
+        Kind::Counter,
+        "Frames an input truncated to its maximum size.",
+    ),
+    (
+        "logtrain_input_rejected_total",
+        Kind::Counter,
+        "Records an input refused back to its sender (full queue, bad request).",
+    ),
+    (
+        "logtrain_input_connections",
+        Kind::Gauge,
+        "Open connections per listener.",
+    ),
+    (
+        "logtrain_input_connections_refused_total",
+        Kind::Counter,
+        "Connections refused because a listener was at its cap.",
+    ),
+    (
+        "logtrain_unrouted_records_total",
+        Kind::Counter,
+        "Records whose hostname had no route (counted, not forwarded).",
+    ),
+    (
+        "logtrain_routes",
+        Kind::Gauge,
+        "Distinct (hostname, drain) routes in the current table.",
+    ),
+    (
+        "logtrain_route_updates_total",
+        Kind::Counter,
+        "Routing table snapshots published.",
+    ),
+    (
+        "logtrain_route_errors_total",
+        Kind::Counter,
+        "Routes refused because of a bad drain URL, per origin.",
+    ),
+    ("logtrain_drains", Kind::Gauge, "Drains currently running."),
+    (
+        "logtrain_drain_queued_total",
+        Kind::Counter,
+        "Records accepted into a drain's queue.",
+    ),
+    ("logtrain_drain_sent_total", Kind::Counter, "Records a drain delivered."),
+    (
+        "logtrain_drain_sent_bytes_total",
+        Kind::Counter,
+        "Encoded bytes a drain delivered.",
+    ),
+    (
+        "logtrain_drain_dropped_total",
+        Kind::Counter,
+        "Records dropped because a drain's queue was full.",
+    ),
+    (
+        "logtrain_drain_rejected_total",
+        Kind::Counter,
+        "Records a drain's receiver refused permanently.",
+    ),
+    (
+        "logtrain_drain_truncated_total",
+        Kind::Counter,
+        "Records a drain truncated to fit its transport.",
+    ),
+    (
+        "logtrain_drain_errors_total",
+        Kind::Counter,
+        "Connection, write and response errors per drain.",
+    ),
+    (
+        "logtrain_drain_retries_total",
+        Kind::Counter,
+        "Batches a drain retried.",
+    ),
+    (
+        "logtrain_drain_queue_records",
+        Kind::Gauge,
+        "Records waiting in a drain's queue.",
+    ),
+    (
+        "logtrain_drain_queue_bytes",
+        Kind::Gauge,
+        "Bytes waiting in a drain's queue.",
+    ),
+    (
+        "logtrain_drain_connections",
+        Kind::Gauge,
+        "Open connections of a drain's pool.",
+    ),
+];
+
+fn kind_of(name: &str) -> Option<(Kind, &'static str)> {
+    CATALOG.iter().find(|(n, _, _)| *n == name).map(|(_, k, h)| (*k, *h))
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+#[derive(Default)]
+struct Registry {
+    counters: RwLock<BTreeMap<(&'static str, Labels), Arc<AtomicU64>>>,
+    gauges: RwLock<BTreeMap<(&'static str, Labels), Arc<AtomicI64>>>,
+}
+
+fn registry() -> &'static Registry {
+    static R: OnceLock<Registry> = OnceLock::new();
+    R.get_or_init(Registry::default)
+}
+
+fn labels(l: &[(&'static str, &str)]) -> Labels {
+    l.iter().map(|(k, v)| (*k, v.to_string())).collect()
+}
+
+/// A monotonically increasing count.
+#[derive(Clone, Debug)]
+pub struct Counter(Arc<AtomicU64>);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Clone, Debug)]
+pub struct Gauge(Arc<AtomicI64>);
+
+impl Gauge {
+    pub fn set(&self, v: i64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+    pub fn add(&self, v: i64) {
+        self.0.fetch_add(v, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The counter `name{labels}`; `name` must be in [`CATALOG`].
+pub fn counter(name: &'static str, l: &[(&'static str, &str)]) -> Counter {
+    debug_assert_eq!(kind_of(name).map(|k| k.0), Some(Kind::Counter), "{name}");
+    let key = (name, labels(l));
+    if let Some(c) = registry().counters.read().get(&key) {
+        return Counter(c.clone());
+    }
+    Counter(registry().counters.write().entry(key).or_default().clone())
+}
+
+/// The gauge `name{labels}`; `name` must be in [`CATALOG`].
+pub fn gauge(name: &'static str, l: &[(&'static str, &str)]) -> Gauge {
+    debug_assert_eq!(kind_of(name).map(|k| k.0), Some(Kind::Gauge), "{name}");
+    let key = (name, labels(l));
+    if let Some(g) = registry().gauges.read().get(&key) {
+        return Gauge(g.clone());
+    }
+    Gauge(registry().gauges.write().entry(key).or_default().clone())
+}
+
+/// Removes every series carrying `label=value` (a closed drain's gauges, say).
+pub fn forget_gauges(label: &str, value: &str) {
+    registry()
+        .gauges
+        .write()
+        .retain(|(_, l), _| !l.iter().any(|(k, v)| *k == label && v == value));
+}
+
+fn escape(v: &str, out: &mut String) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// The whole registry in the Prometheus text exposition format (version 0.0.4).
+pub fn render() -> String {
+    let mut out = String::with_capacity(4096);
+    let counters = registry().counters.read();
+    let gauges = registry().gauges.read();
+    for (name, kind, help) in CATALOG {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(
+            out,
+            "# TYPE {name} {}",
+            if *kind == Kind::Counter { "counter" } else { "gauge" }
+        );
+        let mut series: Vec<(String, String)> = Vec::new();
+        let fmt_labels = |l: &Labels| {
+            if l.is_empty() {
+                return String::new();
+            }
+            let mut s = String::from("{");
+            for (i, (k, v)) in l.iter().enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                s.push_str(k);
+                s.push_str("=\"");
+                escape(v, &mut s);
+                s.push('"');
+            }
+            s.push('}');
+            s
+        };
+        for ((n, l), v) in counters.range((*name, Vec::new())..) {
+            if n != name {
+                break;
+            }
+            series.push((fmt_labels(l), v.load(Ordering::Relaxed).to_string()));
+        }
+        for ((n, l), v) in gauges.range((*name, Vec::new())..) {
+            if n != name {
+                break;
+            }
+            series.push((fmt_labels(l), v.load(Ordering::Relaxed).to_string()));
+        }
+        for (l, v) in series {
+            let _ = writeln!(out, "{name}{l} {v}");
+        }
+    }
+    out
+}
+
+/// Logs a problem the first time it is seen for `key` and stays quiet after that,
+/// so a flood of identical errors costs one log line (the counter still counts all).
+#[derive(Default)]
+pub struct OnceLog {
+    seen: parking_lot::Mutex<std::collections::HashSet<String>>,
+}
+
+impl OnceLog {
+    /// Returns true the first time `key` is passed (log then), false afterwards.
+    pub fn first(&self, key: &str) -> bool {
+        let mut seen = self.seen.lock();
+        if seen.len() > 10_000 {
+            seen.clear();
+        }
+        seen.insert(key.to_string())
+    }
+
+    /// Forgets `key`, so its next occurrence is logged again.
+    pub fn forget(&self, key: &str) {
+        self.seen.lock().remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_gauges_with_escaped_labels() {
+        let c = counter("logtrain_drain_sent_total", &[("drain", "t\"est\\1")]);
+        c.add(3);
+        let g = gauge("logtrain_drain_queue_records", &[("drain", "test-render")]);
+        g.set(-2);
+        let text = render();
+        assert!(text.contains("# TYPE logtrain_drain_sent_total counter"));
+        assert!(
+            text.contains(r#"logtrain_drain_sent_total{drain="t\"est\\1"} 3"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"logtrain_drain_queue_records{drain="test-render"} -2"#));
+        forget_gauges("drain", "test-render");
+        assert!(!render().contains("test-render"));
+    }
+
+    #[test]
+    fn once_log_says_once() {
+        let o = OnceLog::default();
+        assert!(o.first("a"));
+        assert!(!o.first("a"));
+        o.forget("a");
+        assert!(o.first("a"));
+    }
+}
