@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::Config;
+use crate::datasource::postgres::PostgresSource;
 use crate::datasource::statics::StaticRoutes;
 use crate::datasource::{Datasource, OriginKind, RouteSender};
 use crate::drain::{DrainContext, Registry, ShutdownReport};
@@ -43,7 +44,15 @@ impl App {
             reopen: reopen_rx,
         }));
         let routes = Routes::new();
-        let datasources: Vec<Box<dyn Datasource>> = vec![Box::new(StaticRoutes::new(config.routes.clone()))];
+        let mut datasources: Vec<Box<dyn Datasource>> = vec![Box::new(StaticRoutes::new(config.routes.clone()))];
+        if config.postgres {
+            // `Config::problems` refuses a missing or malformed URL before we get here.
+            match config.database_url.as_deref().map(PostgresSource::new) {
+                Some(Ok(pg)) => datasources.push(Box::new(pg)),
+                Some(Err(e)) => error!(error = %e, "Postgres datasource not started."),
+                None => error!("POSTGRES is on but DATABASE_URL is not set."),
+            }
+        }
         let origins: Vec<OriginKind> = datasources.iter().map(|d| d.origin()).collect();
         let writer = RouteWriter::new(registry.clone(), routes.clone(), origins);
         let ready = writer.ready();

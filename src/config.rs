@@ -381,8 +381,15 @@ impl Config {
         if self.syslog_tls && (self.syslog_tls_cert_pem.is_none() || self.syslog_tls_key_pem.is_none()) {
             out.push("SYSLOG_TLS is on but SYSLOG_TLS_CERT_PEM and SYSLOG_TLS_KEY_PEM are not both set".into());
         }
-        if self.postgres && self.database_url.is_none() {
-            out.push("POSTGRES is on but DATABASE_URL is not set".into());
+        if self.postgres {
+            match self.database_url.as_deref() {
+                None => out.push("POSTGRES is on but DATABASE_URL is not set".into()),
+                Some(u) => {
+                    if let Err(e) = crate::datasource::postgres::PostgresSource::new(u) {
+                        out.push(e.to_string());
+                    }
+                }
+            }
         }
         for (name, p) in [
             ("HTTP_EVENTS_PATH", &self.http_events_path),

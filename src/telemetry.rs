@@ -77,6 +77,21 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Routes refused because of a bad drain URL, per origin.",
     ),
+    (
+        "logtrain_postgres_notifications_total",
+        Kind::Counter,
+        "Drain table notifications received.",
+    ),
+    (
+        "logtrain_postgres_resyncs_total",
+        Kind::Counter,
+        "Full reloads of the drain table (start, reconnect, unreadable notification).",
+    ),
+    (
+        "logtrain_postgres_errors_total",
+        Kind::Counter,
+        "Drain table sessions that ended in an error (the last routes keep serving).",
+    ),
     ("logtrain_drains", Kind::Gauge, "Drains currently running."),
     (
         "logtrain_drain_queued_total",

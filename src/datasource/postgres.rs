@@ -1,0 +1,327 @@
+//! The Postgres drain table datasource: loads every row of `drains` at start,
+//! then follows `LISTEN drains.insert / drains.update / drains.delete`.
+//!
+//! It never exits on a database error: on connection loss it keeps the last good
+//! routes, reconnects with jittered backoff and resyncs (a full listing, which the
+//! route writer swaps in as a whole, so unchanged routes keep their drains). LISTEN
+//! is issued before the listing, so no change can fall between the two. A NOTIFY
+//! payload it cannot read triggers a resync rather than being ignored. The
+//! database URL (and its password) is never logged.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::poll_fn;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, Client, Notification};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{Datasource, OriginKind, RouteEvent, RouteObject, RouteSender, RouteSpec, RouteUpdate};
+use crate::drain::driver::Backoff;
+use crate::telemetry;
+
+pub mod tls;
+
+const SCHEMA: &str = include_str!("postgres/schema.sql");
+/// Key of the advisory lock that serialises schema creation across nodes.
+const SCHEMA_LOCK: i64 = 0x6c6f_6774_7261_696e; // "logtrain"
+const CHANNELS: [&str; 3] = ["drains.insert", "drains.update", "drains.delete"];
+/// How often an idle session checks that the server still answers.
+const PING_EVERY: Duration = Duration::from_secs(15);
+
+/// What went wrong talking to Postgres (never contains the password).
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    #[error("DATABASE_URL is not a valid Postgres URL: {0}")]
+    Url(String),
+    #[error("postgres: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("postgres did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("postgres connection closed")]
+    Closed,
+}
+
+/// A row of the drains table, as loaded or as carried by a NOTIFY payload.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct DrainRow {
+    pub drain: String,
+    pub hostname: String,
+    pub endpoint: String,
+}
+
+impl DrainRow {
+    fn object(&self) -> RouteObject {
+        RouteObject {
+            id: object_id(&self.drain),
+            routes: vec![RouteSpec {
+                hostname: self.hostname.clone(),
+                drain: self.endpoint.clone(),
+            }],
+        }
+    }
+}
+
+fn object_id(drain: &str) -> String {
+    format!("drain {drain}")
+}
+
+#[derive(Deserialize)]
+struct UpdatePayload {
+    old: DrainRow,
+    new: DrainRow,
+}
+
+/// Turns one notification into route events; `Err` means the payload is unreadable.
+pub fn events_for(channel: &str, payload: &str) -> Result<Vec<RouteEvent>, String> {
+    let row = |p: &str| serde_json::from_str::<DrainRow>(p).map_err(|e| e.to_string());
+    match channel {
+        "drains.insert" => Ok(vec![RouteEvent::Apply(row(payload)?.object())]),
+        "drains.delete" => Ok(vec![RouteEvent::Delete(object_id(&row(payload)?.drain))]),
+        "drains.update" => {
+            let u: UpdatePayload = serde_json::from_str(payload).map_err(|e| e.to_string())?;
+            let mut ev = Vec::new();
+            if u.old.drain != u.new.drain {
+                ev.push(RouteEvent::Delete(object_id(&u.old.drain)));
+            }
+            // The route writer ignores an Apply that changes nothing, so an update of
+            // other columns does not disturb the route.
+            ev.push(RouteEvent::Apply(u.new.object()));
+            Ok(ev)
+        }
+        other => Err(format!("unexpected channel {other}")),
+    }
+}
+
+/// Creates the table and triggers if missing; safe when several nodes run it at once.
+pub async fn ensure_schema(client: &mut Client) -> Result<(), PgError> {
+    let tx = client.transaction().await?;
+    tx.execute("select pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]).await?;
+    tx.batch_execute(SCHEMA).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Every row of the table.
+pub async fn load(client: &Client) -> Result<Vec<DrainRow>, PgError> {
+    let rows = client
+        .query("select drain::text, hostname, endpoint from drains order by drain", &[])
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| DrainRow {
+            drain: r.get(0),
+            hostname: r.get(1),
+            endpoint: r.get(2),
+        })
+        .collect())
+}
+
+/// Follows the drains table.
+pub struct PostgresSource {
+    config: tokio_postgres::Config,
+    tls: tls::PgTls,
+    /// `host:port/dbname`, for logs.
+    target: String,
+}
+
+impl PostgresSource {
+    /// Parses `DATABASE_URL` (`sslmode` disable/prefer/require/verify-ca/verify-full,
+    /// `sslrootcert=FILE` honoured).
+    pub fn new(url: &str) -> Result<Self, PgError> {
+        let (config, tls) = tls::parse(url)?;
+        let host = config
+            .get_hosts()
+            .first()
+            .map(|h| match h {
+                tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+            })
+            .unwrap_or_default();
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let target = format!("{host}:{port}/{}", config.get_dbname().unwrap_or("postgres"));
+        Ok(PostgresSource { config, tls, target })
+    }
+
+    async fn session(&self, tx: &RouteSender, stop: &CancellationToken, up: &mut bool) -> Result<(), PgError> {
+        let connect = self.config.connect(self.tls.connector());
+        let (mut client, mut connection) = tokio::time::timeout(Duration::from_secs(10), connect)
+            .await
+            .map_err(|_| PgError::Timeout(Duration::from_secs(10)))??;
+        // Drive the connection; forward notifications through a bounded channel.
+        // If it overflows, the session resyncs instead of losing changes.
+        let (ntx, mut nrx) = mpsc::channel::<Notification>(1024);
+        let overflow = Arc::new(AtomicBool::new(false));
+        let ov = overflow.clone();
+        let driver = tokio::spawn(async move {
+            let mut messages = poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(m) = messages.next().await {
+                match m {
+                    Ok(AsyncMessage::Notification(n)) => {
+                        if ntx.try_send(n).is_err() {
+                            ov.store(true, Ordering::Release);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(PgError::Db(e)),
+                }
+            }
+            Ok(())
+        });
+        let _abort = AbortOnDrop(driver.abort_handle());
+
+        ensure_schema(&mut client).await?;
+        let listen: String = CHANNELS.iter().map(|c| format!("LISTEN \"{c}\";")).collect();
+        client.batch_execute(&listen).await?;
+        self.resync(&client, tx).await?;
+        if !*up {
+            info!(database = %self.target, "Following the Postgres drain table.");
+            *up = true;
+        }
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                n = nrx.recv() => {
+                    let Some(n) = n else {
+                        return Err(match driver.await { Ok(Err(e)) => e, _ => PgError::Closed });
+                    };
+                    telemetry::counter("logtrain_postgres_notifications_total", &[]).inc();
+                    match events_for(n.channel(), n.payload()) {
+                        Ok(events) => {
+                            for event in events {
+                                if tx.send(RouteUpdate { origin: OriginKind::Postgres, event }).await.is_err() {
+                                    return Ok(());
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            warn!(channel = n.channel(), error = %e, "Unreadable drain table notification; reloading the table.");
+                            self.resync(&client, tx).await?;
+                        }
+                    }
+                    if overflow.swap(false, Ordering::AcqRel) {
+                        warn!("Drain table notifications arrived faster than they were applied; reloading the table.");
+                        self.resync(&client, tx).await?;
+                    }
+                }
+                _ = ping.tick() => {
+                    tokio::time::timeout(Duration::from_secs(10), client.simple_query("select 1"))
+                        .await
+                        .map_err(|_| PgError::Timeout(Duration::from_secs(10)))??;
+                }
+            }
+        }
+    }
+
+    /// Publishes the whole table as one listing.
+    async fn resync(&self, client: &Client, tx: &RouteSender) -> Result<(), PgError> {
+        let rows = load(client).await?;
+        telemetry::counter("logtrain_postgres_resyncs_total", &[]).inc();
+        let mut events = Vec::with_capacity(rows.len() + 2);
+        events.push(RouteEvent::Init);
+        events.extend(rows.iter().map(|r| RouteEvent::InitApply(r.object())));
+        events.push(RouteEvent::InitDone);
+        for event in events {
+            if tx
+                .send(RouteUpdate {
+                    origin: OriginKind::Postgres,
+                    event,
+                })
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Datasource for PostgresSource {
+    fn origin(&self) -> OriginKind {
+        OriginKind::Postgres
+    }
+
+    fn run(self: Box<Self>, tx: RouteSender, stop: CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+            let mut up = false;
+            let mut failing = false;
+            while !stop.is_cancelled() {
+                let result = self.session(&tx, &stop, &mut up).await;
+                if stop.is_cancelled() || tx.is_closed() {
+                    return;
+                }
+                if let Err(e) = result {
+                    telemetry::counter("logtrain_postgres_errors_total", &[]).inc();
+                    if !failing {
+                        warn!(database = %self.target, error = %e, "Lost the Postgres drain table; keeping the last routes and reconnecting.");
+                        failing = true;
+                    }
+                    up = false;
+                } else {
+                    failing = false;
+                    backoff.reset();
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
+                }
+                if failing {
+                    // A session that got as far as following the table resets the backoff.
+                    if up {
+                        backoff.reset();
+                    }
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notification_payloads() {
+        let ins =
+            r#"{"drain":"a1","hostname":"web.default","endpoint":"syslog+tcp://h:1","created":null,"updated":null}"#;
+        assert_eq!(
+            events_for("drains.insert", ins).unwrap(),
+            vec![RouteEvent::Apply(RouteObject {
+                id: "drain a1".into(),
+                routes: vec![RouteSpec {
+                    hostname: "web.default".into(),
+                    drain: "syslog+tcp://h:1".into()
+                }]
+            })]
+        );
+        assert_eq!(
+            events_for("drains.delete", ins).unwrap(),
+            vec![RouteEvent::Delete("drain a1".into())]
+        );
+        let upd = format!(r#"{{"old":{ins},"new":{}}}"#, ins.replace("web.default", "api.default"));
+        let ev = events_for("drains.update", &upd).unwrap();
+        assert_eq!(ev.len(), 1);
+        assert!(matches!(&ev[0], RouteEvent::Apply(o) if o.routes[0].hostname == "api.default"));
+        assert!(events_for("drains.insert", "not json").is_err());
+        assert!(events_for("drains.insert", r#"{"drain":"x"}"#).is_err());
+        assert!(events_for("drains.update", ins).is_err());
+    }
+}
