@@ -2,6 +2,8 @@
 //! into records and hands them to a [`crate::route::Router`]; [`start`] launches
 //! the ones the configuration enables.
 
+pub mod file;
+
 use crate::app::App;
 
 /// An input that could not start (port in use, bad TLS material).

@@ -1,0 +1,278 @@
+//! Container log line formats, as kubelet's runtimes write them:
+//! **CRI** (`<RFC3339Nano> <stdout|stderr> <P|F>[:tags] <msg>`) and docker's
+//! **json-file** (`{"log":"…\n","stream":"stdout","time":"…"}`), plus the
+//! reassembly of partial lines (CRI `P`, docker lines without a trailing `\n`)
+//! into whole records, bounded by a maximum record size.
+//!
+//! Pure functions over byte slices: no I/O, no allocation for CRI lines.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use crate::record::Stream;
+use crate::time::Timestamp;
+
+/// One physical line of a container log, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line<'a> {
+    pub time: Option<Timestamp>,
+    pub stream: Stream,
+    /// More of the same record follows on a later line.
+    pub partial: bool,
+    pub msg: Cow<'a, [u8]>,
+}
+
+/// Parses a CRI line (without its trailing newline).
+pub fn parse_cri(line: &[u8]) -> Option<Line<'_>> {
+    let sp1 = line.iter().position(|&c| c == b' ')?;
+    let time = Timestamp::parse_rfc3339(&line[..sp1])?;
+    let rest = &line[sp1 + 1..];
+    let (stream, rest) = if let Some(r) = rest.strip_prefix(b"stdout ") {
+        (Stream::Stdout, r)
+    } else if let Some(r) = rest.strip_prefix(b"stderr ") {
+        (Stream::Stderr, r)
+    } else {
+        return None;
+    };
+    let tag_end = rest.iter().position(|&c| c == b' ').unwrap_or(rest.len());
+    let tags = &rest[..tag_end];
+    let partial = match tags.split(|&c| c == b':').next()? {
+        b"P" => true,
+        b"F" => false,
+        _ => return None,
+    };
+    let msg = if tag_end < rest.len() {
+        &rest[tag_end + 1..]
+    } else {
+        &[][..]
+    };
+    Some(Line {
+        time: Some(time),
+        stream,
+        partial,
+        msg: Cow::Borrowed(msg),
+    })
+}
+
+#[derive(Deserialize)]
+struct DockerLine<'a> {
+    #[serde(borrow)]
+    log: Cow<'a, str>,
+    #[serde(default)]
+    stream: Option<Cow<'a, str>>,
+    #[serde(default)]
+    time: Option<Cow<'a, str>>,
+}
+
+/// Parses a docker json-file line.
+pub fn parse_docker(line: &[u8]) -> Option<Line<'static>> {
+    let d: DockerLine = serde_json::from_slice(line).ok()?;
+    let stream = match d.stream.as_deref() {
+        Some("stderr") => Stream::Stderr,
+        _ => Stream::Stdout,
+    };
+    let mut msg = d.log.into_owned().into_bytes();
+    let partial = !msg.ends_with(b"\n");
+    if !partial {
+        msg.pop();
+        if msg.ends_with(b"\r") {
+            msg.pop();
+        }
+    }
+    let time = d.time.and_then(|t| Timestamp::parse_rfc3339(t.as_bytes()));
+    Some(Line {
+        time,
+        stream,
+        partial,
+        msg: Cow::Owned(msg),
+    })
+}
+
+/// Parses either format; `None` when the line is neither (the caller forwards it
+/// raw and counts it).
+pub fn parse(line: &[u8]) -> Option<Line<'_>> {
+    match line.first() {
+        Some(b'{') => parse_docker(line),
+        Some(c) if c.is_ascii_digit() => parse_cri(line),
+        _ => None,
+    }
+}
+
+/// A whole record reassembled from one or more lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assembled {
+    pub time: Option<Timestamp>,
+    pub stream: Stream,
+    pub msg: Vec<u8>,
+    /// The record hit the maximum size and was cut here; the rest follows as
+    /// another record.
+    pub split: bool,
+}
+
+/// Joins partial lines per stream (stdout and stderr interleave independently).
+pub struct Reassembler {
+    max: usize,
+    pending: [Option<Assembled>; 2],
+}
+
+impl Reassembler {
+    /// `max` is the largest record in bytes; longer ones are split.
+    pub fn new(max: usize) -> Self {
+        Reassembler {
+            max: max.max(1),
+            pending: [None, None],
+        }
+    }
+
+    /// Feeds one parsed line; returns the records it completes (zero, one, or
+    /// several when the size limit splits a record).
+    pub fn push(&mut self, line: Line<'_>, out: &mut Vec<Assembled>) {
+        let slot = match line.stream {
+            Stream::Stdout => 0,
+            Stream::Stderr => 1,
+        };
+        if !line.partial && self.pending[slot].is_none() && line.msg.len() <= self.max {
+            out.push(Assembled {
+                time: line.time,
+                stream: line.stream,
+                msg: line.msg.into_owned(),
+                split: false,
+            });
+            return;
+        }
+        let p = self.pending[slot].get_or_insert_with(|| Assembled {
+            time: line.time,
+            stream: line.stream,
+            msg: Vec::new(),
+            split: false,
+        });
+        let mut rest: &[u8] = &line.msg;
+        while p.msg.len() + rest.len() > self.max {
+            let take = self.max - p.msg.len();
+            p.msg.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            let mut full = std::mem::replace(
+                p,
+                Assembled {
+                    time: line.time,
+                    stream: line.stream,
+                    msg: Vec::new(),
+                    split: false,
+                },
+            );
+            full.split = true;
+            out.push(full);
+        }
+        p.msg.extend_from_slice(rest);
+        if !line.partial {
+            let done = self.pending[slot].take().expect("pending exists");
+            if !(done.msg.is_empty() && out.last().is_some_and(|l| l.split && l.stream == line.stream)) {
+                out.push(done);
+            }
+        }
+    }
+
+    /// Bytes held in unfinished records.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.iter().flatten().map(|p| p.msg.len()).sum()
+    }
+
+    /// Gives up unfinished records (end of a rotated file): returns them as is.
+    pub fn flush(&mut self, out: &mut Vec<Assembled>) {
+        for p in self.pending.iter_mut() {
+            if let Some(a) = p.take() {
+                out.push(a);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cri_lines() {
+        let l = parse(b"2016-10-06T00:17:09.669794202Z stdout F hello world").unwrap();
+        assert_eq!(l.stream, Stream::Stdout);
+        assert!(!l.partial);
+        assert_eq!(&*l.msg, b"hello world");
+        assert_eq!(l.time.unwrap().0 % 1_000_000_000, 669_794_202);
+        let l = parse(b"2016-10-06T00:17:09Z stderr P:extra part").unwrap();
+        assert!(l.partial && l.stream == Stream::Stderr);
+        assert_eq!(&*l.msg, b"part");
+        assert_eq!(&*parse(b"2016-10-06T00:17:09.1+02:00 stdout F").unwrap().msg, b"");
+        assert_eq!(
+            &*parse(b"2016-10-06T00:17:09.1Z stdout F  two spaces").unwrap().msg,
+            b" two spaces"
+        );
+        assert_eq!(
+            &*parse(b"2016-10-06T00:17:09.1Z stdout F bad \xff utf8").unwrap().msg,
+            b"bad \xff utf8"
+        );
+        for bad in [
+            &b"2016-10-06 stdout F x"[..],
+            b"2016-10-06T00:17:09Z stdin F x",
+            b"2016-10-06T00:17:09Z stdout X x",
+            b"9",
+        ] {
+            assert!(parse(bad).is_none(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn docker_lines() {
+        let l = parse(br#"{"log":"hello \"q\"\n","stream":"stderr","time":"2019-01-01T00:00:00.123456789Z"}"#).unwrap();
+        assert_eq!(&*l.msg, b"hello \"q\"");
+        assert!(!l.partial && l.stream == Stream::Stderr);
+        assert!(l.time.is_some());
+        let l = parse(br#"{"log":"no newline","stream":"stdout","time":"2019-01-01T00:00:00Z"}"#).unwrap();
+        assert!(l.partial);
+        assert!(parse(br#"{"stream":"stdout"}"#).is_none());
+        assert!(parse(b"{not json").is_none());
+        assert!(parse(b"plain text").is_none());
+    }
+
+    fn line(stream: Stream, partial: bool, msg: &str) -> Line<'static> {
+        Line {
+            time: None,
+            stream,
+            partial,
+            msg: Cow::Owned(msg.as_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn partials_join_per_stream_and_split_at_the_limit() {
+        let mut r = Reassembler::new(10);
+        let mut out = Vec::new();
+        r.push(line(Stream::Stdout, true, "abc"), &mut out);
+        r.push(line(Stream::Stderr, false, "err"), &mut out);
+        r.push(line(Stream::Stdout, true, "def"), &mut out);
+        r.push(line(Stream::Stdout, false, "g"), &mut out);
+        let msgs: Vec<_> = out
+            .iter()
+            .map(|a| String::from_utf8_lossy(&a.msg).to_string())
+            .collect();
+        assert_eq!(msgs, vec!["err", "abcdefg"]);
+
+        out.clear();
+        r.push(line(Stream::Stdout, true, "0123456789ABCDEF"), &mut out);
+        r.push(line(Stream::Stdout, false, "GHIJ"), &mut out);
+        let msgs: Vec<_> = out
+            .iter()
+            .map(|a| (String::from_utf8_lossy(&a.msg).to_string(), a.split))
+            .collect();
+        assert_eq!(msgs, vec![("0123456789".into(), true), ("ABCDEFGHIJ".into(), false)]);
+        assert_eq!(r.pending_bytes(), 0);
+
+        out.clear();
+        r.push(line(Stream::Stdout, false, "x".repeat(25).as_str()), &mut out);
+        assert_eq!(out.iter().map(|a| a.msg.len()).collect::<Vec<_>>(), vec![10, 10, 5]);
+        r.push(line(Stream::Stdout, true, "tail"), &mut out);
+        out.clear();
+        r.flush(&mut out);
+        assert_eq!(out[0].msg, b"tail");
+    }
+}
