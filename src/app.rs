@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::config::Config;
+use crate::datasource::pods::PodDirectory;
 use crate::datasource::postgres::PostgresSource;
 use crate::datasource::statics::StaticRoutes;
 use crate::datasource::{Datasource, OriginKind, RouteSender};
@@ -26,6 +27,8 @@ pub struct App {
     pub config: Config,
     pub routes: Routes,
     pub registry: Arc<Registry>,
+    /// What the Kubernetes datasource knows about this node's pods (empty without it).
+    pub pods: PodDirectory,
     ready: watch::Receiver<bool>,
     route_tx: Option<RouteSender>,
     datasources: Shutdown,
@@ -44,6 +47,7 @@ impl App {
             reopen: reopen_rx,
         }));
         let routes = Routes::new();
+        let pods = PodDirectory::new();
         let mut datasources: Vec<Box<dyn Datasource>> = vec![Box::new(StaticRoutes::new(config.routes.clone()))];
         if config.postgres {
             // `Config::problems` refuses a missing or malformed URL before we get here.
@@ -66,6 +70,7 @@ impl App {
             config,
             routes,
             registry,
+            pods,
             ready,
             route_tx: Some(tx),
             datasources: ds_shutdown,
