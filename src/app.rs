@@ -116,7 +116,7 @@ impl App {
     pub async fn shutdown(mut self) -> ShutdownReport {
         let deadline = self.config.shutdown_deadline();
         let started = tokio::time::Instant::now();
-        if !self.inputs.stop_and_wait(deadline / 5).await {
+        if !self.inputs.stop_and_wait(deadline / 2).await {
             warn!("Some inputs did not stop in time.");
         }
         let _ = self.datasources.stop_and_wait(Duration::from_secs(2)).await;

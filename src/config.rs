@@ -126,6 +126,15 @@ pub struct Config {
     pub drain_queue_bytes: usize,
     /// Connections per network drain at most. `DRAIN_MAX_CONNECTIONS`, 40.
     pub drain_max_connections: usize,
+    /// Files found at start without a checkpoint start at their end instead of
+    /// their beginning. `TAIL_START_AT` = `beginning` (default) or `end`.
+    pub tail_start_at_end: bool,
+    /// Largest record the tailer builds from partial lines; longer ones are split
+    /// (and counted). `TAIL_MAX_RECORD_BYTES`, 262144.
+    pub tail_max_record_bytes: usize,
+    /// Most bytes read from a file that has no checkpoint (older content is
+    /// skipped, with a warning); 0 = no limit. `TAIL_MAX_BACKLOG_BYTES`, 104857600.
+    pub tail_max_backlog_bytes: u64,
     /// Static routes (file only).
     pub routes: Vec<StaticRoute>,
 }
@@ -168,6 +177,9 @@ impl Default for Config {
             drain_queue_records: d.queue_records,
             drain_queue_bytes: d.queue_bytes,
             drain_max_connections: d.max_connections,
+            tail_start_at_end: false,
+            tail_max_record_bytes: 256 << 10,
+            tail_max_backlog_bytes: 100 << 20,
             routes: Vec::new(),
         }
     }
@@ -308,6 +320,19 @@ impl Config {
             num,
             "a connection count"
         );
+        set!(tail_max_record_bytes, "TAIL_MAX_RECORD_BYTES", num, "a byte count");
+        set!(tail_max_backlog_bytes, "TAIL_MAX_BACKLOG_BYTES", num, "a byte count");
+        if let Some(v) = env.var("TAIL_START_AT").filter(|v| !v.is_empty()) {
+            match v.to_ascii_lowercase().as_str() {
+                "beginning" => self.tail_start_at_end = false,
+                "end" => self.tail_start_at_end = true,
+                _ => errors.push(ConfigError::Env {
+                    var: "TAIL_START_AT".into(),
+                    value: v,
+                    expected: "expected beginning or end".into(),
+                }),
+            }
+        }
         if let Some(v) = env.var("EXCLUDE_NAMESPACES") {
             self.exclude_namespaces = v
                 .split(',')

@@ -20,6 +20,9 @@ pub enum InputError {
 }
 
 /// Starts every input the configuration enables.
-pub async fn start(_app: &App) -> Result<(), InputError> {
+pub async fn start(app: &App) -> Result<(), InputError> {
+    if app.config.kubernetes {
+        file::start(app, file::TailConfig::from_app(app)).await?;
+    }
     Ok(())
 }

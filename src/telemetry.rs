@@ -57,6 +57,27 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Connections refused because a listener was at its cap.",
     ),
+    ("logtrain_tail_files", Kind::Gauge, "Container log files being tailed."),
+    (
+        "logtrain_tail_split_records_total",
+        Kind::Counter,
+        "Records split because they exceeded TAIL_MAX_RECORD_BYTES.",
+    ),
+    (
+        "logtrain_tail_truncations_total",
+        Kind::Counter,
+        "Container logs found truncated in place (read again from the start).",
+    ),
+    (
+        "logtrain_tail_errors_total",
+        Kind::Counter,
+        "Errors opening, listing or reading container logs.",
+    ),
+    (
+        "logtrain_checkpoint_errors_total",
+        Kind::Counter,
+        "Failed attempts to save tail checkpoints (routing goes on).",
+    ),
     (
         "logtrain_unrouted_records_total",
         Kind::Counter,

@@ -1,0 +1,507 @@
+//! One tailed container log: reads it from its checkpoint to the end and keeps
+//! following it, across rotation by rename (the old file is finished to its end
+//! before the new one is opened) and truncation in place. Each chunk of records
+//! carries one acknowledgement; the file's checkpoint advances only when every
+//! drain has delivered the records before it. Sending waits while a drain's
+//! queue is full, so a slow drain slows this file instead of growing memory.
+
+use std::collections::VecDeque;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::checkpoint::{Entry, FileId, HEAD_BYTES, head_checksum};
+use super::format::{self, Assembled, Reassembler};
+use super::name::LogName;
+use super::{Shared, StartAt};
+use crate::ack::{self, AckReceiver};
+use crate::datasource::pods::{PodKey, fallback_hostname};
+use crate::record::{Facility, InputKind, Origin, PodRef, Position, Record, SharedRecord, Stream};
+
+const READ_CHUNK: usize = 64 << 10;
+/// Acknowledged chunks not yet folded into the checkpoint, at most.
+const MAX_PENDING_ACKS: usize = 64;
+
+/// An open file and where we are in it.
+struct Open {
+    file: tokio::fs::File,
+    id: FileId,
+    head: u64,
+    head_len: usize,
+    /// Offset of the next byte to read.
+    read_at: u64,
+    /// Offset just past the last line handed on (start of `carry`).
+    line_at: u64,
+    /// Offset up to which everything is acknowledged.
+    acked: u64,
+    /// Offset up to which every line has become complete records (no partial
+    /// record still waiting for its end).
+    clean: u64,
+}
+
+/// Follows one path until it disappears or shutdown.
+pub struct Tailer {
+    pub path: PathBuf,
+    pub name: LogName,
+    pub start: StartAt,
+    pub wake: Arc<Notify>,
+    pub shared: Arc<Shared>,
+    /// Files this tailer has finished (so rotated copies are not read twice).
+    pub done: parking_lot::Mutex<Vec<FileId>>,
+}
+
+struct LineState {
+    carry: Vec<u8>,
+    /// Skipping the rest of an over-long line.
+    discarding: bool,
+    reasm: Reassembler,
+    pending: VecDeque<(u64, AckReceiver)>,
+}
+
+impl Tailer {
+    pub async fn run(self) {
+        let pod = Arc::new(PodRef {
+            namespace: self.name.namespace.clone(),
+            pod: self.name.pod.clone(),
+            container: self.name.container.clone(),
+        });
+        let mut start = self.start;
+        let mut st = LineState {
+            carry: Vec::new(),
+            discarding: false,
+            reasm: Reassembler::new(self.shared.max_record),
+            pending: VecDeque::new(),
+        };
+        loop {
+            let Some((mut open, mid_line)) = self.open(&self.path, start).await else {
+                return;
+            };
+            let opened_at = std::time::SystemTime::now();
+            // Started in the middle of a line (backlog limit): skip to the next one.
+            st.discarding = mid_line;
+            let gone = self.follow(&mut open, &mut st, &pod, false).await;
+            if self.shared.shutdown.is_stopped() {
+                // Leave unfinished lines for the next run: the checkpoint stays before them.
+                self.settle(&mut open, &mut st, true).await;
+                return;
+            }
+            self.finish(open, &mut st, &pod).await;
+            if gone {
+                return;
+            }
+            // Rotated. If we fell behind by more than one rotation, the files in
+            // between sit next to the live one (`0.log.<timestamp>`): read them first.
+            // More may be rotated away while we read those, so look again until none.
+            loop {
+                let behind = self.rotated_since(opened_at);
+                if behind.is_empty() {
+                    break;
+                }
+                for (path, id) in behind {
+                    let Some((mut open, _)) = self.open(&path, StartAt::Beginning).await else {
+                        self.done.lock().push(id);
+                        continue;
+                    };
+                    self.follow(&mut open, &mut st, &pod, true).await;
+                    if self.shared.shutdown.is_stopped() {
+                        self.settle(&mut open, &mut st, true).await;
+                        return;
+                    }
+                    self.finish(open, &mut st, &pod).await;
+                }
+            }
+            start = StartAt::Beginning;
+        }
+    }
+
+    /// Hands on whatever is unfinished in a file we are done with, waits for its
+    /// acknowledgements and forgets its position.
+    async fn finish(&self, mut open: Open, st: &mut LineState, pod: &Arc<PodRef>) {
+        let mut out = Vec::new();
+        st.reasm.flush(&mut out);
+        if !st.carry.is_empty() && !st.discarding {
+            let line = std::mem::take(&mut st.carry);
+            self.shared.stats.parse_errors.inc();
+            out.push(Assembled {
+                time: None,
+                stream: Stream::Stdout,
+                msg: line,
+                split: false,
+            });
+        }
+        st.carry.clear();
+        st.discarding = false;
+        let end = open.read_at;
+        self.send(&mut open, st, pod, out, end).await;
+        self.settle(&mut open, st, true).await;
+        self.shared.positions.lock().remove(&open.id);
+        let mut done = self.done.lock();
+        done.push(open.id);
+        if done.len() > 64 {
+            done.remove(0);
+        }
+    }
+
+    /// Rotated siblings of the live file (`0.log.*`, not compressed) modified
+    /// since `since` and not read yet, oldest name first.
+    fn rotated_since(&self, since: std::time::SystemTime) -> Vec<(PathBuf, FileId)> {
+        let Ok(target) = std::fs::canonicalize(&self.path) else {
+            return Vec::new();
+        };
+        let (Some(dir), Some(base)) = (target.parent(), target.file_name().and_then(|n| n.to_str())) else {
+            return Vec::new();
+        };
+        let prefix = format!("{base}.");
+        let done = self.done.lock().clone();
+        let mut found: Vec<(PathBuf, FileId)> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                if !name.starts_with(&prefix) || name.ends_with(".gz") || name.ends_with(".tmp") {
+                    return None;
+                }
+                let m = e.metadata().ok()?;
+                let id = FileId {
+                    dev: m.dev(),
+                    ino: m.ino(),
+                };
+                (!done.contains(&id) && m.modified().ok()? >= since).then(|| (e.path(), id))
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    }
+
+    /// Opens the path and decides where to start reading.
+    async fn open(&self, path: &Path, start: StartAt) -> Option<(Open, bool)> {
+        let mut file = match tokio::fs::File::open(path).await {
+            Ok(f) => f,
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    warn!(path = %self.path.display(), error = %e, "Cannot open container log.");
+                    self.shared.stats.errors.inc();
+                }
+                return None;
+            }
+        };
+        let meta = file.metadata().await.ok()?;
+        let id = FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        };
+        let mut head_buf = vec![0u8; HEAD_BYTES.min(meta.len() as usize)];
+        let n = file.read(&mut head_buf).await.unwrap_or(0);
+        head_buf.truncate(n);
+        let saved = self.shared.checkpoints.lock().remove(&id);
+        let mut offset = match saved {
+            Some(e)
+                if e.head_len <= n && head_checksum(&head_buf[..e.head_len]) == e.head && e.offset <= meta.len() =>
+            {
+                info!(path = %self.path.display(), offset = e.offset, "Resuming container log from its checkpoint.");
+                e.offset
+            }
+            _ => match start {
+                StartAt::Beginning => 0,
+                StartAt::End => meta.len(),
+            },
+        };
+        let backlog = self.shared.max_backlog;
+        let mut mid_line = false;
+        if backlog > 0 && meta.len() - offset > backlog {
+            let skip_to = meta.len() - backlog;
+            warn!(path = %self.path.display(), skipped_bytes = skip_to - offset, "Container log backlog over the limit; starting later.");
+            offset = skip_to;
+            mid_line = true;
+        }
+        file.seek(std::io::SeekFrom::Start(offset)).await.ok()?;
+        let open = Open {
+            file,
+            id,
+            head: head_checksum(&head_buf),
+            head_len: n,
+            read_at: offset,
+            line_at: offset,
+            acked: offset,
+            clean: offset,
+        };
+        self.record_position(&open);
+        debug!(path = %self.path.display(), offset, "Tailing container log.");
+        Some((open, mid_line))
+    }
+
+    /// Reads until the path stops naming this file (returns false: rotated) or
+    /// the path is gone / shutdown (returns true). With `once`, stops at the end
+    /// (a rotated file that no longer grows).
+    async fn follow(&self, open: &mut Open, st: &mut LineState, pod: &Arc<PodRef>, once: bool) -> bool {
+        let mut buf = vec![0u8; READ_CHUNK];
+        let mut last_data = Instant::now();
+        let mut eof_checks_after_rotation = 0u8;
+        loop {
+            let n = match open.file.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    warn!(path = %self.path.display(), error = %e, "Read error on container log.");
+                    self.shared.stats.errors.inc();
+                    return true;
+                }
+            };
+            if n > 0 {
+                last_data = Instant::now();
+                let records = self.split(open, st, &buf[..n]);
+                let end = open.clean;
+                self.send(open, st, pod, records, end).await;
+                self.settle(open, st, false).await;
+                continue;
+            }
+            self.settle(open, st, false).await;
+            if self.shared.shutdown.is_stopped() || once {
+                return true;
+            }
+            // At the end: has the path moved on to a new file, or was this one truncated?
+            match tokio::fs::metadata(&self.path).await {
+                Ok(m) if m.dev() == open.id.dev && m.ino() == open.id.ino => {
+                    if m.len() < open.read_at {
+                        warn!(path = %self.path.display(), was = open.read_at, now = m.len(), "Container log truncated; reading it again from the start.");
+                        self.shared.stats.truncations.inc();
+                        let _ = open.file.seek(std::io::SeekFrom::Start(0)).await;
+                        open.read_at = 0;
+                        open.line_at = 0;
+                        open.acked = 0;
+                        open.clean = 0;
+                        st.carry.clear();
+                        st.discarding = false;
+                        self.record_position(open);
+                        continue;
+                    }
+                }
+                Ok(_) | Err(_) => {
+                    // Rotated or removed: the writer may still append for a moment
+                    // before it reopens, so look at the end twice more.
+                    eof_checks_after_rotation += 1;
+                    if eof_checks_after_rotation >= 3 {
+                        return !self.path.exists();
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            }
+            let idle = last_data.elapsed();
+            let poll = if idle > Duration::from_secs(10) {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_millis(250)
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = self.shared.shutdown.stopped() => {}
+            }
+        }
+    }
+
+    /// Splits a chunk into lines and whole records.
+    fn split(&self, open: &mut Open, st: &mut LineState, chunk: &[u8]) -> Vec<Assembled> {
+        let mut out = Vec::new();
+        let max_line = self.shared.max_record + 4096;
+        let mut rest = chunk;
+        open.read_at += chunk.len() as u64;
+        while !rest.is_empty() {
+            match memchr(b'\n', rest) {
+                Some(i) => {
+                    let piece = &rest[..i];
+                    rest = &rest[i + 1..];
+                    let consumed = st.carry.len() + piece.len() + 1;
+                    if st.discarding {
+                        st.discarding = false;
+                        st.carry.clear();
+                        open.line_at += consumed as u64;
+                        if st.reasm.pending_bytes() == 0 {
+                            open.clean = open.line_at;
+                        }
+                        continue;
+                    }
+                    let line: Vec<u8>;
+                    let bytes: &[u8] = if st.carry.is_empty() {
+                        piece
+                    } else {
+                        st.carry.extend_from_slice(piece);
+                        line = std::mem::take(&mut st.carry);
+                        &line
+                    };
+                    self.line(st, bytes, &mut out);
+                    open.line_at += consumed as u64;
+                    if st.reasm.pending_bytes() == 0 {
+                        open.clean = open.line_at;
+                    }
+                }
+                None => {
+                    if st.discarding {
+                        open.line_at += rest.len() as u64;
+                    } else {
+                        st.carry.extend_from_slice(rest);
+                        if st.carry.len() > max_line {
+                            // A line without end: hand on what fits, drop the rest of it.
+                            let mut msg = std::mem::take(&mut st.carry);
+                            open.line_at += msg.len() as u64;
+                            msg.truncate(self.shared.max_record);
+                            self.shared.stats.truncated.inc();
+                            out.push(Assembled {
+                                time: None,
+                                stream: Stream::Stdout,
+                                msg,
+                                split: true,
+                            });
+                            st.discarding = true;
+                        }
+                    }
+                    rest = &[];
+                }
+            }
+        }
+        out
+    }
+
+    fn line(&self, st: &mut LineState, bytes: &[u8], out: &mut Vec<Assembled>) {
+        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        if bytes.is_empty() {
+            return;
+        }
+        match format::parse(bytes) {
+            Some(l) => st.reasm.push(l, out),
+            None => {
+                self.shared.stats.parse_errors.inc();
+                let mut msg = bytes.to_vec();
+                msg.truncate(self.shared.max_record);
+                out.push(Assembled {
+                    time: None,
+                    stream: Stream::Stdout,
+                    msg,
+                    split: false,
+                });
+            }
+        }
+    }
+
+    /// Builds records and queues them on their drains (waiting for room).
+    async fn send(&self, open: &mut Open, st: &mut LineState, pod: &Arc<PodRef>, records: Vec<Assembled>, end: u64) {
+        if records.is_empty() {
+            if st.reasm.pending_bytes() == 0 && end > open.acked && st.pending.is_empty() {
+                open.acked = end;
+                self.record_position(open);
+            }
+            return;
+        }
+        let (hostname, tag) = self.labels();
+        let drains = self.shared.routes.load().drains_arc(&hostname);
+        let (ack, rx) = ack::batch();
+        let n = records.len() as u64;
+        let mut bytes = 0u64;
+        for (i, a) in records.into_iter().enumerate() {
+            if a.split {
+                self.shared.stats.split.inc();
+            }
+            bytes += a.msg.len() as u64;
+            let mut r = Record::new(InputKind::File, hostname.clone(), a.msg);
+            r.facility = Facility::USER;
+            r.severity = match a.stream {
+                Stream::Stdout => self.shared.stdout_severity,
+                Stream::Stderr => self.shared.stderr_severity,
+            };
+            r.timestamp = a.time;
+            r.app_name = tag.clone();
+            r.origin = Origin {
+                input: InputKind::File,
+                pod: Some(pod.clone()),
+                stream: Some(a.stream),
+                position: Some(Position {
+                    file: file_key(open),
+                    offset: end.saturating_sub(i as u64),
+                }),
+            };
+            r.ack = Some(ack.clone());
+            let r: SharedRecord = Arc::new(r);
+            match &drains {
+                Some(ds) => {
+                    for d in ds.iter() {
+                        d.send(r.clone()).await;
+                    }
+                }
+                None => self.shared.stats.unrouted.inc(),
+            }
+        }
+        drop(ack);
+        self.shared.stats.records.add(n);
+        self.shared.stats.bytes.add(bytes);
+        st.pending.push_back((end, rx));
+    }
+
+    /// Folds acknowledged chunks into the checkpoint; with `all`, waits for every
+    /// outstanding one (bounded by shutdown's deadline, which aborts us).
+    async fn settle(&self, open: &mut Open, st: &mut LineState, all: bool) {
+        let mut moved = false;
+        loop {
+            let must_wait = all || st.pending.len() > MAX_PENDING_ACKS;
+            let Some((end, rx)) = st.pending.front_mut() else { break };
+            let end = *end;
+            if rx.try_status().is_none() {
+                if !must_wait {
+                    break;
+                }
+                let (_, rx) = st.pending.pop_front().expect("front exists");
+                rx.wait().await;
+            } else {
+                st.pending.pop_front();
+            }
+            open.acked = open.acked.max(end);
+            moved = true;
+        }
+        if moved {
+            self.record_position(open);
+        }
+    }
+
+    fn record_position(&self, open: &Open) {
+        let e = Entry {
+            path: self.path.clone(),
+            id: open.id,
+            head: open.head,
+            head_len: open.head_len,
+            offset: open.acked,
+        };
+        self.shared.positions.lock().insert(open.id, e);
+        self.shared.dirty.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The hostname and tag of this container's records.
+    fn labels(&self) -> (Bytes, Bytes) {
+        let key = PodKey::new(self.name.namespace.clone(), self.name.pod.clone());
+        match self.shared.pods.get(&key) {
+            Some(m) => (Bytes::from(m.hostname.clone()), Bytes::from(m.tag.clone())),
+            None => (
+                Bytes::from(fallback_hostname(
+                    &self.name.namespace,
+                    &self.name.pod,
+                    self.shared.akkeris,
+                )),
+                Bytes::from(self.name.pod.clone()),
+            ),
+        }
+    }
+}
+
+fn file_key(open: &Open) -> u64 {
+    open.id.dev.rotate_left(32) ^ open.id.ino ^ open.head
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&c| c == needle)
+}

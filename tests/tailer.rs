@@ -1,0 +1,340 @@
+//! The container log tailer against real files written and rotated the way
+//! kubelet does: CRI and docker lines, partial lines, rotation by rename and by
+//! truncation, restarts from the checkpoint (clean and `kill -9`), hostnames from
+//! the pod directory, and hostile lines.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use logtrain::app::App;
+use logtrain::config::{Config, StaticRoute};
+use logtrain::datasource::pods::{PodKey, PodMeta};
+use support::{read_lines, wait_until};
+
+const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// A node's log folders: `containers/` holds links into `pods/`.
+struct Node {
+    root: tempfile::TempDir,
+}
+
+impl Node {
+    fn new() -> Node {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("containers")).unwrap();
+        std::fs::create_dir_all(root.path().join("out")).unwrap();
+        Node { root }
+    }
+    fn containers(&self) -> PathBuf {
+        self.root.path().join("containers")
+    }
+    fn out(&self, name: &str) -> PathBuf {
+        self.root.path().join("out").join(name)
+    }
+    /// Creates the pod's log folder and the link; returns the real `0.log` path.
+    fn pod(&self, ns: &str, pod: &str, container: &str) -> PathBuf {
+        let dir = self
+            .root
+            .path()
+            .join("pods")
+            .join(format!("{ns}_{pod}_uid"))
+            .join(container);
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("0.log");
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        std::os::unix::fs::symlink(&log, self.containers().join(format!("{pod}_{ns}_{container}-{ID}.log"))).unwrap();
+        log
+    }
+    fn config(&self, routes: &[(&str, &str)]) -> Config {
+        Config {
+            kubernetes: true,
+            kubernetes_log_path: self.containers(),
+            checkpoint_path: self.root.path().join("state/checkpoints.json"),
+            shutdown_timeout: 5,
+            routes: routes
+                .iter()
+                .map(|(h, f)| StaticRoute {
+                    hostname: h.to_string(),
+                    drains: vec![format!("file://{}", self.out(f).display())],
+                })
+                .collect(),
+            ..Config::default()
+        }
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn cri(stream: &str, tag: &str, msg: &str) -> String {
+    format!("2026-11-22T10:00:00.123456789Z {stream} {tag} {msg}\n")
+}
+
+/// The message part of file-drain lines (after the RFC 5424 header).
+fn messages(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| l.splitn(8, ' ').nth(7).unwrap_or("").to_string())
+        .collect()
+}
+
+async fn start(config: Config) -> App {
+    let app = App::start(config);
+    app.wait_ready().await;
+    logtrain::input::start(&app).await.unwrap();
+    app
+}
+
+#[tokio::test]
+async fn cri_and_docker_lines_reach_their_routes_whole_and_in_order() {
+    let node = Node::new();
+    let web = node.pod("default", "web-7d9f8c6b5-x2x4z", "web");
+    let api = node.pod("prod", "api-5c4b9d7f8-q8w2e", "api");
+    append(&web, &cri("stdout", "F", "first"));
+    append(&web, &cri("stdout", "P", "part one, "));
+    append(&web, &cri("stderr", "F", "an error"));
+    append(&web, &cri("stdout", "F", "part two"));
+    append(
+        &api,
+        "{\"log\":\"docker line\\n\",\"stream\":\"stdout\",\"time\":\"2026-11-22T10:00:00.5Z\"}\n",
+    );
+    append(
+        &api,
+        "{\"log\":\"split \",\"stream\":\"stderr\",\"time\":\"2026-11-22T10:00:00.5Z\"}\n",
+    );
+    append(
+        &api,
+        "{\"log\":\"docker partial\\n\",\"stream\":\"stderr\",\"time\":\"2026-11-22T10:00:00.5Z\"}\n",
+    );
+    append(&api, "not a container log line at all\n");
+    let app = start(node.config(&[("web.default", "web.log"), ("api.prod", "api.log")])).await;
+    wait_until("web lines", Duration::from_secs(10), || {
+        read_lines(&node.out("web.log")).len() == 3
+    })
+    .await;
+    wait_until("api lines", Duration::from_secs(10), || {
+        read_lines(&node.out("api.log")).len() == 3
+    })
+    .await;
+    // Lines written after start follow.
+    for i in 0..100 {
+        append(&web, &cri("stdout", "F", &format!("later {i}")));
+    }
+    wait_until("later lines", Duration::from_secs(10), || {
+        read_lines(&node.out("web.log")).len() == 103
+    })
+    .await;
+    let w = read_lines(&node.out("web.log"));
+    assert_eq!(&messages(&w)[..3], &["first", "an error", "part one, part two"]);
+    assert!(
+        w[0].starts_with("<14>1 2026-11-22T10:00:00.123456Z web.default web-7d9f8c6b5-x2x4z "),
+        "{}",
+        w[0]
+    );
+    assert!(w[1].starts_with("<11>1 "), "stderr is error severity: {}", w[1]);
+    assert_eq!(
+        messages(&w)[3..],
+        (0..100).map(|i| format!("later {i}")).collect::<Vec<_>>()
+    );
+    let a = read_lines(&node.out("api.log"));
+    assert_eq!(
+        messages(&a),
+        vec!["docker line", "split docker partial", "not a container log line at all"]
+    );
+    assert!(a[0].contains(" api.prod api-5c4b9d7f8-q8w2e "));
+    let report = app.shutdown().await;
+    assert!(report.unflushed.is_empty());
+    // Positions were saved on shutdown.
+    let cp = std::fs::read_to_string(node.root.path().join("state/checkpoints.json")).unwrap();
+    assert!(cp.contains("\"version\": 1"), "{cp}");
+}
+
+#[tokio::test]
+async fn the_pod_directory_names_records_and_changes_are_followed() {
+    let node = Node::new();
+    let log = node.pod("default", "web-7d9f8c6b5-x2x4z", "web");
+    let app = start(node.config(&[("custom.host", "custom.log"), ("web.default", "web.log")])).await;
+    append(&log, &cri("stdout", "F", "before"));
+    wait_until("fallback naming", Duration::from_secs(10), || {
+        read_lines(&node.out("web.log")).len() == 1
+    })
+    .await;
+    let mut m = HashMap::new();
+    m.insert(
+        PodKey::new("default", "web-7d9f8c6b5-x2x4z"),
+        Arc::new(PodMeta {
+            hostname: "custom.host".into(),
+            tag: "web.x2x4z".into(),
+        }),
+    );
+    app.pods.replace(m);
+    append(&log, &cri("stdout", "F", "after"));
+    wait_until("annotated naming", Duration::from_secs(10), || {
+        read_lines(&node.out("custom.log")).len() == 1
+    })
+    .await;
+    assert!(read_lines(&node.out("custom.log"))[0].contains(" custom.host web.x2x4z - - - after"));
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_by_rename_under_load_loses_nothing() {
+    let node = Node::new();
+    let log = node.pod("default", "web-1-a", "web");
+    let app = start(node.config(&[("web.default", "web.log")])).await;
+    let total = 20_000;
+    let writer = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+            for i in 0..total {
+                writeln!(f, "2026-11-22T10:00:00.000000001Z stdout F line {i}").unwrap();
+                if i % 500 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                if i % 2000 == 1999 {
+                    // kubelet: rename the live file away, start a new one.
+                    std::fs::rename(&log, log.with_extension(format!("log.20261122-{i:06}"))).unwrap();
+                    f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&log)
+                        .unwrap();
+                }
+            }
+        })
+    };
+    tokio::task::spawn_blocking(move || writer.join().unwrap())
+        .await
+        .unwrap();
+    let enough = || read_lines(&node.out("web.log")).len() >= total;
+    for _ in 0..300 {
+        if enough() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let n = read_lines(&node.out("web.log")).len();
+    let got = messages(&read_lines(&node.out("web.log")));
+    let missing: Vec<usize> = (0..total)
+        .filter(|i| !got.contains(&format!("line {i}")))
+        .take(5)
+        .collect();
+    assert_eq!(n, total, "first missing: {missing:?}");
+    let got = messages(&read_lines(&node.out("web.log")));
+    assert_eq!(got, (0..total).map(|i| format!("line {i}")).collect::<Vec<_>>());
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn truncation_in_place_is_detected_and_new_lines_follow() {
+    let node = Node::new();
+    let log = node.pod("default", "web-1-a", "web");
+    let app = start(node.config(&[("web.default", "web.log")])).await;
+    for i in 0..500 {
+        append(&log, &cri("stdout", "F", &format!("old {i}")));
+    }
+    wait_until("old lines", Duration::from_secs(10), || {
+        read_lines(&node.out("web.log")).len() == 500
+    })
+    .await;
+    // copytruncate: the file is emptied in place and written again.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&log)
+        .unwrap();
+    for i in 0..10 {
+        append(&log, &cri("stdout", "F", &format!("new {i}")));
+    }
+    wait_until("new lines", Duration::from_secs(10), || {
+        read_lines(&node.out("web.log")).len() == 510
+    })
+    .await;
+    let got = messages(&read_lines(&node.out("web.log")));
+    assert_eq!(got[500..], (0..10).map(|i| format!("new {i}")).collect::<Vec<_>>());
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restart_resumes_from_the_checkpoint_without_loss_or_duplicates() {
+    let node = Node::new();
+    let log = node.pod("default", "web-1-a", "web");
+    for i in 0..1000 {
+        append(&log, &cri("stdout", "F", &format!("line {i}")));
+    }
+    let app = start(node.config(&[("web.default", "web.log")])).await;
+    wait_until("first run", Duration::from_secs(10), || {
+        read_lines(&node.out("web.log")).len() == 1000
+    })
+    .await;
+    app.shutdown().await;
+    // Written while logtrain is down.
+    for i in 1000..1500 {
+        append(&log, &cri("stdout", "F", &format!("line {i}")));
+    }
+    let app = start(node.config(&[("web.default", "web.log")])).await;
+    wait_until("second run", Duration::from_secs(10), || {
+        read_lines(&node.out("web.log")).len() >= 1500
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = messages(&read_lines(&node.out("web.log")));
+    assert_eq!(got, (0..1500).map(|i| format!("line {i}")).collect::<Vec<_>>());
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn hostile_lines_are_bounded_and_counted() {
+    let node = Node::new();
+    let log = node.pod("default", "web-1-a", "web");
+    let mut cfg = node.config(&[("web.default", "web.log")]);
+    cfg.tail_max_record_bytes = 4096;
+    let app = start(cfg).await;
+    // Partial lines that never end within the limit, a 3 MiB line without a
+    // newline, invalid UTF-8, then a normal line.
+    for _ in 0..5 {
+        append(&log, &cri("stdout", "P", &"p".repeat(1000)));
+    }
+    append(&log, &cri("stdout", "F", "end"));
+    append(&log, &"x".repeat(3 << 20));
+    append(&log, "\n");
+    {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(b"2026-11-22T10:00:00Z stdout F bad \xff\xfe bytes\n")
+            .unwrap();
+    }
+    append(&log, &cri("stdout", "F", "still working"));
+    wait_until("all records", Duration::from_secs(10), || {
+        read_lines(&node.out("web.log"))
+            .last()
+            .is_some_and(|l| l.ends_with("still working"))
+    })
+    .await;
+    let raw = std::fs::read(node.out("web.log")).unwrap();
+    let lines: Vec<&[u8]> = raw.split(|&c| c == b'\n').filter(|l| !l.is_empty()).collect();
+    // 5001 bytes of partials → split at 4096; the endless line → one truncated record.
+    let bodies: Vec<usize> = lines
+        .iter()
+        .map(|l| l.splitn(8, |&c| c == b' ').nth(7).map_or(0, |m| m.len()))
+        .collect();
+    assert_eq!(bodies[0], 4096);
+    assert_eq!(bodies[1], 5003 - 4096);
+    assert_eq!(bodies[2], 4096);
+    assert!(lines[3].ends_with(b"bad \xff\xfe bytes"));
+    assert_eq!(lines.len(), 5);
+    let m = logtrain::telemetry::render();
+    assert!(m.contains("logtrain_tail_split_records_total"), "{m}");
+    app.shutdown().await;
+}
