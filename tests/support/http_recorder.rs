@@ -78,6 +78,27 @@ impl Recorder {
 
     /// Starts on `port` (0: any free port).
     pub async fn start_on(port: u16) -> Recorder {
+        Self::launch(port, None).await
+    }
+
+    /// Starts an HTTPS recorder with this certificate chain and key (PEM).
+    pub async fn start_tls(cert_pem: &str, key_pem: &str) -> Recorder {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .map(|c| c.unwrap())
+            .collect();
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        Self::launch(0, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn launch(port: u16, tls: Option<tokio_rustls::TlsAcceptor>) -> Recorder {
         let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(State::default());
@@ -88,17 +109,18 @@ impl Recorder {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let n = {
-                    let mut c = st.connections.lock();
-                    *c += 1;
-                    *c
-                };
                 let st = st.clone();
+                let tls = tls.clone();
                 conns.spawn(async move {
-                    let svc = service_fn(move |req| handle(st.clone(), n, req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    match tls {
+                        Some(acceptor) => {
+                            // A client refusing our certificate ends here.
+                            if let Ok(s) = acceptor.accept(stream).await {
+                                serve(st, s).await
+                            }
+                        }
+                        None => serve(st, stream).await,
+                    }
                 });
             }
         });
@@ -132,6 +154,22 @@ impl Recorder {
     pub fn connections(&self) -> usize {
         *self.state.connections.lock()
     }
+}
+
+/// Serves HTTP/1.1 on one accepted connection.
+async fn serve<I>(st: Arc<State>, io: I)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let n = {
+        let mut c = st.connections.lock();
+        *c += 1;
+        *c
+    };
+    let svc = service_fn(move |req| handle(st.clone(), n, req));
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), svc)
+        .await;
 }
 
 impl Drop for Recorder {
