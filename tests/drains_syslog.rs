@@ -46,12 +46,15 @@ fn start_tcp_rsyslog(dir: &Path, port: u16) -> Rsyslog {
     Rsyslog::start(dir, &conf(&dir.join("out.json"), &tcp_inputs(port)), &[port])
 }
 
-/// The JSON objects rsyslog wrote so far.
+/// The JSON objects rsyslog wrote so far (complete lines only: rsyslog may be
+/// in the middle of writing the last one).
 fn entries(path: &Path) -> Vec<Value> {
-    support::read_lines(path)
-        .iter()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+    let text = std::fs::read(path).unwrap_or_default();
+    let complete = text.iter().rposition(|&c| c == b'\n').map_or(0, |p| p + 1);
+    text[..complete]
+        .split(|&c| c == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(l))))
         .collect()
 }
 

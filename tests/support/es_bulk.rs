@@ -55,6 +55,7 @@ pub struct BulkRequest {
     pub status: u16,
     /// Item statuses answered (empty when the whole request failed).
     pub item_statuses: Vec<u16>,
+    pub at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -152,6 +153,7 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
         actions: Vec::new(),
         status: 0,
         item_statuses: Vec::new(),
+        at: std::time::Instant::now(),
     };
     let record = |seen: BulkRequest| st.requests.lock().push(seen);
 
