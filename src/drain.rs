@@ -7,9 +7,13 @@
 //! inputs reach drains through the routing table, never through here.
 
 pub mod driver;
+pub mod elasticsearch;
 pub mod file;
+pub mod http;
 pub mod queue;
 pub mod stdout;
+pub mod syslog;
+pub mod tls;
 pub mod url;
 
 use std::collections::HashMap;
@@ -64,13 +68,42 @@ pub fn start(spec: &DrainSpec, ctx: &DrainContext, tracker: &TaskTracker) -> Res
             driver::spawn(id, file::FileSink::new(path.clone(), ctx.reopen.clone()), cfg, tracker)
         }
         DrainKind::Stdout => driver::spawn(id, stdout::StdoutSink, cfg, tracker),
-        other => {
-            return Err(DrainError::Setup {
-                id: spec.id.clone(),
-                reason: format!("the {} transport is not available in this build", other.as_str()),
-            });
+        DrainKind::SyslogUdp => driver::spawn(id, syslog::SyslogUdpSink::new(spec), cfg, tracker),
+        DrainKind::SyslogTcp | DrainKind::SyslogTls => driver::spawn(
+            id,
+            syslog::SyslogStreamSink::new(spec, tls_for(spec, &[])?),
+            cfg,
+            tracker,
+        ),
+        DrainKind::SyslogHttp { .. } => {
+            let sink = http::SyslogHttpSink::new(spec, tls_for(spec, &[b"http/1.1"])?).map_err(setup(spec))?;
+            driver::spawn(id, sink, cfg, tracker)
+        }
+        DrainKind::Http { .. } => {
+            let sink = http::JsonHttpSink::new(spec, tls_for(spec, &[b"http/1.1"])?).map_err(setup(spec))?;
+            driver::spawn(id, sink, cfg, tracker)
+        }
+        DrainKind::Elasticsearch { .. } => {
+            let sink =
+                elasticsearch::ElasticsearchSink::new(spec, tls_for(spec, &[b"http/1.1"])?).map_err(setup(spec))?;
+            driver::spawn(id, sink, cfg, tracker)
         }
     })
+}
+
+/// The TLS connector of a drain whose scheme is TLS, else `None`.
+fn tls_for(spec: &DrainSpec, alpn: &[&[u8]]) -> Result<Option<tls::TlsConnector>, DrainError> {
+    if !spec.kind.tls() {
+        return Ok(None);
+    }
+    tls::TlsConnector::new(spec, alpn).map(Some).map_err(setup(spec))
+}
+
+fn setup<E: std::fmt::Display>(spec: &DrainSpec) -> impl Fn(E) -> DrainError + '_ {
+    move |e| DrainError::Setup {
+        id: spec.id.clone(),
+        reason: e.to_string(),
+    }
 }
 
 struct Running {

@@ -4,4 +4,5 @@
 //! drain can reuse one buffer for a whole batch.
 
 pub mod framing;
+pub mod json;
 pub mod rfc5424;

@@ -86,9 +86,8 @@ impl RouteWriter {
             RouteEvent::InitDone => {
                 let listed = self.listing.remove(&origin).unwrap_or_default();
                 self.objects.insert(origin, listed);
-                if self.synced.insert(origin) && self.expected.is_subset(&self.synced) {
-                    self.ready.send_replace(true);
-                }
+                // Ready is announced by `publish`, once the table holds this listing.
+                self.synced.insert(origin);
                 true
             }
             RouteEvent::Apply(RouteObject { id, routes }) => {
@@ -163,5 +162,8 @@ impl RouteWriter {
         debug!(routes = table.len(), "Routing table published.");
         self.routes.store(table);
         self.registry.retain(|key| in_use.contains(key));
+        if !*self.ready.borrow() && self.expected.is_subset(&self.synced) {
+            self.ready.send_replace(true);
+        }
     }
 }

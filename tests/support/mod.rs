@@ -3,6 +3,8 @@
 //! Each test file includes this with `mod support;` and uses what it needs.
 #![allow(dead_code)]
 
+pub mod es_bulk;
+pub mod http_recorder;
 pub mod postgres;
 pub mod rsyslog;
 pub mod tls;

@@ -1,0 +1,314 @@
+//! Transport for network drains: TCP connections, and TLS on top of them with a
+//! rustls client configuration built from a [`DrainSpec`].
+//!
+//! Trusted roots are the system's (`rustls-native-certs`, read once per
+//! process), Mozilla's bundled roots (`webpki-roots`) as a fallback, plus any
+//! `ca=` certificates of the drain URL. The server name (SNI and the name the
+//! certificate must carry) is the URL's host; an IP host is checked against the
+//! certificate's IP addresses. `insecure=true` is an explicit opt-in that
+//! accepts any certificate (signatures of the handshake are still checked).
+//!
+//! A handshake that fails because the certificate was refused is reported as
+//! [`SinkError::Certificate`], apart from [`SinkError::Connect`], so a wrong CA
+//! reads differently in logs than a receiver that is down. This module never
+//! logs or retries: the driver does.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use socket2::SockRef;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tracing::debug;
+
+use super::driver::SinkError;
+use super::url::DrainSpec;
+
+/// TLS settings that cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("ca= certificate {index} cannot be used as a trust root: {reason}")]
+    BadCa { index: usize, reason: String },
+    #[error("host \"{host}\" is not a valid TLS server name")]
+    BadName { host: String },
+    #[error("cannot build TLS settings: {reason}")]
+    Build { reason: String },
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .clone()
+}
+
+/// The system's trust roots, read once.
+fn native_roots() -> &'static [CertificateDer<'static>] {
+    static R: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+    R.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            debug!(error = %e, "Could not read some system trust roots.");
+        }
+        found.certs
+    })
+}
+
+/// Builds the client configuration for a drain. `alpn` lists the application
+/// protocols to offer (empty for syslog).
+pub fn client_config(spec: &DrainSpec, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Build { reason: e.to_string() })?;
+    let mut config = if spec.insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider())))
+            .with_no_client_auth()
+    } else {
+        let mut roots = RootCertStore::empty();
+        // Unparseable system roots are skipped, as every TLS client does.
+        let _ = roots.add_parsable_certificates(native_roots().iter().cloned());
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for (index, der) in spec.ca.iter().enumerate() {
+            roots
+                .add(CertificateDer::from(der.clone()))
+                .map_err(|e| TlsError::BadCa {
+                    index,
+                    reason: e.to_string(),
+                })?;
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+/// Opens TLS sessions to one drain's host.
+#[derive(Clone)]
+pub struct TlsConnector {
+    connector: tokio_rustls::TlsConnector,
+    name: ServerName<'static>,
+}
+
+impl TlsConnector {
+    /// A connector for `spec`'s host, offering `alpn`.
+    pub fn new(spec: &DrainSpec, alpn: &[&[u8]]) -> Result<Self, TlsError> {
+        let config = client_config(spec, alpn)?;
+        let name = ServerName::try_from(spec.host.clone()).map_err(|_| TlsError::BadName {
+            host: spec.host.clone(),
+        })?;
+        Ok(TlsConnector {
+            connector: tokio_rustls::TlsConnector::from(config),
+            name,
+        })
+    }
+
+    /// Runs the handshake over `tcp`.
+    pub async fn handshake(&self, tcp: TcpStream) -> Result<TlsStream<TcpStream>, SinkError> {
+        self.connector
+            .connect(self.name.clone(), tcp)
+            .await
+            .map_err(handshake_error)
+    }
+}
+
+/// Maps a handshake failure: a refused certificate apart from everything else.
+pub fn handshake_error(e: io::Error) -> SinkError {
+    let tls = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
+    match tls {
+        Some(rustls::Error::InvalidCertificate(c)) => SinkError::Certificate(format!("{c:?}")),
+        Some(other) => SinkError::Connect(format!("TLS handshake failed: {other}")),
+        None => SinkError::Connect(format!("TLS handshake failed: {e}")),
+    }
+}
+
+/// Opens a TCP connection with Nagle off (batches are written whole).
+pub async fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, SinkError> {
+    let s = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| SinkError::Connect(format!("{host}:{port}: {e}")))?;
+    let _ = s.set_nodelay(true);
+    Ok(s)
+}
+
+/// Opens a connection to `host:port`, with TLS when a connector is given.
+pub async fn connect(host: &str, port: u16, tls: Option<&TlsConnector>) -> Result<Stream, SinkError> {
+    let tcp = connect_tcp(host, port).await?;
+    Ok(match tls {
+        Some(t) => Stream::Tls(Box::new(t.handshake(tcp).await?)),
+        None => Stream::Plain(tcp),
+    })
+}
+
+/// A plain or TLS byte stream.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// The TCP connection underneath.
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref().0,
+        }
+    }
+
+    /// Whether the peer has closed or reset the connection, checked without
+    /// waiting on the receiver. Receivers that never talk back (syslog) make
+    /// this the only way to notice a dead peer before writing a batch into the
+    /// void. It asks the kernel (a non-blocking `MSG_PEEK`), not the reactor's
+    /// cached readiness, so a FIN that just arrived is seen.
+    pub async fn peer_closed(&mut self) -> bool {
+        let mut scratch = [0u8; 4096];
+        for _ in 0..8 {
+            let mut peek = [MaybeUninit::<u8>::uninit(); 1];
+            match SockRef::from(self.tcp()).peek(&mut peek) {
+                Ok(0) => return true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return true,
+                Ok(_) => {
+                    // Bytes are waiting: TLS records (session tickets, a
+                    // close_notify) or stray bytes from the receiver. Read them
+                    // through the stream; a TLS record without application data
+                    // yields nothing and the wait ends at the timeout.
+                    match tokio::time::timeout(Duration::from_millis(20), self.read(&mut scratch)).await {
+                        Ok(Ok(0)) | Ok(Err(_)) => return true,
+                        Ok(Ok(_)) | Err(_) => continue,
+                    }
+                }
+            }
+        }
+        false
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// `insecure=true`: any certificate is accepted; handshake signatures are
+/// still verified so the session keys belong to whoever holds the key.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_for_every_tls_scheme_and_rejects_bad_names() {
+        for url in [
+            "syslog+tls://logs.example.com",
+            "syslog+tls://127.0.0.1:6514?insecure=true",
+            "https://[::1]:8443/x",
+            "es://u:p@es.example.com",
+        ] {
+            let spec = DrainSpec::parse(url).unwrap();
+            TlsConnector::new(&spec, &[b"http/1.1"]).unwrap();
+        }
+        let mut spec = DrainSpec::parse("syslog+tls://logs.example.com").unwrap();
+        spec.host = "bad host name!".into();
+        assert!(matches!(TlsConnector::new(&spec, &[]), Err(TlsError::BadName { .. })));
+    }
+
+    #[test]
+    fn a_ca_that_is_not_a_certificate_is_refused() {
+        let mut spec = DrainSpec::parse("syslog+tls://logs.example.com").unwrap();
+        spec.ca = vec![b"not der".to_vec()];
+        let err = client_config(&spec, &[]).err().unwrap().to_string();
+        assert!(err.contains("ca= certificate 0"), "{err}");
+    }
+}

@@ -1,0 +1,193 @@
+//! JSON encoding of a [`Record`], shared by the `http(s)://` and Elasticsearch
+//! drains: one flat object per record, written straight into a caller's buffer.
+//!
+//! ```json
+//! {"@timestamp":"2026-11-22T10:11:12.500000Z","hostname":"web.default","tag":"web-1",
+//!  "message":"hello","severity":6,"facility":1,"procid":"42","msgid":"ID7",
+//!  "structured_data":"[ex@1 a=\"1\"]"}
+//! ```
+//!
+//! `@timestamp`, `hostname`, `tag` (the APP-NAME), `message`, `severity` and
+//! `facility` are always present (the fields of the Go logtrain's documents);
+//! `procid`, `msgid` and `structured_data` only when not empty.
+//!
+//! Text is escaped as RFC 8259 requires (`"`, `\` and control characters).
+//! Bytes that are not UTF-8 cannot appear in a JSON string: they are written as
+//! U+FFFD, and when the *message* had any, the exact original bytes are added
+//! as `"message_base64"` (standard base64), so nothing is lost. Header fields
+//! that are not UTF-8 are written lossily (they are ASCII in practice).
+//! What this module never does is allocate per field: it appends to `out`.
+
+use base64::Engine;
+
+use crate::record::Record;
+use crate::time::Timestamp;
+
+/// Appends the JSON object for `rec` (no trailing newline). `now` stands in for
+/// a missing timestamp.
+pub fn encode(rec: &Record, now: Timestamp, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"@timestamp\":\"");
+    rec.timestamp.unwrap_or(now).write_rfc3339(out);
+    out.extend_from_slice(b"\",\"hostname\":");
+    string(&rec.hostname, out);
+    out.extend_from_slice(b",\"tag\":");
+    string(&rec.app_name, out);
+    out.extend_from_slice(b",\"message\":");
+    let lossless = string(&rec.message, out);
+    out.extend_from_slice(b",\"severity\":");
+    number(rec.severity.get() as u64, out);
+    out.extend_from_slice(b",\"facility\":");
+    number(rec.facility.get() as u64, out);
+    for (name, v) in [
+        (&b",\"procid\":"[..], &rec.procid),
+        (b",\"msgid\":", &rec.msgid),
+        (b",\"structured_data\":", &rec.structured_data),
+    ] {
+        if !v.is_empty() {
+            out.extend_from_slice(name);
+            string(v, out);
+        }
+    }
+    if !lossless {
+        out.extend_from_slice(b",\"message_base64\":\"");
+        let start = out.len();
+        let len = base64::encoded_len(rec.message.len(), true).unwrap_or(0);
+        out.resize(start + len, 0);
+        let n = base64::engine::general_purpose::STANDARD
+            .encode_slice(&rec.message, &mut out[start..])
+            .unwrap_or(0);
+        out.truncate(start + n);
+        out.push(b'"');
+    }
+    out.push(b'}');
+}
+
+/// Appends `v` as a quoted, escaped JSON string. Returns false when `v` was not
+/// valid UTF-8 (its invalid sequences were written as U+FFFD).
+pub fn string(v: &[u8], out: &mut Vec<u8>) -> bool {
+    out.push(b'"');
+    let mut lossless = true;
+    for chunk in v.utf8_chunks() {
+        escape_str(chunk.valid(), out);
+        if !chunk.invalid().is_empty() {
+            lossless = false;
+            out.extend_from_slice("\u{FFFD}".as_bytes());
+        }
+    }
+    out.push(b'"');
+    lossless
+}
+
+/// Escapes valid UTF-8 text into `out` (no quotes).
+pub fn escape_str(s: &str, out: &mut Vec<u8>) {
+    let b = s.as_bytes();
+    let mut start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => {
+                out.extend_from_slice(&b[start..i]);
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&b[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&b[start..]);
+}
+
+fn number(mut v: u64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Facility, InputKind, Severity};
+    use bytes::Bytes;
+
+    fn enc(r: &Record) -> serde_json::Value {
+        let mut out = Vec::new();
+        encode(r, Timestamp(0), &mut out);
+        serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)))
+    }
+
+    #[test]
+    fn every_field_round_trips() {
+        let mut r = Record::new(InputKind::Internal, "web.default", "say \"hi\"\\\n\t\u{1}\u{7f} é 🚂");
+        r.app_name = Bytes::from_static(b"web-1");
+        r.procid = Bytes::from_static(b"42");
+        r.msgid = Bytes::from_static(b"ID7");
+        r.structured_data = Bytes::from_static(br#"[ex@1 a="q\"x"]"#);
+        r.severity = Severity::ERROR;
+        r.facility = Facility::LOCAL0;
+        r.timestamp = Timestamp::parse_rfc3339(b"2026-11-22T10:11:12.5Z");
+        let v = enc(&r);
+        assert_eq!(v["@timestamp"], "2026-11-22T10:11:12.500000Z");
+        assert_eq!(v["hostname"], "web.default");
+        assert_eq!(v["tag"], "web-1");
+        assert_eq!(v["message"], "say \"hi\"\\\n\t\u{1}\u{7f} é 🚂");
+        assert_eq!(v["severity"], 3);
+        assert_eq!(v["facility"], 16);
+        assert_eq!(v["procid"], "42");
+        assert_eq!(v["msgid"], "ID7");
+        assert_eq!(v["structured_data"], r#"[ex@1 a="q\"x"]"#);
+        assert!(v.get("message_base64").is_none());
+    }
+
+    #[test]
+    fn empty_optional_fields_are_left_out() {
+        let v = enc(&Record::new(InputKind::Internal, "", ""));
+        let o = v.as_object().unwrap();
+        let mut keys: Vec<&str> = o.keys().map(|k| k.as_str()).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["@timestamp", "facility", "hostname", "message", "severity", "tag"]
+        );
+        assert_eq!(v["@timestamp"], "1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn every_control_character_is_escaped() {
+        let all: String = (0u8..0x20).map(|c| c as char).collect();
+        let mut out = Vec::new();
+        string(all.as_bytes(), &mut out);
+        assert!(out.iter().all(|&c| c >= 0x20), "{}", String::from_utf8_lossy(&out));
+        let back: String = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back, all);
+    }
+
+    #[test]
+    fn invalid_utf8_message_is_kept_exactly_in_base64() {
+        let raw: &[u8] = b"bad \xff\xfe bytes \xe2\x82";
+        let r = Record::new(InputKind::Internal, "h", Bytes::copy_from_slice(raw));
+        let v = enc(&r);
+        assert_eq!(v["message"], "bad \u{FFFD}\u{FFFD} bytes \u{FFFD}");
+        let b = base64::engine::general_purpose::STANDARD
+            .decode(v["message_base64"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(b, raw);
+    }
+}

@@ -1,0 +1,294 @@
+//! The Elasticsearch drain against a `_bulk` server that follows the documented
+//! contract: documents, dated indexes and deterministic ids; a retried batch
+//! that does not duplicate (409 counts as delivered); per-item 429 retried;
+//! mapping errors rejected once and counted; whole-request 429 and 413.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use logtrain::drain::{self, Drain, DrainContext, DrainSpec};
+use logtrain::record::{Facility, InputKind, Position, Record, Severity};
+use logtrain::time::Timestamp;
+use support::es_bulk::{EsBulk, Whole};
+use support::wait_until;
+use tokio_util::task::TaskTracker;
+
+const LIMIT: Duration = Duration::from_secs(15);
+
+fn ctx() -> DrainContext {
+    let mut ctx = DrainContext::standalone();
+    ctx.driver.backoff_max = Duration::from_millis(400);
+    ctx
+}
+
+fn start(url: &str, tracker: &TaskTracker) -> Arc<Drain> {
+    drain::start(&DrainSpec::parse(url).unwrap(), &ctx(), tracker).unwrap()
+}
+
+fn metric(name: &str, url: &str) -> u64 {
+    let id = DrainSpec::parse(url).unwrap().id;
+    let prefix = format!("{name}{{drain=\"{id}\"}} ");
+    logtrain::telemetry::render()
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(|v| v.parse().unwrap()))
+        .unwrap_or(0)
+}
+
+/// 2026-03-09T12:00:00Z plus `i` seconds.
+fn record(host: &str, i: usize, message: &str) -> Record {
+    let mut r = Record::new(InputKind::Internal, host.to_string(), message.to_string());
+    r.facility = Facility::LOCAL0;
+    r.severity = Severity::new((i % 8) as u8);
+    r.timestamp = Timestamp::parse_rfc3339(b"2026-03-09T12:00:00Z").map(|t| Timestamp(t.0 + i as i64 * 1_000_000_000));
+    r.app_name = Bytes::from_static(b"web-1");
+    r
+}
+
+fn offer(d: &Drain, r: Record) {
+    assert!(d.offer(&Arc::new(r)));
+}
+
+async fn stop(d: &Arc<Drain>, tracker: TaskTracker) {
+    d.close();
+    tracker.close();
+    tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+        .await
+        .expect("drain flushes");
+}
+
+#[tokio::test]
+async fn documents_go_to_dated_indexes_with_deterministic_ids() {
+    let es = EsBulk::start().await;
+    let url = format!(
+        "es+http://key-id:s3cret@127.0.0.1:{}/cluster?auth=apikey&index=logs-%25Y.%25m.%25d",
+        es.port
+    );
+    let tracker = TaskTracker::new();
+    let d = start(&url, &tracker);
+    for i in 0..20 {
+        let mut r = record("Web.Default", i, &format!("line {i} \"quoted\"\n\tü"));
+        if i % 2 == 0 {
+            r.procid = Bytes::from(format!("{i}"));
+            r.msgid = Bytes::from_static(b"REQ");
+        }
+        offer(&d, r);
+    }
+    // A tailed record: its id comes from its file position.
+    let mut tailed = record("web.default", 99, "from a file");
+    tailed.origin.position = Some(Position {
+        file: 0xfeed,
+        offset: 4096,
+    });
+    offer(&d, tailed);
+    // The day changes at midnight UTC: the record goes to the next index.
+    let mut late = record("web.default", 0, "next day");
+    late.timestamp = Timestamp::parse_rfc3339(b"2026-03-10T00:00:00Z");
+    offer(&d, late);
+    wait_until("22 documents", LIMIT, || es.docs().len() == 22).await;
+    stop(&d, tracker).await;
+
+    let reqs = es.requests();
+    assert_eq!(reqs.len(), 1, "one bulk request: the batch lingers for more records");
+    let req = &reqs[0];
+    assert_eq!(req.path, "/cluster/_bulk");
+    assert_eq!(req.content_type, "application/x-ndjson");
+    let key = base64::engine::general_purpose::STANDARD.encode("key-id:s3cret");
+    assert_eq!(req.authorization.as_deref(), Some(format!("ApiKey {key}").as_str()));
+    assert!(req.actions.iter().all(|(op, _, _)| op == "create"));
+    assert_eq!(req.item_statuses, vec![201; 22]);
+
+    let docs = es.docs();
+    let day1: Vec<_> = docs.iter().filter(|((idx, _), _)| idx == "logs-2026.03.09").collect();
+    assert_eq!(day1.len(), 21);
+    let day2: Vec<_> = docs.iter().filter(|((idx, _), _)| idx == "logs-2026.03.10").collect();
+    assert_eq!(day2.len(), 1);
+    assert_eq!(day2[0].1["message"], "next day");
+    let tailed_doc = &docs[&(
+        "logs-2026.03.09".to_string(),
+        "000000000000feed0000000000001000".to_string(),
+    )];
+    assert_eq!(tailed_doc["message"], "from a file");
+    for i in 0..20 {
+        let (_, doc) = day1
+            .iter()
+            .find(|(_, v)| v["message"] == format!("line {i} \"quoted\"\n\tü"))
+            .unwrap_or_else(|| panic!("document {i}"));
+        let want_ts = record("x", i, "").timestamp.unwrap().to_rfc3339();
+        assert_eq!(doc["@timestamp"], want_ts);
+        assert_eq!(doc["hostname"], "Web.Default");
+        assert_eq!(doc["tag"], "web-1");
+        assert_eq!(doc["severity"], i % 8);
+        assert_eq!(doc["facility"], 16);
+        if i % 2 == 0 {
+            assert_eq!(doc["procid"], i.to_string());
+            assert_eq!(doc["msgid"], "REQ");
+        } else {
+            assert!(doc.get("procid").is_none() && doc.get("msgid").is_none(), "{doc}");
+        }
+    }
+    // Ids are 128-bit hex and all distinct.
+    assert!(
+        docs.keys()
+            .all(|(_, id)| id.len() == 32 && id.bytes().all(|c| c.is_ascii_hexdigit()))
+    );
+    assert_eq!(d.sent_total(), 22);
+}
+
+#[tokio::test]
+async fn the_default_index_is_the_lowercased_hostname() {
+    let es = EsBulk::start().await;
+    let url = format!("elasticsearch+http://127.0.0.1:{}", es.port);
+    let tracker = TaskTracker::new();
+    let d = start(&url, &tracker);
+    offer(&d, record("Api.Prod", 1, "a"));
+    offer(&d, record("web.default", 2, "b"));
+    wait_until("2 documents", LIMIT, || es.docs().len() == 2).await;
+    stop(&d, tracker).await;
+    let indexes: Vec<String> = es.docs().keys().map(|(i, _)| i.clone()).collect();
+    assert_eq!(indexes, ["api.prod", "web.default"]);
+    assert_eq!(es.requests()[0].path, "/_bulk");
+    assert_eq!(es.requests()[0].authorization, None);
+}
+
+#[tokio::test]
+async fn a_batch_sent_again_after_a_lost_answer_does_not_duplicate() {
+    let es = EsBulk::start().await;
+    // The server stores the batch, then answers 500 as if the answer was lost.
+    es.script([Whole::StoreThenFail]);
+    let url = format!("es+http://127.0.0.1:{}?index=dedup", es.port);
+    let tracker = TaskTracker::new();
+    let d = start(&url, &tracker);
+    for i in 0..50 {
+        offer(&d, record("dedup.default", i, &format!("m{i}")));
+    }
+    wait_until("the retried batch to be acknowledged", LIMIT, || d.sent_total() == 50).await;
+    stop(&d, tracker).await;
+    let reqs = es.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].status, 500);
+    assert_eq!(reqs[0].actions, reqs[1].actions, "the same ids both times");
+    assert_eq!(reqs[1].item_statuses, vec![409; 50], "every document already existed");
+    let docs = es.docs();
+    assert_eq!(docs.len(), 50, "no duplicates");
+    let mut msgs: Vec<String> = docs
+        .values()
+        .map(|v| v["message"].as_str().unwrap().to_string())
+        .collect();
+    msgs.sort_by_key(|m| m[1..].parse::<usize>().unwrap());
+    assert_eq!(msgs, (0..50).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    assert_eq!(metric("logtrain_drain_rejected_total", &url), 0);
+    assert_eq!(metric("logtrain_drain_retries_total", &url), 1);
+}
+
+#[tokio::test]
+async fn items_throttled_with_429_are_sent_again_alone() {
+    let es = EsBulk::start().await;
+    es.throttle_items("busy", 2);
+    let url = format!("es+http://127.0.0.1:{}?index=throttle", es.port);
+    let tracker = TaskTracker::new();
+    let d = start(&url, &tracker);
+    for i in 0..10 {
+        let m = if i % 4 == 1 {
+            format!("busy {i}")
+        } else {
+            format!("calm {i}")
+        };
+        offer(&d, record("t.default", i, &m));
+    }
+    wait_until("10 documents", LIMIT, || es.docs().len() == 10).await;
+    stop(&d, tracker).await;
+    let reqs = es.requests();
+    assert_eq!(reqs.len(), 2);
+    // Records 1 and 5 were throttled (the marker's budget is two), 9 was not.
+    let statuses = &reqs[0].item_statuses;
+    assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 2);
+    assert_eq!((statuses[1], statuses[5], statuses[9]), (429, 429, 201));
+    assert_eq!(reqs[1].actions.len(), 2, "only the throttled items are sent again");
+    assert_eq!(reqs[1].actions[0], reqs[0].actions[1]);
+    assert_eq!(reqs[1].actions[1], reqs[0].actions[5]);
+    assert_eq!(reqs[1].item_statuses, [201, 201]);
+    assert_eq!(d.sent_total(), 10);
+    assert_eq!(metric("logtrain_drain_rejected_total", &url), 0);
+}
+
+#[tokio::test]
+async fn mapping_errors_are_rejected_for_good_and_counted() {
+    let es = EsBulk::start().await;
+    es.reject_items("not-a-number");
+    let url = format!("es+http://127.0.0.1:{}?index=strict", es.port);
+    let tracker = TaskTracker::new();
+    let d = start(&url, &tracker);
+    for i in 0..10 {
+        let m = if i % 3 == 0 {
+            format!("not-a-number {i}")
+        } else {
+            format!("ok {i}")
+        };
+        offer(&d, record("s.default", i, &m));
+    }
+    wait_until("the first batch", LIMIT, || es.requests().len() == 1).await;
+    // A second batch with the same problem: counted again (logged only once).
+    offer(&d, record("s.default", 10, "not-a-number again"));
+    offer(&d, record("s.default", 11, "ok again"));
+    wait_until("the second batch", LIMIT, || es.requests().len() == 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop(&d, tracker).await;
+    let reqs = es.requests();
+    assert_eq!(reqs.len(), 2, "rejected documents are not retried");
+    assert_eq!(reqs[0].item_statuses.iter().filter(|&&s| s == 400).count(), 4);
+    assert_eq!(reqs[1].item_statuses, [400, 201]);
+    assert_eq!(es.docs().len(), 7);
+    assert!(
+        es.docs()
+            .values()
+            .all(|v| v["message"].as_str().unwrap().starts_with("ok"))
+    );
+    assert_eq!(metric("logtrain_drain_rejected_total", &url), 5);
+    assert_eq!(d.sent_total(), 7);
+}
+
+#[tokio::test]
+async fn a_whole_request_429_waits_for_retry_after_and_a_413_is_refused() {
+    let es = EsBulk::start().await;
+    es.script([Whole::Status {
+        status: 429,
+        retry_after: Some(1),
+    }]);
+    let url = format!("es+http://127.0.0.1:{}?index=busy", es.port);
+    let tracker = TaskTracker::new();
+    let d = start(&url, &tracker);
+    for i in 0..5 {
+        offer(&d, record("b.default", i, &format!("b{i}")));
+    }
+    wait_until("5 documents", LIMIT, || es.docs().len() == 5).await;
+    let reqs = es.requests();
+    assert_eq!(reqs.iter().map(|r| r.status).collect::<Vec<_>>(), [429, 200]);
+    let waited = reqs[1].at.duration_since(reqs[0].at);
+    // The backoff alone would wait at most 400 ms here.
+    assert!(waited >= Duration::from_millis(950), "Retry-After honoured: {waited:?}");
+
+    es.script([Whole::Status {
+        status: 413,
+        retry_after: None,
+    }]);
+    for i in 5..8 {
+        offer(&d, record("b.default", i, &format!("b{i}")));
+    }
+    wait_until("the 413 to be counted", LIMIT, || {
+        metric("logtrain_drain_rejected_total", &url) == 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop(&d, tracker).await;
+    assert_eq!(
+        es.requests().iter().map(|r| r.status).collect::<Vec<_>>(),
+        [429, 200, 413],
+        "a 413 is not retried"
+    );
+    assert_eq!(es.docs().len(), 5);
+    assert_eq!(d.sent_total(), 5);
+}
