@@ -126,6 +126,23 @@ pub struct Config {
     pub drain_queue_bytes: usize,
     /// Connections per network drain at most. `DRAIN_MAX_CONNECTIONS`, 40.
     pub drain_max_connections: usize,
+    /// Longest newline-delimited syslog frame (TCP, TLS, UDP, HTTP) in bytes;
+    /// longer lines are truncated to it and counted. `SYSLOG_MAX_LINE`, 65536.
+    pub syslog_max_line: usize,
+    /// Longest octet-counted syslog frame in bytes; larger frames are skipped and
+    /// counted as parse errors. `SYSLOG_MAX_FRAME`, 1048576.
+    pub syslog_max_frame: usize,
+    /// Open connections each TCP listener (syslog TCP, syslog TLS, HTTP) accepts
+    /// at most; more are closed at once and counted. `INPUT_MAX_CONNECTIONS`, 1024.
+    pub input_max_connections: usize,
+    /// Seconds a connection may stay silent (or take to send its request headers
+    /// or finish its TLS handshake) before it is closed. `INPUT_IDLE_TIMEOUT`, 300.
+    pub input_idle_timeout: u64,
+    /// Largest HTTP POST body in bytes (413 above). `HTTP_MAX_BODY`, 5242880.
+    pub http_max_body: usize,
+    /// When set, POSTs to the HTTP inputs need `Authorization: Bearer <token>`
+    /// (401 otherwise); health and metrics stay open. `HTTP_TOKEN` (never logged).
+    pub http_token: Option<String>,
     /// Static routes (file only).
     pub routes: Vec<StaticRoute>,
 }
@@ -168,6 +185,12 @@ impl Default for Config {
             drain_queue_records: d.queue_records,
             drain_queue_bytes: d.queue_bytes,
             drain_max_connections: d.max_connections,
+            syslog_max_line: 64 << 10,
+            syslog_max_frame: 1 << 20,
+            input_max_connections: 1024,
+            input_idle_timeout: 300,
+            http_max_body: 5 << 20,
+            http_token: None,
             routes: Vec::new(),
         }
     }
@@ -308,6 +331,17 @@ impl Config {
             num,
             "a connection count"
         );
+        set!(syslog_max_line, "SYSLOG_MAX_LINE", num, "a byte count");
+        set!(syslog_max_frame, "SYSLOG_MAX_FRAME", num, "a byte count");
+        set!(
+            input_max_connections,
+            "INPUT_MAX_CONNECTIONS",
+            num,
+            "a connection count"
+        );
+        set!(input_idle_timeout, "INPUT_IDLE_TIMEOUT", num, "whole seconds");
+        set!(http_max_body, "HTTP_MAX_BODY", num, "a byte count");
+        set!(http_token, "HTTP_TOKEN", opt);
         if let Some(v) = env.var("EXCLUDE_NAMESPACES") {
             self.exclude_namespaces = v
                 .split(',')
