@@ -26,8 +26,13 @@ pub struct Logtrain {
 
 /// Starts logtrain with `config` (ports set to 0, bound to 127.0.0.1) routing
 /// each of `hosts` to `DIR/out.log`.
-pub async fn start(dir: &Path, mut config: Config, hosts: &[&str]) -> Logtrain {
-    let out = dir.join("out.log");
+pub async fn start(dir: &Path, config: Config, hosts: &[&str]) -> Logtrain {
+    start_to(&dir.join("out.log"), config, hosts).await
+}
+
+/// Like [`start`], with the file drain at `out`.
+pub async fn start_to(out: &Path, mut config: Config, hosts: &[&str]) -> Logtrain {
+    let out = out.to_path_buf();
     let url = format!("file://{}", out.display());
     config.listen_address = "127.0.0.1".into();
     config.http_port = 0;
