@@ -574,3 +574,31 @@ async fn bad_tls_material_is_named() {
     assert!(!e.contains("nope"), "{e}");
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_accepting_and_keeps_what_was_read() {
+    let _serial = serial().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut lt = start(dir.path(), syslog_config(), &["host.a"]).await;
+    let addr = lt.at.syslog_tcp.unwrap();
+    let before = Counts::of("syslog_tcp");
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    for i in 0..100 {
+        s.write_all(format!("<14>1 - host.a app - - - before stop {i}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    support::wait_until("all read", Duration::from_secs(5), || {
+        Counts::since("syslog_tcp", before).records == 100
+    })
+    .await;
+    lt.stop().await;
+    let lines = support::inputs::read(&lt.out);
+    assert_eq!(lines.len(), 100);
+    assert_eq!(lines[99].msg_str(), "before stop 99");
+    assert!(closed_within(&mut s, Duration::from_secs(5)).await);
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "still accepting after shutdown"
+    );
+}

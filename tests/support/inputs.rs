@@ -62,13 +62,17 @@ impl Logtrain {
     /// Waits until the file holds `n` records, then a little longer to be sure
     /// no more arrive, and returns them.
     pub async fn records(&self, n: usize) -> Vec<Line> {
-        let out = self.out.clone();
-        super::wait_until(
-            &format!("{n} records in {}", out.display()),
-            Duration::from_secs(15),
-            || read(&out).len() >= n,
-        )
-        .await;
+        let start = std::time::Instant::now();
+        while read(&self.out).len() < n {
+            if start.elapsed() > Duration::from_secs(15) {
+                panic!(
+                    "timed out waiting for {n} records in {}; found {:#?}",
+                    self.out.display(),
+                    read(&self.out)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
         let got = read(&self.out);
         assert_eq!(got.len(), n, "{got:#?}");
@@ -108,7 +112,9 @@ pub fn read(path: &Path) -> Vec<Line> {
     let Ok(data) = std::fs::read(path) else {
         return Vec::new();
     };
-    data.split(|&c| c == b'\n')
+    let complete = data.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
+    data[..complete]
+        .split(|&c| c == b'\n')
         .filter(|l| !l.is_empty())
         .map(parse_line)
         .collect()
