@@ -133,7 +133,9 @@ pub struct Config {
     /// counted as parse errors. `SYSLOG_MAX_FRAME`, 1048576.
     pub syslog_max_frame: usize,
     /// Open connections each TCP listener (syslog TCP, syslog TLS, HTTP) accepts
-    /// at most; more are closed at once and counted. `INPUT_MAX_CONNECTIONS`, 1024.
+    /// at most; more are closed at once and counted. Each connection may buffer up
+    /// to one frame, so this bounds input memory (1024 × 1 MiB worst case; a node
+    /// rarely has more senders than pods). `INPUT_MAX_CONNECTIONS`, 1024.
     pub input_max_connections: usize,
     /// Seconds a connection may stay silent (or take to send its request headers
     /// or finish its TLS handshake) before it is closed. `INPUT_IDLE_TIMEOUT`, 300.
