@@ -101,6 +101,12 @@ impl App {
         r.wait_for(|v| *v).await.is_ok()
     }
 
+    /// The readiness signal itself, for tasks that outlive a borrow of the app
+    /// (the `/readyz` endpoint).
+    pub fn readiness(&self) -> watch::Receiver<bool> {
+        self.ready.clone()
+    }
+
     pub fn is_ready(&self) -> bool {
         *self.ready.borrow()
     }

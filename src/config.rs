@@ -135,6 +135,25 @@ pub struct Config {
     /// Most bytes read from a file that has no checkpoint (older content is
     /// skipped, with a warning); 0 = no limit. `TAIL_MAX_BACKLOG_BYTES`, 104857600.
     pub tail_max_backlog_bytes: u64,
+    /// Longest newline-delimited syslog frame (TCP, TLS, UDP, HTTP) in bytes;
+    /// longer lines are truncated to it and counted. `SYSLOG_MAX_LINE`, 65536.
+    pub syslog_max_line: usize,
+    /// Longest octet-counted syslog frame in bytes; larger frames are skipped and
+    /// counted as parse errors. `SYSLOG_MAX_FRAME`, 1048576.
+    pub syslog_max_frame: usize,
+    /// Open connections each TCP listener (syslog TCP, syslog TLS, HTTP) accepts
+    /// at most; more are closed at once and counted. Each connection may buffer up
+    /// to one frame, so this bounds input memory (1024 × 1 MiB worst case; a node
+    /// rarely has more senders than pods). `INPUT_MAX_CONNECTIONS`, 1024.
+    pub input_max_connections: usize,
+    /// Seconds a connection may stay silent (or take to send its request headers
+    /// or finish its TLS handshake) before it is closed. `INPUT_IDLE_TIMEOUT`, 300.
+    pub input_idle_timeout: u64,
+    /// Largest HTTP POST body in bytes (413 above). `HTTP_MAX_BODY`, 5242880.
+    pub http_max_body: usize,
+    /// When set, POSTs to the HTTP inputs need `Authorization: Bearer <token>`
+    /// (401 otherwise); health and metrics stay open. `HTTP_TOKEN` (never logged).
+    pub http_token: Option<String>,
     /// Static routes (file only).
     pub routes: Vec<StaticRoute>,
 }
@@ -180,6 +199,12 @@ impl Default for Config {
             tail_start_at_end: false,
             tail_max_record_bytes: 256 << 10,
             tail_max_backlog_bytes: 100 << 20,
+            syslog_max_line: 64 << 10,
+            syslog_max_frame: 1 << 20,
+            input_max_connections: 1024,
+            input_idle_timeout: 300,
+            http_max_body: 5 << 20,
+            http_token: None,
             routes: Vec::new(),
         }
     }
@@ -333,6 +358,17 @@ impl Config {
                 }),
             }
         }
+        set!(syslog_max_line, "SYSLOG_MAX_LINE", num, "a byte count");
+        set!(syslog_max_frame, "SYSLOG_MAX_FRAME", num, "a byte count");
+        set!(
+            input_max_connections,
+            "INPUT_MAX_CONNECTIONS",
+            num,
+            "a connection count"
+        );
+        set!(input_idle_timeout, "INPUT_IDLE_TIMEOUT", num, "whole seconds");
+        set!(http_max_body, "HTTP_MAX_BODY", num, "a byte count");
+        set!(http_token, "HTTP_TOKEN", opt);
         if let Some(v) = env.var("EXCLUDE_NAMESPACES") {
             self.exclude_namespaces = v
                 .split(',')

@@ -1,10 +1,20 @@
 //! Inputs: everything that produces records. Each input turns what it receives
 //! into records and hands them to a [`crate::route::Router`]; [`start`] launches
-//! the ones the configuration enables.
+//! the ones the configuration enables (the HTTP server always runs: it serves
+//! health, readiness and metrics).
+
+pub mod http;
+pub mod stats;
+pub mod syslog;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub mod file;
 
 use crate::app::App;
+use crate::record::InputKind;
 
 /// An input that could not start (port in use, bad TLS material).
 #[derive(Debug, thiserror::Error)]
@@ -19,10 +29,42 @@ pub enum InputError {
     Setup { input: &'static str, reason: String },
 }
 
-/// Starts every input the configuration enables.
-pub async fn start(app: &App) -> Result<(), InputError> {
-    if app.config.kubernetes {
+/// Where the started listeners are bound (port 0 in the configuration picks a
+/// free port; tests read it here).
+#[derive(Clone, Debug)]
+pub struct Listening {
+    pub http: SocketAddr,
+    pub syslog_tcp: Option<SocketAddr>,
+    pub syslog_udp: Option<SocketAddr>,
+    pub syslog_tls: Option<SocketAddr>,
+}
+
+/// Starts every input the configuration enables; `/readyz` turns ready once all are bound.
+pub async fn start(app: &App) -> Result<Listening, InputError> {
+    let c = &app.config;
+    let bound = Arc::new(AtomicBool::new(false));
+    let tls = match c.syslog_tls {
+        true => Some(syslog::tls::acceptor(c)?),
+        false => None,
+    };
+    let listening = Listening {
+        http: http::start(app, bound.clone()).await?,
+        syslog_tcp: match c.syslog_tcp {
+            true => Some(syslog::tcp::start(app, InputKind::SyslogTcp, c.syslog_tcp_port, None).await?),
+            false => None,
+        },
+        syslog_udp: match c.syslog_udp {
+            true => Some(syslog::udp::start(app, c.syslog_udp_port).await?),
+            false => None,
+        },
+        syslog_tls: match tls {
+            Some(tls) => Some(syslog::tcp::start(app, InputKind::SyslogTls, c.syslog_tls_port, Some(tls)).await?),
+            None => None,
+        },
+    };
+    if c.kubernetes {
         file::start(app, file::TailConfig::from_app(app)).await?;
     }
-    Ok(())
+    bound.store(true, Ordering::Release);
+    Ok(listening)
 }

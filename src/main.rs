@@ -74,8 +74,8 @@ fn main() -> ExitCode {
 
 async fn run(config: Config) -> anyhow::Result<()> {
     let app = App::start(config);
-    logtrain::input::start(&app).await?;
-    info!(version = env!("CARGO_PKG_VERSION"), "logtrain started.");
+    let listening = logtrain::input::start(&app).await?;
+    info!(version = env!("CARGO_PKG_VERSION"), http = %listening.http, "logtrain started.");
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;

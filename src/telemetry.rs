@@ -79,6 +79,11 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         "Failed attempts to save tail checkpoints (routing goes on).",
     ),
     (
+        "logtrain_input_handshake_errors_total",
+        Kind::Counter,
+        "TLS handshakes an input failed (missing or untrusted client certificate, protocol error, timeout).",
+    ),
+    (
         "logtrain_unrouted_records_total",
         Kind::Counter,
         "Records whose hostname had no route (counted, not forwarded).",

@@ -57,6 +57,8 @@ impl Node {
     fn config(&self, routes: &[(&str, &str)]) -> Config {
         Config {
             kubernetes: true,
+            http_port: 0,
+            listen_address: "127.0.0.1".into(),
             kubernetes_log_path: self.containers(),
             checkpoint_path: self.root.path().join("state/checkpoints.json"),
             shutdown_timeout: 5,

@@ -6,6 +6,7 @@
 pub mod es_bulk;
 pub mod http_recorder;
 pub mod postgres;
+pub mod inputs;
 pub mod rsyslog;
 pub mod tls;
 

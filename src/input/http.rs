@@ -1,0 +1,326 @@
+//! The one HTTP server of logtrain (HTTP/1.1 and h2c on `HTTP_PORT`): health,
+//! readiness and metrics always, plus the HTTP inputs when enabled.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /healthz` | 200 `ok` |
+//! | `GET /readyz` | 200 when the routes are loaded and every listener is bound, else 503 |
+//! | `GET /metrics` | 200, Prometheus text format 0.0.4 |
+//! | `POST HTTP_SYSLOG_PATH` | RFC 5424 frames, octet-counted (logplex) or newline-delimited |
+//! | `POST HTTP_EVENTS_PATH` | JSON events, one object or an array ([`events`]) |
+//!
+//! POST answers: 200 once every record is queued; 400 naming the first bad
+//! frame or event — and then **no** record of that body is accepted, so the
+//! sender can fix and resend it whole; 401 without the bearer token when
+//! `HTTP_TOKEN` is set; 405 for another method; 413 over `HTTP_MAX_BODY`; 503
+//! with `Retry-After` when a target drain has no room (checked before
+//! accepting: nothing is accepted and then dropped). Answers never reveal
+//! configuration.
+
+pub mod events;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tracing::{debug, info, warn};
+
+use super::InputError;
+use super::stats::InputStats;
+use super::syslog::framing::{Decoded, Decoder};
+use super::syslog::{Limits, listen_addr, parse};
+use crate::app::App;
+use crate::record::{InputKind, Record};
+use crate::route::Router;
+use crate::shutdown::Shutdown;
+use crate::telemetry;
+
+/// How long a POST may wait for drain queues that were checked to have room.
+const QUEUE_WAIT: Duration = Duration::from_secs(5);
+
+type Resp = Response<Full<Bytes>>;
+
+/// One POST endpoint.
+struct Endpoint {
+    path: String,
+    router: Router,
+    stats: InputStats,
+}
+
+struct Server {
+    syslog: Option<Endpoint>,
+    events: Option<Endpoint>,
+    token: Option<String>,
+    max_body: usize,
+    limits: Limits,
+    app_ready: watch::Receiver<bool>,
+    bound: Arc<AtomicBool>,
+}
+
+/// Binds `HTTP_PORT` and spawns the server. `bound` turns true once every
+/// listener is up (it gates `/readyz`).
+pub async fn start(app: &App, bound: Arc<AtomicBool>) -> Result<SocketAddr, InputError> {
+    let c = &app.config;
+    let addr = listen_addr(app, "http", c.http_port)?;
+    let bind_err = |source| InputError::Bind {
+        input: "http",
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
+    let local = listener.local_addr().map_err(bind_err)?;
+    let endpoint = |on: bool, path: &str, kind: InputKind| {
+        on.then(|| Endpoint {
+            path: path.to_string(),
+            router: app.router(kind),
+            stats: InputStats::new(kind),
+        })
+    };
+    let server = Arc::new(Server {
+        syslog: endpoint(c.http_syslog, &c.http_syslog_path, InputKind::HttpSyslog),
+        events: endpoint(c.http_events, &c.http_events_path, InputKind::HttpEvents),
+        token: c.http_token.clone().filter(|t| !t.is_empty()),
+        max_body: c.http_max_body.max(1),
+        limits: Limits::from_app(app),
+        app_ready: app.readiness(),
+        bound,
+    });
+    info!(
+        addr = %local,
+        syslog = c.http_syslog,
+        events = c.http_events,
+        "HTTP server started."
+    );
+    let shutdown = app.inputs().clone();
+    app.inputs().spawn(accept_loop(listener, server, shutdown));
+    Ok(local)
+}
+
+async fn accept_loop(listener: TcpListener, server: Arc<Server>, shutdown: Shutdown) {
+    let slots = Arc::new(Semaphore::new(server.limits.max_connections));
+    let refused = telemetry::counter("logtrain_input_connections_refused_total", &[("input", "http")]);
+    loop {
+        let (sock, peer) = tokio::select! {
+            _ = shutdown.stopped() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!(error = %e, "HTTP server cannot accept a connection.");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            refused.inc();
+            debug!(%peer, "HTTP connection refused: at the connection cap.");
+            continue;
+        };
+        let server = server.clone();
+        let sd = shutdown.clone();
+        shutdown.spawn(async move {
+            let _permit = permit;
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(server.limits.idle_timeout);
+            let svc = hyper::service::service_fn(move |req| {
+                let server = server.clone();
+                async move { Ok::<_, Infallible>(server.handle(req).await) }
+            });
+            let conn = builder.serve_connection(TokioIo::new(sock), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => if let Err(e) = r { debug!(%peer, error = %e, "HTTP connection ended."); },
+                _ = sd.stopped() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        "text/plain; charset=utf-8".parse().expect("static header"),
+    );
+    r
+}
+
+fn with(mut r: Resp, name: hyper::header::HeaderName, value: &'static str) -> Resp {
+    r.headers_mut().insert(name, value.parse().expect("static header"));
+    r
+}
+
+/// Compares without an early exit, so timing does not reveal the token.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Server {
+    async fn handle(&self, req: Request<Incoming>) -> Resp {
+        let path = req.uri().path();
+        for (ep, events) in [(&self.syslog, false), (&self.events, true)] {
+            if let Some(ep) = ep.as_ref().filter(|e| e.path == path) {
+                return self.post(ep, events, req).await;
+            }
+        }
+        let get = matches!(*req.method(), Method::GET | Method::HEAD);
+        match path {
+            "/healthz" | "/readyz" | "/metrics" if !get => with(
+                text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+                ALLOW,
+                "GET, HEAD",
+            ),
+            "/healthz" => text(StatusCode::OK, "ok\n"),
+            "/readyz" if *self.app_ready.borrow() && self.bound.load(Ordering::Acquire) => {
+                text(StatusCode::OK, "ready\n")
+            }
+            "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+            "/metrics" => with(
+                text(StatusCode::OK, telemetry::render()),
+                CONTENT_TYPE,
+                "text/plain; version=0.0.4",
+            ),
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+
+    async fn post(&self, ep: &Endpoint, events: bool, req: Request<Incoming>) -> Resp {
+        if req.method() != Method::POST {
+            return with(text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"), ALLOW, "POST");
+        }
+        if let Some(token) = &self.token {
+            let given = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or(b"");
+            let want = format!("Bearer {token}");
+            if !same(given, want.as_bytes()) {
+                return with(
+                    text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n"),
+                    WWW_AUTHENTICATE,
+                    "Bearer",
+                );
+            }
+        }
+        let too_big = || {
+            text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body larger than {} bytes\n", self.max_body),
+            )
+        };
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body as u64) {
+            return too_big();
+        }
+        let body = match Limited::new(req.into_body(), self.max_body).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_big(),
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}\n")),
+        };
+        let parsed = if events {
+            events::parse(&body)
+        } else {
+            self.syslog_frames(body.clone())
+        };
+        match parsed {
+            Ok(records) => self.deliver(ep, records, body.len()).await,
+            Err(reason) => {
+                ep.stats.parse_errors.inc();
+                debug!(input = ep.stats.kind.as_str(), %reason, "Refused a POST body.");
+                text(
+                    StatusCode::BAD_REQUEST,
+                    format!("{reason}; no records of this body were accepted\n"),
+                )
+            }
+        }
+    }
+
+    /// Every frame of a syslog body, or the first bad one (0-based index).
+    fn syslog_frames(&self, body: Bytes) -> Result<Vec<Record>, String> {
+        let mut buf = BytesMut::from(body);
+        let mut dec = Decoder::new(self.limits.max_line, self.limits.max_frame);
+        let mut out = Vec::new();
+        loop {
+            let i = out.len();
+            let frame = match dec.decode(&mut buf) {
+                Ok(Some(Decoded::Frame(f))) => f,
+                Ok(Some(Decoded::Truncated(_))) => {
+                    return Err(format!("frame {i}: line longer than {} bytes", self.limits.max_line));
+                }
+                Ok(Some(Decoded::Skipped { declared })) => {
+                    return Err(format!(
+                        "frame {i}: octet count {declared} is larger than {} bytes",
+                        self.limits.max_frame
+                    ));
+                }
+                Ok(None) => match dec.decode_eof(&mut buf) {
+                    Ok(Some(Decoded::Frame(f))) => f,
+                    Ok(_) => return Ok(out),
+                    Err(e) => return Err(format!("frame {i}: {e}")),
+                },
+                Err(e) => return Err(format!("frame {i}: {e}")),
+            };
+            let rec = parse::parse(&frame, InputKind::HttpSyslog).map_err(|e| format!("frame {i}: {e}"))?;
+            out.push(rec);
+        }
+    }
+
+    async fn deliver(&self, ep: &Endpoint, records: Vec<Record>, bytes: usize) -> Resp {
+        let n = records.len();
+        let busy = || {
+            with(
+                text(StatusCode::SERVICE_UNAVAILABLE, "drain queues are full; retry later\n"),
+                RETRY_AFTER,
+                "1",
+            )
+        };
+        {
+            let table = ep.router.routes().load();
+            if records.iter().any(|r| !ep.router.has_room(&table, &r.hostname)) {
+                ep.stats.rejected.add(n as u64);
+                return busy();
+            }
+        }
+        let deadline = tokio::time::Instant::now() + QUEUE_WAIT;
+        for (i, rec) in records.into_iter().enumerate() {
+            if tokio::time::timeout_at(deadline, ep.router.send(rec)).await.is_err() {
+                ep.stats.records.add(i as u64);
+                ep.stats.rejected.add((n - i) as u64);
+                warn!(
+                    input = ep.stats.kind.as_str(),
+                    queued = i,
+                    of = n,
+                    "Drain queues filled during a POST."
+                );
+                return with(
+                    text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("drain queues filled: the first {i} of {n} records were queued, retry the rest\n"),
+                    ),
+                    RETRY_AFTER,
+                    "1",
+                );
+            }
+        }
+        ep.stats.records.add(n as u64);
+        ep.stats.bytes.add(bytes as u64);
+        text(StatusCode::OK, format!("accepted {n}\n"))
+    }
+}

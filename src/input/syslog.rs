@@ -1,0 +1,117 @@
+//! Syslog inputs: TCP, TLS and UDP listeners that read RFC 5424 (or RFC 3164)
+//! messages, turn each into a [`Record`] and route it by hostname.
+//!
+//! - [`framing`] splits a stream into frames (octet counting and newline
+//!   delimiting, detected per frame, with hard size limits);
+//! - [`parse`] turns a frame into a record;
+//! - [`tcp`] serves plain TCP and TLS connections with one handler, a
+//!   connection cap and an idle timeout; [`tls`] builds the rustls config;
+//! - [`udp`] reads one message per datagram.
+//!
+//! Records are offered to their drains without waiting: a full drain queue drops
+//! and counts (the sender of a stream cannot be answered per message).
+//! [`Intake`] is the part every listener shares.
+
+pub mod framing;
+pub mod parse;
+pub mod tcp;
+pub mod tls;
+pub mod udp;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::app::App;
+use crate::input::InputError;
+use crate::input::stats::InputStats;
+use crate::record::InputKind;
+use crate::route::{RouteTable, Router};
+
+use framing::Decoded;
+
+/// Limits shared by the syslog listeners, from the configuration.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_line: usize,
+    pub max_frame: usize,
+    pub max_connections: usize,
+    pub idle_timeout: std::time::Duration,
+}
+
+impl Limits {
+    pub fn from_app(app: &App) -> Self {
+        let c = &app.config;
+        Limits {
+            max_line: c.syslog_max_line.max(1),
+            max_frame: c.syslog_max_frame.max(c.syslog_max_line).max(1),
+            max_connections: c.input_max_connections.max(1),
+            idle_timeout: std::time::Duration::from_secs(c.input_idle_timeout.max(1)),
+        }
+    }
+}
+
+/// What a listener needs to turn frames into routed records.
+pub struct Intake {
+    pub router: Router,
+    pub stats: InputStats,
+    pub limits: Limits,
+}
+
+impl Intake {
+    pub fn new(app: &App, kind: InputKind) -> Arc<Self> {
+        Arc::new(Intake {
+            router: app.router(kind),
+            stats: InputStats::new(kind),
+            limits: Limits::from_app(app),
+        })
+    }
+
+    /// Handles one decoded unit from `peer` against the loaded `table`.
+    pub fn decoded(&self, table: &RouteTable, d: Decoded, peer: &str) {
+        match d {
+            Decoded::Frame(f) => self.frame(table, f, peer),
+            Decoded::Truncated(f) => {
+                self.stats.truncated(peer, self.limits.max_line);
+                self.frame(table, f, peer);
+            }
+            Decoded::Skipped { declared } => self.stats.framing_error(
+                peer,
+                &format!(
+                    "octet count {declared} is larger than the {} byte limit; frame skipped",
+                    self.limits.max_frame
+                ),
+            ),
+        }
+    }
+
+    /// Parses one frame and offers the record to its drains.
+    pub fn frame(&self, table: &RouteTable, frame: Bytes, peer: &str) {
+        match parse::parse(&frame, self.stats.kind) {
+            Ok(rec) => {
+                self.stats.records.inc();
+                self.stats.bytes.add(frame.len() as u64);
+                self.router.offer(table, rec);
+            }
+            Err(e) => self.stats.parse_error(peer, &e.to_string()),
+        }
+    }
+}
+
+/// The address a listener binds: `LISTEN_ADDRESS` and a port.
+pub fn listen_addr(app: &App, input: &'static str, port: u16) -> Result<SocketAddr, InputError> {
+    let ip: IpAddr = app
+        .config
+        .listen_address
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse()
+        .map_err(|_| InputError::Setup {
+            input,
+            reason: format!(
+                "LISTEN_ADDRESS={:?} is not an IP address (use 0.0.0.0, ::, or an interface address)",
+                app.config.listen_address
+            ),
+        })?;
+    Ok(SocketAddr::new(ip, port))
+}

@@ -1,0 +1,84 @@
+//! Syslog over UDP: one message per datagram (RFC 5426), trailing CR/LF dropped.
+//!
+//! The socket asks the kernel for an 8 MiB receive buffer (via `socket2`) so
+//! bursts are absorbed while records are routed; Linux caps the request at
+//! `net.core.rmem_max`, and the size granted is logged. A datagram longer than
+//! the line limit is truncated to it and counted. On shutdown the loop stops
+//! after the datagram it is handling.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tracing::{info, warn};
+
+use super::{Intake, listen_addr};
+use crate::app::App;
+use crate::input::InputError;
+use crate::record::InputKind;
+use crate::shutdown::Shutdown;
+
+/// Receive buffer asked of the kernel.
+const RECV_BUFFER: usize = 8 << 20;
+/// The largest UDP payload.
+const MAX_DATAGRAM: usize = 65_535;
+
+fn bind(addr: SocketAddr) -> std::io::Result<(UdpSocket, usize)> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    let _ = s.set_recv_buffer_size(RECV_BUFFER);
+    let granted = s.recv_buffer_size().unwrap_or(0);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok((UdpSocket::from_std(s.into())?, granted))
+}
+
+/// Binds the UDP listener and spawns its loop. Returns the bound address.
+pub async fn start(app: &App, port: u16) -> Result<SocketAddr, InputError> {
+    let input = InputKind::SyslogUdp.as_str();
+    let addr = listen_addr(app, input, port)?;
+    let bind_err = |source| InputError::Bind {
+        input,
+        addr: addr.to_string(),
+        source,
+    };
+    let (sock, granted) = bind(addr).map_err(bind_err)?;
+    let local = sock.local_addr().map_err(bind_err)?;
+    info!(input, addr = %local, recv_buffer = granted, "Syslog listener started.");
+    let intake = Intake::new(app, InputKind::SyslogUdp);
+    let shutdown = app.inputs().clone();
+    app.inputs().spawn(run(sock, intake, shutdown));
+    Ok(local)
+}
+
+async fn run(sock: UdpSocket, intake: Arc<Intake>, shutdown: Shutdown) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let max = intake.limits.max_line;
+    loop {
+        let (n, peer) = tokio::select! {
+            _ = shutdown.stopped() => break,
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!(input = "syslog_udp", error = %e, "UDP receive failed.");
+                    continue;
+                }
+            },
+        };
+        let mut end = n;
+        while end > 0 && matches!(buf[end - 1], b'\n' | b'\r' | 0) {
+            end -= 1;
+        }
+        if end == 0 {
+            continue;
+        }
+        let peer = peer.to_string();
+        if end > max {
+            intake.stats.truncated(&peer, max);
+            end = max;
+        }
+        let table = intake.router.routes().load();
+        intake.frame(&table, Bytes::copy_from_slice(&buf[..end]), &peer);
+    }
+}
