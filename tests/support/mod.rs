@@ -5,8 +5,8 @@
 
 pub mod es_bulk;
 pub mod http_recorder;
-pub mod postgres;
 pub mod inputs;
+pub mod postgres;
 pub mod rsyslog;
 pub mod tls;
 
