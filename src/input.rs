@@ -2,6 +2,8 @@
 //! into records and hands them to a [`crate::route::Router`]; [`start`] launches
 //! the ones the configuration enables.
 
+pub mod envoy;
+
 use crate::app::App;
 
 /// An input that could not start (port in use, bad TLS material).
@@ -18,6 +20,9 @@ pub enum InputError {
 }
 
 /// Starts every input the configuration enables.
-pub async fn start(_app: &App) -> Result<(), InputError> {
+pub async fn start(app: &App) -> Result<(), InputError> {
+    if app.config.envoy {
+        envoy::start(app, envoy::address(&app.config)?).await?;
+    }
     Ok(())
 }

@@ -58,6 +58,16 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         "Connections refused because a listener was at its cap.",
     ),
     (
+        "logtrain_envoy_incomplete_entries_total",
+        Kind::Counter,
+        "Envoy access-log entries with missing fields, forwarded with defaults.",
+    ),
+    (
+        "logtrain_envoy_unnamed_entries_total",
+        Kind::Counter,
+        "Envoy access-log entries whose upstream cluster names no Kubernetes service (inbound, passthrough): not forwarded.",
+    ),
+    (
         "logtrain_unrouted_records_total",
         Kind::Counter,
         "Records whose hostname had no route (counted, not forwarded).",
