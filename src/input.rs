@@ -3,6 +3,8 @@
 //! the ones the configuration enables (the HTTP server always runs: it serves
 //! health, readiness and metrics).
 
+pub mod envoy;
+pub mod file;
 pub mod http;
 pub mod stats;
 pub mod syslog;
@@ -10,8 +12,6 @@ pub mod syslog;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-pub mod file;
 
 use crate::app::App;
 use crate::record::InputKind;
@@ -37,6 +37,7 @@ pub struct Listening {
     pub syslog_tcp: Option<SocketAddr>,
     pub syslog_udp: Option<SocketAddr>,
     pub syslog_tls: Option<SocketAddr>,
+    pub envoy: Option<SocketAddr>,
 }
 
 /// Starts every input the configuration enables; `/readyz` turns ready once all are bound.
@@ -60,6 +61,10 @@ pub async fn start(app: &App) -> Result<Listening, InputError> {
         syslog_tls: match tls {
             Some(tls) => Some(syslog::tcp::start(app, InputKind::SyslogTls, c.syslog_tls_port, Some(tls)).await?),
             None => None,
+        },
+        envoy: match c.envoy {
+            true => Some(envoy::start(app, envoy::address(c)?).await?),
+            false => None,
         },
     };
     if c.kubernetes {

@@ -84,6 +84,16 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         "TLS handshakes an input failed (missing or untrusted client certificate, protocol error, timeout).",
     ),
     (
+        "logtrain_envoy_incomplete_entries_total",
+        Kind::Counter,
+        "Envoy access-log entries with missing fields, forwarded with defaults.",
+    ),
+    (
+        "logtrain_envoy_unnamed_entries_total",
+        Kind::Counter,
+        "Envoy access-log entries whose upstream cluster names no Kubernetes service (inbound, passthrough): not forwarded.",
+    ),
+    (
         "logtrain_unrouted_records_total",
         Kind::Counter,
         "Records whose hostname had no route (counted, not forwarded).",
