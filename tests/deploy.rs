@@ -68,14 +68,18 @@ fn kubectl() -> Command {
     c
 }
 
-fn empty_kubeconfig() -> PathBuf {
-    let p = std::env::temp_dir().join(format!("logtrain-deploy-kubeconfig-{}", std::process::id()));
-    std::fs::write(
-        &p,
-        "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n",
-    )
-    .unwrap();
-    p
+/// Written once per test process, before any kubectl reads it.
+fn empty_kubeconfig() -> &'static Path {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let p = std::env::temp_dir().join(format!("logtrain-deploy-kubeconfig-{}", std::process::id()));
+        std::fs::write(
+            &p,
+            "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n",
+        )
+        .unwrap();
+        p
+    })
 }
 
 fn run(cmd: &mut Command) -> Output {
