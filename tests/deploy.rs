@@ -1,0 +1,923 @@
+//! Deployment artifacts: the Helm chart rendered by Helm's own template engine, the
+//! kubectl-apply manifests generated from it, their validity against the Kubernetes
+//! JSON schemas and kubectl's decoder, the least-privilege promises, the Grafana
+//! dashboard against the metric catalog, and the Dockerfile.
+//!
+//! Tools, installed by `tests/run`: `.venv/deploy` (or `$LOGTRAIN_TEST_DEPLOY_VENV`)
+//! holding helm-python-sdk (Helm's Go SDK behind a C ABI: the same engine as
+//! `helm template`) and kubernetes-validate (the Kubernetes JSON schemas, offline),
+//! and `kubectl`. A missing tool fails the test with the command that installs it.
+//!
+//! What cannot be checked here: kubectl's server-side validation and
+//! `kubectl create --dry-run=client`, which both need an API server for discovery;
+//! the decoder checks use kubectl's `--local` modes instead. The ServiceMonitor is a
+//! CRD with no schema in the offline set; its fields are asserted directly.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde::Deserialize;
+use serde_yaml::Value;
+
+/// Every opt-in turned on, so the optional template branches are validated too.
+const EVERYTHING_ON: &str = r#"{
+  "serviceMonitor": {"enabled": true, "labels": {"release": "prometheus"}},
+  "logs": {"readAsRoot": true},
+  "inotify": {"raiseLimits": true},
+  "inputs": {"syslogTls": {"enabled": true, "secretName": "logtrain-tls", "clientCA": true, "serverName": "logs.example.com"}},
+  "datasources": {"postgres": {"enabled": true, "databaseUrlSecret": {"name": "logtrain-db"}}},
+  "priorityClassName": "system-node-critical",
+  "excludeNamespaces": ["kube-system", "istio-system"],
+  "extraEnv": [{"name": "RUST_BACKTRACE", "value": "1"}],
+  "updateStrategy": {"maxUnavailable": "10%"}
+}"#;
+
+const INSTALL_HINT: &str = "run `bash tests/run` once (its deploy block installs .venv/deploy with \
+     helm-python-sdk and kubernetes-validate), or: python3 -m venv .venv/deploy && \
+     .venv/deploy/bin/pip install helm-python-sdk==0.2.2 kubernetes-validate==1.37.0";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn venv_bin(name: &str) -> PathBuf {
+    let venv = std::env::var_os("LOGTRAIN_TEST_DEPLOY_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/deploy"));
+    let p = venv.join("bin").join(name);
+    assert!(
+        p.exists(),
+        "{} is missing, so the chart cannot be rendered by Helm's engine nor checked against the \
+         Kubernetes schemas: {INSTALL_HINT}",
+        p.display()
+    );
+    p
+}
+
+fn kubectl() -> Command {
+    let ok = Command::new("kubectl").arg("version").arg("--client").output();
+    assert!(
+        matches!(&ok, Ok(o) if o.status.success()),
+        "kubectl is missing, so no manifest can be decoded by kubectl: install it \
+         (tests/run installs Debian's kubernetes-client when no kubectl is on PATH)"
+    );
+    let mut c = Command::new("kubectl");
+    // An empty configuration: nothing here may reach for a cluster.
+    c.env("KUBECONFIG", empty_kubeconfig());
+    c
+}
+
+/// Written once per test process, before any kubectl reads it.
+fn empty_kubeconfig() -> &'static Path {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let p = std::env::temp_dir().join(format!("logtrain-deploy-kubeconfig-{}", std::process::id()));
+        std::fs::write(
+            &p,
+            "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n",
+        )
+        .unwrap();
+        p
+    })
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Renders the chart into `out` with Helm's engine; Err holds Helm's message.
+fn render(out: &Path, plain: bool, set_json: &[&str], notes: bool) -> Result<(), String> {
+    let mut cmd = Command::new(venv_bin("python"));
+    cmd.arg(root().join("deployments/render.py")).arg("--out").arg(out);
+    if plain {
+        cmd.arg("--plain");
+    }
+    if notes {
+        cmd.arg("--notes");
+    }
+    for s in set_json {
+        cmd.arg("--set-json").arg(s);
+    }
+    let o = run(&mut cmd);
+    if o.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{}{}", text(&o.stdout), text(&o.stderr)))
+    }
+}
+
+fn rendered(set_json: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    render(dir.path(), false, set_json, false).unwrap_or_else(|e| panic!("render {set_json:?}: {e}"));
+    dir
+}
+
+/// The YAML files of a folder, by file name.
+fn yaml_files(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "yaml") {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            out.insert(name, std::fs::read_to_string(&p).unwrap());
+        }
+    }
+    out
+}
+
+/// Every object of a folder's YAML files, by `Kind/name`.
+fn objects(dir: &Path) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for (name, body) in yaml_files(dir) {
+        for doc in serde_yaml::Deserializer::from_str(&body) {
+            let v = Value::deserialize(doc).unwrap_or_else(|e| panic!("{name}: not YAML: {e}"));
+            if v.is_null() {
+                continue;
+            }
+            let key = format!("{}/{}", s(&v["kind"]), s(&v["metadata"]["name"]));
+            assert!(out.insert(key.clone(), v).is_none(), "{key} defined twice");
+        }
+    }
+    out
+}
+
+fn plain_dir() -> PathBuf {
+    root().join("deployments/kubernetes")
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+fn seq(v: &Value) -> &[Value] {
+    v.as_sequence().map(|s| s.as_slice()).unwrap_or(&[])
+}
+
+fn strings(v: &Value) -> BTreeSet<&str> {
+    seq(v).iter().map(s).collect()
+}
+
+fn get<'a>(objs: &'a BTreeMap<String, Value>, key: &str) -> &'a Value {
+    objs.get(key)
+        .unwrap_or_else(|| panic!("{key} missing; have {:?}", objs.keys().collect::<Vec<_>>()))
+}
+
+fn container<'a>(pod: &'a Value, list: &str, name: &str) -> &'a Value {
+    seq(&pod[list])
+        .iter()
+        .find(|c| s(&c["name"]) == name)
+        .unwrap_or_else(|| panic!("no {list} entry named {name}"))
+}
+
+fn env<'a>(c: &'a Value, name: &str) -> &'a Value {
+    seq(&c["env"])
+        .iter()
+        .find(|e| s(&e["name"]) == name)
+        .unwrap_or_else(|| panic!("no env var {name}"))
+}
+
+#[test]
+fn committed_manifests_are_the_charts_default_render() {
+    let dir = tempfile::tempdir().unwrap();
+    render(dir.path(), true, &[], false).unwrap();
+    let fresh = yaml_files(dir.path());
+    let committed = yaml_files(&plain_dir());
+    assert_eq!(
+        fresh.keys().collect::<Vec<_>>(),
+        committed.keys().collect::<Vec<_>>(),
+        "deployments/kubernetes/ does not hold one file per rendered template: run deployments/render.sh"
+    );
+    for (name, body) in &fresh {
+        assert!(
+            body.starts_with("# Generated by deployments/render.sh from charts/logtrain/templates/"),
+            "{name} lacks the generated-file header"
+        );
+        assert!(
+            *body == committed[name],
+            "deployments/kubernetes/{name} differs from the chart's default render: run deployments/render.sh \
+             (never edit the plain manifests by hand)"
+        );
+    }
+    assert_eq!(
+        fresh.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "clusterrole.yaml",
+            "clusterrolebinding.yaml",
+            "daemonset.yaml",
+            "namespace.yaml",
+            "service.yaml",
+            "serviceaccount.yaml"
+        ]
+    );
+}
+
+#[test]
+fn bad_values_are_refused_with_the_reason() {
+    let cases: &[(&str, &str)] = &[
+        (r#"{"resources": "lots"}"#, "at '/resources': got string, want object"),
+        (
+            r#"{"inputs": {"syslogTcp": {"port": 70000}}}"#,
+            "/inputs/syslogTcp/port",
+        ),
+        (r#"{"imageTag": "1.0"}"#, "additional properties 'imageTag' not allowed"),
+        (r#"{"logFormat": "xml"}"#, "/logFormat"),
+        (
+            r#"{"service": {"internalTrafficPolicy": "Everywhere"}}"#,
+            "/service/internalTrafficPolicy",
+        ),
+        (
+            r#"{"shutdownTimeout": 40}"#,
+            "shutdownTimeout (40 s) must be below terminationGracePeriodSeconds (35 s)",
+        ),
+        (
+            r#"{"inputs": {"syslogTls": {"enabled": true}}}"#,
+            "inputs.syslogTls.enabled needs inputs.syslogTls.secretName",
+        ),
+        (
+            r#"{"datasources": {"postgres": {"enabled": true}}}"#,
+            "datasources.postgres.enabled needs datasources.postgres.databaseUrlSecret.name",
+        ),
+        (
+            r#"{"serviceMonitor": {"enabled": true}, "service": {"enabled": false}}"#,
+            "serviceMonitor.enabled needs service.enabled",
+        ),
+    ];
+    for (values, reason) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let err = render(dir.path(), false, &[values], false).expect_err(values);
+        assert!(err.contains(reason), "{values}: expected {reason:?} in {err:?}");
+        assert!(
+            yaml_files(dir.path()).is_empty(),
+            "{values}: wrote manifests despite the error"
+        );
+    }
+}
+
+/// Runs kubernetes-validate in strict mode (unknown fields are errors) over `files`.
+fn schema_check(files: &[PathBuf], version: &str) -> Output {
+    run(Command::new(venv_bin("kubernetes-validate"))
+        .args(["--strict", "-k", version])
+        .args(files))
+}
+
+#[test]
+fn manifests_match_the_kubernetes_schemas() {
+    let full = rendered(&[EVERYTHING_ON]);
+    let mut files: Vec<PathBuf> = yaml_files(&plain_dir()).keys().map(|n| plain_dir().join(n)).collect();
+    let mut skipped = Vec::new();
+    for name in yaml_files(full.path()).keys() {
+        if name == "servicemonitor.yaml" {
+            skipped.push(name.clone());
+        } else {
+            files.push(full.path().join(name));
+        }
+    }
+    assert_eq!(skipped, ["servicemonitor.yaml"]);
+    println!(
+        "not schema-checked: the ServiceMonitor (a prometheus-operator CRD, no offline schema); its fields are \
+         asserted in opt_in_variants_keep_their_promises"
+    );
+    // The oldest Kubernetes the chart supports (kubeVersion) and the newest schemas shipped.
+    for version in ["1.26.0", "1.37.0"] {
+        let o = schema_check(&files, version);
+        let out = format!("{}{}", text(&o.stdout), text(&o.stderr));
+        assert!(
+            o.status.success(),
+            "Kubernetes {version} schemas refuse a manifest:\n{out}"
+        );
+        for f in &files {
+            assert!(
+                out.contains(&format!("{} passed", f.display())),
+                "{} was not validated against {version}:\n{out}",
+                f.display()
+            );
+        }
+        assert!(!out.contains("WARN") && !out.contains("ERROR"), "{out}");
+    }
+
+    // The check has teeth: a misspelt field and a wrongly typed one are refused.
+    let bad = tempfile::tempdir().unwrap();
+    let ds = std::fs::read_to_string(plain_dir().join("daemonset.yaml")).unwrap();
+    for (name, from, to) in [
+        (
+            "misspelt.yaml",
+            "terminationGracePeriodSeconds: 35",
+            "terminationGracePeriodSecond: 35",
+        ),
+        (
+            "typed.yaml",
+            "terminationGracePeriodSeconds: 35",
+            "terminationGracePeriodSeconds: \"35s\"",
+        ),
+    ] {
+        assert!(ds.contains(from));
+        let p = bad.path().join(name);
+        std::fs::write(&p, ds.replace(from, to)).unwrap();
+        let o = schema_check(&[p], "1.26.0");
+        let out = format!("{}{}", text(&o.stdout), text(&o.stderr));
+        assert!(!o.status.success(), "{name} passed the schema check:\n{out}");
+        assert!(out.contains("terminationGracePeriodSecond"), "{out}");
+    }
+}
+
+/// Removes the annotation `kubectl annotate` added, and the map if it became empty.
+fn strip_annotation(mut v: Value, key: &str) -> Value {
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_mapping_mut) {
+        let now_empty = match meta.get_mut("annotations").and_then(Value::as_mapping_mut) {
+            Some(a) => {
+                a.remove(key);
+                a.is_empty()
+            }
+            None => false,
+        };
+        if now_empty {
+            meta.remove("annotations");
+        }
+    }
+    v
+}
+
+#[test]
+fn kubectl_decodes_every_manifest_as_written() {
+    const MARK: &str = "logtrain.akkeris.io/decode-check";
+    let full = rendered(&[EVERYTHING_ON]);
+    let mut files: Vec<PathBuf> = yaml_files(&plain_dir()).keys().map(|n| plain_dir().join(n)).collect();
+    files.extend(yaml_files(full.path()).keys().map(|n| full.path().join(n)));
+    for f in &files {
+        // kubectl reads YAML 1.1 (sigs.k8s.io/yaml): what it decodes must be what the file
+        // says to a YAML 1.2 reader too (no `on`, `yes`, `0440` surprises).
+        let o = run(kubectl()
+            .args(["annotate", "--local", "-o", "yaml", "-f"])
+            .arg(f)
+            .arg(format!("{MARK}=yes")));
+        assert!(
+            o.status.success(),
+            "kubectl cannot read {}: {}",
+            f.display(),
+            text(&o.stderr)
+        );
+        let seen: Value = serde_yaml::from_slice(&o.stdout).unwrap();
+        let body = std::fs::read_to_string(f).unwrap();
+        let mine: Value = serde_yaml::from_str(&body).unwrap();
+        assert_eq!(
+            strip_annotation(seen, MARK),
+            mine,
+            "kubectl reads {} differently",
+            f.display()
+        );
+
+        // Typed decoding into kubectl's Go structs (not for CRDs, which it does not know).
+        let kind = s(&mine["kind"]).to_string();
+        if kind == "ServiceMonitor" {
+            continue;
+        }
+        let o = run(kubectl()
+            .args(["set", "env", "--local", "-o", "yaml", "-f"])
+            .arg(f)
+            .arg("LOGTRAIN_DECODE_CHECK=1"));
+        let err = text(&o.stderr);
+        assert!(!err.contains("unable to decode"), "{}: {err}", f.display());
+        if kind == "DaemonSet" {
+            assert!(o.status.success(), "{}: {err}", f.display());
+            let typed: Value = serde_yaml::from_slice(&o.stdout).unwrap();
+            let c = &seq(&typed["spec"]["template"]["spec"]["containers"])[0];
+            assert_eq!(s(&env(c, "LOGTRAIN_DECODE_CHECK")["value"]), "1");
+        } else {
+            assert!(
+                err.contains("is not a pod or does not have a pod template"),
+                "{}: expected kubectl to decode the {kind} and find no pod template, got: {err}",
+                f.display()
+            );
+        }
+    }
+
+    // The typed check has teeth: a wrongly typed field is refused.
+    let bad = tempfile::tempdir().unwrap();
+    let p = bad.path().join("daemonset.yaml");
+    let ds = std::fs::read_to_string(plain_dir().join("daemonset.yaml")).unwrap();
+    std::fs::write(
+        &p,
+        ds.replace(
+            "terminationGracePeriodSeconds: 35",
+            "terminationGracePeriodSeconds: \"35s\"",
+        ),
+    )
+    .unwrap();
+    let o = run(kubectl()
+        .args(["set", "env", "--local", "-o", "yaml", "-f"])
+        .arg(&p)
+        .arg("X=1"));
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("terminationGracePeriodSeconds"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn default_deployment_is_least_privilege() {
+    let objs = objects(&plain_dir());
+
+    // RBAC: read-only on exactly the routed kinds, plus create/patch on events.
+    let role = get(&objs, "ClusterRole/logtrain");
+    let mut granted: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for rule in seq(&role["rules"]) {
+        assert!(rule["resourceNames"].is_null() && rule["nonResourceURLs"].is_null());
+        for g in seq(&rule["apiGroups"]) {
+            for r in seq(&rule["resources"]) {
+                let verbs = granted.entry((s(g).into(), s(r).into())).or_default();
+                verbs.extend(strings(&rule["verbs"]).into_iter().map(String::from));
+            }
+        }
+    }
+    let read: BTreeSet<String> = ["get", "list", "watch"].map(String::from).into();
+    let mut want: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for (g, r) in [
+        ("", "pods"),
+        ("apps", "deployments"),
+        ("apps", "statefulsets"),
+        ("apps", "daemonsets"),
+        ("apps", "replicasets"),
+        ("batch", "jobs"),
+        ("batch", "cronjobs"),
+    ] {
+        want.insert((g.into(), r.into()), read.clone());
+    }
+    want.insert(
+        ("".into(), "events".into()),
+        ["create", "patch"].map(String::from).into(),
+    );
+    assert_eq!(granted, want);
+    for ((_, r), verbs) in &granted {
+        assert!(
+            !verbs.contains("*") && (r == "events" || verbs.is_subset(&read)),
+            "{r}: {verbs:?}"
+        );
+    }
+    let binding = get(&objs, "ClusterRoleBinding/logtrain");
+    assert_eq!(s(&binding["roleRef"]["name"]), "logtrain");
+    assert_eq!(s(&binding["subjects"][0]["name"]), "logtrain");
+    assert_eq!(s(&binding["subjects"][0]["namespace"]), "logtrain");
+    assert_eq!(
+        s(&get(&objs, "ServiceAccount/logtrain")["metadata"]["namespace"]),
+        "logtrain"
+    );
+    assert!(objs.contains_key("Namespace/logtrain"));
+
+    // The DaemonSet.
+    let ds = get(&objs, "DaemonSet/logtrain");
+    assert_eq!(s(&ds["metadata"]["namespace"]), "logtrain");
+    assert_eq!(s(&ds["spec"]["updateStrategy"]["type"]), "RollingUpdate");
+    assert_eq!(
+        ds["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"],
+        Value::from(1)
+    );
+    let tpl = &ds["spec"]["template"];
+    assert_eq!(
+        tpl["metadata"]["labels"], ds["spec"]["selector"]["matchLabels"],
+        "the selector must match the pod labels"
+    );
+    let ann = &tpl["metadata"]["annotations"];
+    assert_eq!(s(&ann["prometheus.io/scrape"]), "true");
+    assert_eq!(s(&ann["prometheus.io/port"]), "9000");
+    assert_eq!(s(&ann["prometheus.io/path"]), "/metrics");
+    let pod = &tpl["spec"];
+    assert_eq!(s(&pod["serviceAccountName"]), "logtrain");
+    let grace = pod["terminationGracePeriodSeconds"].as_i64().unwrap();
+    let c = container(pod, "containers", "logtrain");
+    let shutdown: i64 = s(&env(c, "SHUTDOWN_TIMEOUT")["value"]).parse().unwrap();
+    assert_eq!((shutdown, grace), (25, 35));
+    assert!(grace > 25 && grace > shutdown);
+    assert_eq!(
+        seq(&pod["tolerations"]),
+        [serde_yaml::from_str::<Value>("operator: Exists").unwrap()]
+    );
+    assert!(pod["hostNetwork"].is_null() && pod["hostPID"].is_null() && pod["hostIPC"].is_null());
+
+    let psc = &pod["securityContext"];
+    assert_eq!(psc["runAsNonRoot"], Value::Bool(true));
+    assert_eq!(psc["runAsUser"], Value::from(65532));
+    assert_eq!(psc["runAsGroup"], Value::from(65532));
+    assert_eq!(s(&psc["seccompProfile"]["type"]), "RuntimeDefault");
+
+    // The main container: not privileged, nothing to escalate to, nothing to write
+    // but its checkpoints.
+    let sc = &c["securityContext"];
+    assert_eq!(sc["privileged"], Value::Bool(false));
+    assert_eq!(sc["allowPrivilegeEscalation"], Value::Bool(false));
+    assert_eq!(sc["readOnlyRootFilesystem"], Value::Bool(true));
+    assert_eq!(strings(&sc["capabilities"]["drop"]), ["ALL"].into());
+    assert!(sc["capabilities"]["add"].is_null());
+    assert!(
+        sc["runAsUser"].is_null() && sc["runAsNonRoot"].is_null(),
+        "the pod's identity applies"
+    );
+    assert_eq!(
+        s(&env(c, "NODE_NAME")["valueFrom"]["fieldRef"]["fieldPath"]),
+        "spec.nodeName"
+    );
+    assert_eq!(
+        s(&env(c, "CHECKPOINT_PATH")["value"]),
+        "/var/lib/logtrain/checkpoints.json"
+    );
+    for (probe, path) in [
+        ("livenessProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+        ("startupProbe", "/healthz"),
+    ] {
+        assert_eq!(s(&c[probe]["httpGet"]["path"]), path, "{probe}");
+        assert_eq!(s(&c[probe]["httpGet"]["port"]), "http", "{probe}");
+    }
+    assert_eq!(s(&c["resources"]["requests"]["cpu"]), "50m");
+    assert_eq!(s(&c["resources"]["requests"]["memory"]), "32Mi");
+    assert_eq!(s(&c["resources"]["limits"]["cpu"]), "500m");
+    assert_eq!(s(&c["resources"]["limits"]["memory"]), "128Mi");
+
+    // Host paths: the logs read-only, only the checkpoint folder writable.
+    let volumes: BTreeMap<&str, &Value> = seq(&pod["volumes"]).iter().map(|v| (s(&v["name"]), v)).collect();
+    let mut host: BTreeMap<&str, (bool, &str)> = BTreeMap::new();
+    for cont in seq(&pod["containers"]).iter().chain(seq(&pod["initContainers"])) {
+        for m in seq(&cont["volumeMounts"]) {
+            let v = volumes[s(&m["name"])];
+            if v["hostPath"].is_null() {
+                continue;
+            }
+            let path = s(&v["hostPath"]["path"]);
+            assert_eq!(
+                s(&m["mountPath"]),
+                path,
+                "host paths are mounted where they are on the node"
+            );
+            let ro = m["readOnly"] == Value::Bool(true);
+            if s(&cont["name"]) == "logtrain" {
+                host.insert(path, (ro, s(&v["hostPath"]["type"])));
+            } else {
+                assert_eq!(
+                    path, "/var/lib/logtrain",
+                    "init containers touch only the checkpoint folder"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        host,
+        [
+            ("/var/log/pods", (true, "Directory")),
+            ("/var/log/containers", (true, "Directory")),
+            ("/var/lib/docker/containers", (true, "")),
+            ("/var/lib/logtrain", (false, "DirectoryOrCreate")),
+        ]
+        .into()
+    );
+
+    // The one init container by default: root for a chown, with only CHOWN.
+    let inits = seq(&pod["initContainers"]);
+    assert_eq!(inits.len(), 1);
+    let owner = container(pod, "initContainers", "checkpoint-owner");
+    let osc = &owner["securityContext"];
+    assert_eq!(osc["privileged"], Value::Bool(false));
+    assert_eq!(osc["allowPrivilegeEscalation"], Value::Bool(false));
+    assert_eq!(osc["readOnlyRootFilesystem"], Value::Bool(true));
+    assert_eq!(strings(&osc["capabilities"]["drop"]), ["ALL"].into());
+    assert_eq!(strings(&osc["capabilities"]["add"]), ["CHOWN"].into());
+    assert!(s(&seq(&owner["command"])[2]).contains("chown 65532:65532 /var/lib/logtrain"));
+    // The inotify init container is offered commented out, explained.
+    let ds_text = std::fs::read_to_string(plain_dir().join("daemonset.yaml")).unwrap();
+    assert!(ds_text.contains("#   - name: raise-inotify-limits"));
+    assert!(ds_text.contains("fs.inotify.max_user_watches=524288"));
+
+    // The Service: the listeners of the client's own node, inside the cluster.
+    let svc = get(&objs, "Service/logtrain");
+    assert_eq!(s(&svc["spec"]["internalTrafficPolicy"]), "Local");
+    assert_eq!(s(&svc["spec"]["type"]), "ClusterIP");
+    assert_eq!(svc["spec"]["selector"], ds["spec"]["selector"]["matchLabels"]);
+    let ports: BTreeSet<(String, i64, String)> = seq(&svc["spec"]["ports"])
+        .iter()
+        .map(|p| {
+            (
+                s(&p["name"]).into(),
+                p["port"].as_i64().unwrap(),
+                s(&p["protocol"]).into(),
+            )
+        })
+        .collect();
+    let want: BTreeSet<(String, i64, String)> = [
+        ("http", 9000, "TCP"),
+        ("envoy", 9001, "TCP"),
+        ("syslog-tcp", 9002, "TCP"),
+        ("syslog-udp", 9003, "UDP"),
+    ]
+    .map(|(n, p, t)| (n.to_string(), p, t.to_string()))
+    .into();
+    assert_eq!(ports, want);
+    let container_ports: BTreeSet<(String, i64, String)> = seq(&c["ports"])
+        .iter()
+        .map(|p| {
+            (
+                s(&p["name"]).into(),
+                p["containerPort"].as_i64().unwrap(),
+                s(&p["protocol"]).into(),
+            )
+        })
+        .collect();
+    assert_eq!(container_ports, want, "every Service port has its container port");
+}
+
+#[test]
+fn the_daemonsets_environment_is_a_valid_logtrain_configuration() {
+    let objs = objects(&plain_dir());
+    let pod = &get(&objs, "DaemonSet/logtrain")["spec"]["template"]["spec"];
+    let c = container(pod, "containers", "logtrain");
+    let config_src = std::fs::read_to_string(root().join("src/config.rs")).unwrap();
+    let mut vars: HashMap<String, String> = HashMap::new();
+    for e in seq(&c["env"]) {
+        let name = s(&e["name"]);
+        assert!(
+            config_src.contains(&format!("\"{name}\"")),
+            "{name} is set by the chart but not read by src/config.rs"
+        );
+        let value = if name == "NODE_NAME" { "node-a" } else { s(&e["value"]) };
+        assert!(vars.insert(name.into(), value.into()).is_none(), "{name} set twice");
+    }
+    let cfg = logtrain::config::Config::load(None, &vars).unwrap_or_else(|errs| {
+        panic!(
+            "logtrain refuses the chart's environment: {:?}",
+            errs.iter().map(|e| e.to_string()).collect::<Vec<_>>()
+        )
+    });
+    assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
+    let d = logtrain::config::Config::default();
+    // The chart's defaults are logtrain's own, except for what a DaemonSet turns on.
+    assert_eq!(
+        (
+            cfg.http_port,
+            cfg.envoy_port,
+            cfg.syslog_tcp_port,
+            cfg.syslog_udp_port,
+            cfg.syslog_tls_port
+        ),
+        (
+            d.http_port,
+            d.envoy_port,
+            d.syslog_tcp_port,
+            d.syslog_udp_port,
+            d.syslog_tls_port
+        )
+    );
+    assert_eq!(cfg.checkpoint_path, d.checkpoint_path);
+    assert_eq!(cfg.kubernetes_log_path, d.kubernetes_log_path);
+    assert_eq!(cfg.shutdown_timeout, d.shutdown_timeout);
+    assert_eq!(
+        (
+            cfg.drain_queue_records,
+            cfg.drain_queue_bytes,
+            cfg.drain_max_connections
+        ),
+        (d.drain_queue_records, d.drain_queue_bytes, d.drain_max_connections)
+    );
+    assert_eq!(
+        (cfg.http_events_path.as_str(), cfg.http_syslog_path.as_str()),
+        ("/events", "/syslog")
+    );
+    assert!(cfg.kubernetes && cfg.kubernetes_datasource && cfg.envoy && cfg.syslog_tcp && cfg.syslog_udp);
+    assert!(cfg.http_events && cfg.http_syslog && !cfg.syslog_tls && !cfg.postgres);
+    assert_eq!(cfg.node_name.as_deref(), Some("node-a"));
+    assert_eq!(cfg.log_format, logtrain::config::LogFormat::Json);
+    assert!(cfg.exclude_namespaces.is_empty());
+}
+
+#[test]
+fn opt_in_variants_keep_their_promises() {
+    let full = rendered(&[EVERYTHING_ON]);
+    let objs = objects(full.path());
+    assert!(
+        !objs.contains_key("Namespace/logtrain"),
+        "Helm installs leave the namespace to --create-namespace"
+    );
+    let pod = &get(&objs, "DaemonSet/logtrain")["spec"]["template"]["spec"];
+    assert_eq!(s(&pod["priorityClassName"]), "system-node-critical");
+    assert_eq!(
+        get(&objs, "DaemonSet/logtrain")["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"],
+        Value::from("10%")
+    );
+
+    // Reading logs as root keeps only DAC_READ_SEARCH and stays unprivileged.
+    assert_eq!(pod["securityContext"]["runAsUser"], Value::from(0));
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], Value::Bool(false));
+    let c = container(pod, "containers", "logtrain");
+    let sc = &c["securityContext"];
+    assert_eq!(sc["privileged"], Value::Bool(false));
+    assert_eq!(sc["allowPrivilegeEscalation"], Value::Bool(false));
+    assert_eq!(sc["readOnlyRootFilesystem"], Value::Bool(true));
+    assert_eq!(strings(&sc["capabilities"]["drop"]), ["ALL"].into());
+    assert_eq!(strings(&sc["capabilities"]["add"]), ["DAC_READ_SEARCH"].into());
+
+    // The only privileged container is the opt-in sysctl one; no chown is needed as root.
+    let privileged: Vec<&str> = seq(&pod["containers"])
+        .iter()
+        .chain(seq(&pod["initContainers"]))
+        .filter(|c| c["securityContext"]["privileged"] == Value::Bool(true))
+        .map(|c| s(&c["name"]))
+        .collect();
+    assert_eq!(privileged, ["raise-inotify-limits"]);
+    assert_eq!(seq(&pod["initContainers"]).len(), 1);
+    let sysctl = container(pod, "initContainers", "raise-inotify-limits");
+    assert_eq!(
+        strings(&sysctl["command"]),
+        [
+            "sysctl",
+            "-w",
+            "fs.inotify.max_user_instances=8192",
+            "fs.inotify.max_user_watches=524288"
+        ]
+        .into()
+    );
+
+    // TLS from a Secret, mounted read-only; the database URL from a Secret, never inline.
+    assert_eq!(s(&env(c, "SYSLOG_TLS")["value"]), "true");
+    assert_eq!(s(&env(c, "SYSLOG_TLS_CERT_PEM")["value"]), "/etc/logtrain/tls/tls.crt");
+    assert_eq!(s(&env(c, "SYSLOG_TLS_KEY_PEM")["value"]), "/etc/logtrain/tls/tls.key");
+    assert_eq!(s(&env(c, "SYSLOG_TLS_CA_PEM")["value"]), "/etc/logtrain/tls/ca.crt");
+    assert_eq!(s(&env(c, "SYSLOG_TLS_SERVER_NAME")["value"]), "logs.example.com");
+    let tls_mount = seq(&c["volumeMounts"])
+        .iter()
+        .find(|m| s(&m["name"]) == "syslog-tls")
+        .unwrap();
+    assert_eq!(tls_mount["readOnly"], Value::Bool(true));
+    let tls_vol = seq(&pod["volumes"])
+        .iter()
+        .find(|v| s(&v["name"]) == "syslog-tls")
+        .unwrap();
+    assert_eq!(s(&tls_vol["secret"]["secretName"]), "logtrain-tls");
+    assert_eq!(tls_vol["secret"]["defaultMode"], Value::from(0o440));
+    let db = &env(c, "DATABASE_URL");
+    assert!(db["value"].is_null());
+    assert_eq!(s(&db["valueFrom"]["secretKeyRef"]["name"]), "logtrain-db");
+    assert_eq!(s(&db["valueFrom"]["secretKeyRef"]["key"]), "DATABASE_URL");
+    assert_eq!(s(&env(c, "POSTGRES")["value"]), "true");
+    assert_eq!(s(&env(c, "EXCLUDE_NAMESPACES")["value"]), "kube-system,istio-system");
+    assert_eq!(s(&env(c, "RUST_BACKTRACE")["value"]), "1");
+
+    let svc = get(&objs, "Service/logtrain");
+    let names: BTreeSet<&str> = seq(&svc["spec"]["ports"]).iter().map(|p| s(&p["name"])).collect();
+    assert_eq!(
+        names,
+        ["http", "envoy", "syslog-tcp", "syslog-udp", "syslog-tls"].into()
+    );
+
+    // The ServiceMonitor (no offline schema): selects the Service, scrapes its http port.
+    let sm = get(&objs, "ServiceMonitor/logtrain");
+    assert_eq!(s(&sm["apiVersion"]), "monitoring.coreos.com/v1");
+    assert_eq!(s(&sm["metadata"]["labels"]["release"]), "prometheus");
+    assert_eq!(sm["spec"]["selector"]["matchLabels"], svc["spec"]["selector"]);
+    for (k, v) in sm["spec"]["selector"]["matchLabels"].as_mapping().unwrap() {
+        assert_eq!(
+            &svc["metadata"]["labels"][k.as_str().unwrap()],
+            v,
+            "the Service carries {k:?}"
+        );
+    }
+    assert_eq!(
+        strings(&sm["spec"]["namespaceSelector"]["matchNames"]),
+        ["logtrain"].into()
+    );
+    let ep = &seq(&sm["spec"]["endpoints"])[0];
+    assert_eq!(
+        (s(&ep["port"]), s(&ep["path"]), s(&ep["interval"])),
+        ("http", "/metrics", "30s")
+    );
+}
+
+#[test]
+fn notes_tell_how_to_add_a_drain() {
+    let dir = tempfile::tempdir().unwrap();
+    render(dir.path(), false, &[], true).unwrap();
+    let notes = std::fs::read_to_string(dir.path().join("NOTES.txt")).unwrap();
+    assert!(
+        notes.contains(
+            "kubectl annotate deployment web logtrain.akkeris.io/drains='syslog+tls://logs.example.com:6514'"
+        ),
+        "{notes}"
+    );
+    assert!(notes.contains("logtrain_drain_dropped_total"), "{notes}");
+    assert!(notes.contains("image.repository is still the placeholder"), "{notes}");
+    let dir = tempfile::tempdir().unwrap();
+    render(
+        dir.path(),
+        false,
+        &[r#"{"image": {"repository": "registry.example.com/logtrain"}}"#],
+        true,
+    )
+    .unwrap();
+    let notes = std::fs::read_to_string(dir.path().join("NOTES.txt")).unwrap();
+    assert!(!notes.contains("placeholder"), "{notes}");
+}
+
+/// Metric names (`logtrain_…`) in a PromQL expression.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let b = expr.as_bytes();
+    let mut i = 0;
+    while let Some(at) = expr[i..].find("logtrain_") {
+        let start = i + at;
+        let mut end = start;
+        while end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'_') {
+            end += 1;
+        }
+        out.push(expr[start..end].to_string());
+        i = end;
+    }
+    out
+}
+
+#[test]
+fn dashboard_covers_the_metric_catalog() {
+    let path = root().join("deployments/grafana/logtrain-dashboard.json");
+    let dash: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let catalog: BTreeSet<&str> = logtrain::telemetry::CATALOG.iter().map(|(n, _, _)| *n).collect();
+    let mut used = BTreeSet::new();
+    let mut ids = BTreeSet::new();
+    let panels = dash["panels"].as_array().unwrap();
+    for p in panels {
+        assert!(ids.insert(p["id"].as_i64().unwrap()), "duplicate panel id {}", p["id"]);
+        let g = &p["gridPos"];
+        assert!(
+            g["x"].as_i64().unwrap() + g["w"].as_i64().unwrap() <= 24,
+            "{} overflows the grid",
+            p["title"]
+        );
+        if p["type"] == "row" {
+            continue;
+        }
+        assert_eq!(p["datasource"]["uid"], "${datasource}", "{}", p["title"]);
+        let targets = p["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "{} has no query", p["title"]);
+        for t in targets {
+            let expr = t["expr"].as_str().unwrap();
+            let names = metric_names(expr);
+            assert!(!names.is_empty(), "{expr}");
+            for n in names {
+                assert!(
+                    catalog.contains(n.as_str()),
+                    "{}: {n} is not in telemetry::CATALOG",
+                    p["title"]
+                );
+                used.insert(n);
+            }
+        }
+    }
+    let missing: Vec<&&str> = catalog.iter().filter(|n| !used.contains(**n)).collect();
+    assert!(missing.is_empty(), "metrics with no panel: {missing:?}");
+    let vars: Vec<&str> = dash["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(vars, ["datasource", "instance", "drain"]);
+}
+
+#[test]
+fn dockerfile_builds_locked_and_runs_as_nonroot() {
+    let df = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let lines: Vec<&str> = df
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        .collect();
+    let from: Vec<&str> = lines.iter().filter(|l| l.starts_with("FROM ")).copied().collect();
+    assert_eq!(
+        from,
+        [
+            "FROM rust:1-bookworm AS build",
+            "FROM gcr.io/distroless/cc-debian12:nonroot"
+        ]
+    );
+    assert!(lines.contains(&"RUN cargo build --release --locked"));
+    assert!(lines.contains(&"COPY --from=build /src/target/release/logtrain /logtrain"));
+    assert!(lines.contains(&"USER 65532:65532"));
+    assert!(lines.contains(&"ENTRYPOINT [\"/logtrain\"]"));
+    // The exposed ports are logtrain's defaults (src/config.rs).
+    let d = logtrain::config::Config::default();
+    let expose = format!(
+        "EXPOSE {}/tcp {}/tcp {}/tcp {}/udp {}/tcp",
+        d.http_port, d.envoy_port, d.syslog_tcp_port, d.syslog_udp_port, d.syslog_tls_port
+    );
+    assert!(lines.contains(&expose.as_str()), "want {expose:?}");
+    // The build context keeps out what the build must not see or does not need.
+    let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    for entry in [".git", ".venv", "target"] {
+        assert!(ignore.lines().any(|l| l.trim() == entry), ".dockerignore lacks {entry}");
+    }
+    for needed in ["Cargo.lock", "src", "Cargo.toml"] {
+        assert!(
+            !ignore.lines().any(|l| l.trim() == needed),
+            ".dockerignore drops {needed}"
+        );
+    }
+}
