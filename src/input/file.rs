@@ -260,6 +260,7 @@ impl Discovery {
             let h = tokio::spawn(t.run());
             self.files.insert(path, (wake, h));
         }
+        telemetry::gauge("logtrain_tail_files", &[]).set(self.files.len() as i64);
         if initial {
             info!(dir = %self.cfg.dir.display(), files = self.files.len(), "Tailing container logs.");
         }
