@@ -3,6 +3,7 @@
 //! Each test file includes this with `mod support;` and uses what it needs.
 #![allow(dead_code)]
 
+pub mod kube_api;
 pub mod postgres;
 pub mod rsyslog;
 pub mod tls;
