@@ -621,10 +621,11 @@ struct Render {
 impl Render {
     fn from_accept(accept: &str) -> Result<Render, String> {
         let offers: Vec<&str> = accept.split(',').map(str::trim).collect();
+        // A plain JSON offer (kubectl lists it as the fallback after Table) wins.
         let plain = offers.iter().any(|o| {
-            let o = o.split(';').next().unwrap_or("");
-            (o == "application/json" && !o.contains("as=")) || o == "*/*" || o.is_empty()
-        }) && offers.iter().any(|o| !o.contains("as="));
+            let media = o.split(';').next().unwrap_or("").trim();
+            !o.contains("as=") && (media == "application/json" || media == "*/*")
+        });
         if accept.is_empty() || plain {
             return Ok(Render { metadata_only: false });
         }
