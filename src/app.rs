@@ -57,6 +57,13 @@ impl App {
                 None => error!("POSTGRES is on but DATABASE_URL is not set."),
             }
         }
+        if config.kubernetes_datasource {
+            let settings = crate::datasource::kubernetes::Settings::from_config(&config);
+            match crate::datasource::kubernetes::KubernetesSource::infer(settings, pods.clone()) {
+                Ok(k) => datasources.push(Box::new(k)),
+                Err(e) => error!(error = %e, "Kubernetes datasource not started."),
+            }
+        }
         let origins: Vec<OriginKind> = datasources.iter().map(|d| d.origin()).collect();
         let writer = RouteWriter::new(registry.clone(), routes.clone(), origins);
         let ready = writer.ready();

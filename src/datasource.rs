@@ -4,6 +4,7 @@
 //! config entry), each declaring routes. The single route writer folds them, so a
 //! relist never shows a half table and one origin never removes another's routes.
 
+pub mod kubernetes;
 pub mod pods;
 pub mod postgres;
 pub mod statics;

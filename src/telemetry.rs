@@ -128,6 +128,16 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Drain table sessions that ended in an error (the last routes keep serving).",
     ),
+    (
+        "logtrain_kubernetes_watch_errors_total",
+        Kind::Counter,
+        "Kubernetes list or watch requests that failed, per resource (retried with backoff).",
+    ),
+    (
+        "logtrain_kubernetes_relists_total",
+        Kind::Counter,
+        "Full relists of a Kubernetes resource after its first sync (410 Gone, watch restarts).",
+    ),
     ("logtrain_drains", Kind::Gauge, "Drains currently running."),
     (
         "logtrain_drain_queued_total",

@@ -7,6 +7,7 @@ pub mod envoy;
 pub mod es_bulk;
 pub mod http_recorder;
 pub mod inputs;
+pub mod kube_api;
 pub mod postgres;
 pub mod rsyslog;
 pub mod tls;

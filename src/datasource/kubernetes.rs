@@ -1,0 +1,323 @@
+//! The Kubernetes datasource: routes from `logtrain.akkeris.io/*` annotations
+//! on workloads (Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs,
+//! CronJobs) and on this node's pods, and the [`PodDirectory`] of this node.
+//!
+//! It watches metadata only (`watch.rs`), resolves owner chains from its own
+//! caches (`owners.rs`, never a GET per pod), names things as logtrain does
+//! (`annotations.rs`) and recomputes its whole view (`view.rs`) after each
+//! burst of changes (debounced). The first full listing is sent only once every
+//! cache is synced (readiness), and again after any relist; in between, only
+//! objects that changed are sent. It never exits on an API error: watches back
+//! off and relist, and the last routes keep serving meanwhile.
+
+pub mod annotations;
+pub mod owners;
+pub mod view;
+pub mod watch;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use kube::Client;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use super::pods::PodDirectory;
+use super::{Datasource, OriginKind, RouteEvent, RouteObject, RouteSender, RouteUpdate};
+use crate::config::Config;
+use crate::drain::driver::Backoff;
+use crate::telemetry;
+use annotations::Naming;
+use owners::Stores;
+use view::{Objects, Pods};
+use watch::Change;
+
+/// How long a burst of changes is gathered before the view is recomputed.
+pub const DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// Why the datasource cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    #[error("no Kubernetes client configuration: no kubeconfig ({kubeconfig}) and not in a cluster ({in_cluster})")]
+    NoConfig { kubeconfig: String, in_cluster: String },
+    #[error("Kubernetes client: {0}")]
+    Client(#[from] kube::Error),
+}
+
+/// What the datasource watches and how it names things.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// Only pods of this node are watched (`NODE_NAME`); every pod without it.
+    pub node_name: Option<String>,
+    pub naming: Naming,
+    /// Namespaces ignored entirely (`EXCLUDE_NAMESPACES`).
+    pub exclude_namespaces: Vec<String>,
+    /// Only workloads and pods with an `akkeris.io/app-name` label (`ONLY_AKKERIS`).
+    pub only_akkeris: bool,
+}
+
+impl Settings {
+    pub fn from_config(c: &Config) -> Settings {
+        Settings {
+            node_name: c.node_name.clone(),
+            naming: Naming { akkeris: c.akkeris },
+            exclude_namespaces: c.exclude_namespaces.clone(),
+            only_akkeris: c.only_akkeris,
+        }
+    }
+}
+
+enum ClientSource {
+    Ready(Client),
+    /// A kubeconfig was found; it is loaded (which may run an auth plugin) in `run`.
+    Kubeconfig,
+}
+
+/// The datasource. Build it with [`KubernetesSource::new`] (a client) or
+/// [`KubernetesSource::infer`] (in-cluster service account, else `KUBECONFIG`).
+pub struct KubernetesSource {
+    client: ClientSource,
+    settings: Settings,
+    pods: PodDirectory,
+    debounce: Duration,
+}
+
+impl KubernetesSource {
+    pub fn new(client: Client, settings: Settings, pods: PodDirectory) -> Self {
+        KubernetesSource {
+            client: ClientSource::Ready(client),
+            settings,
+            pods,
+            debounce: DEBOUNCE,
+        }
+    }
+
+    /// kube's usual inference: a kubeconfig (`KUBECONFIG`, `~/.kube/config`),
+    /// else the in-cluster service account. Fails when neither exists.
+    pub fn infer(settings: Settings, pods: PodDirectory) -> Result<Self, KubeError> {
+        let client = match kube::config::Kubeconfig::read() {
+            Ok(_) => ClientSource::Kubeconfig,
+            Err(kc) => match kube::Config::incluster() {
+                Ok(config) => ClientSource::Ready(Client::try_from(config)?),
+                Err(ic) => {
+                    return Err(KubeError::NoConfig {
+                        kubeconfig: kc.to_string(),
+                        in_cluster: ic.to_string(),
+                    });
+                }
+            },
+        };
+        Ok(KubernetesSource {
+            client,
+            settings,
+            pods,
+            debounce: DEBOUNCE,
+        })
+    }
+
+    async fn client(&self, stop: &CancellationToken) -> Option<Client> {
+        if let ClientSource::Ready(c) = &self.client {
+            return Some(c.clone());
+        }
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        let mut logged = false;
+        loop {
+            let made = kube::Config::infer()
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|c| Client::try_from(c).map_err(|e| e.to_string()));
+            match made {
+                Ok(c) => return Some(c),
+                Err(e) if !logged => {
+                    error!(error = %e, "Cannot load the Kubernetes client configuration; retrying.");
+                    logged = true;
+                }
+                Err(_) => {}
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return None,
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+        }
+    }
+
+    async fn follow(self, tx: RouteSender, stop: CancellationToken) {
+        let Some(client) = self.client(&stop).await else {
+            return;
+        };
+        let node = self.settings.node_name.as_deref();
+        match node {
+            Some(n) => info!(
+                node = n,
+                "Kubernetes datasource watching this node's pods and the cluster's workloads."
+            ),
+            None => warn!("NODE_NAME is not set: the Kubernetes datasource watches the pods of every node."),
+        }
+        let (stores, mut reports) = watch::start(&client, node);
+        let mut p = Publisher {
+            stores,
+            settings: self.settings.clone(),
+            directory: self.pods.clone(),
+            tx,
+            sent: Objects::new(),
+            pods: Pods::new(),
+            full: true,
+        };
+        let mut listed: HashSet<&'static str> = HashSet::new();
+        let mut failing: HashSet<&'static str> = HashSet::new();
+        let mut due: Option<Instant> = None;
+        loop {
+            let wait = async {
+                match due {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let mut dirty = false;
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = wait => {
+                    due = None;
+                    if !p.publish().await {
+                        return;
+                    }
+                }
+                report = reports.next() => {
+                    let Some((resource, report)) = report else { return };
+                    match report {
+                        Ok(Change::Init) => {
+                            if listed.contains(resource) {
+                                telemetry::counter("logtrain_kubernetes_relists_total", &[("resource", resource)]).inc();
+                                info!(resource, "Relisting from the Kubernetes API.");
+                            }
+                        }
+                        Ok(Change::Listing) => {}
+                        Ok(Change::Listed) => {
+                            if !listed.insert(resource) {
+                                p.full = true;
+                            }
+                            if failing.remove(resource) {
+                                info!(resource, "Kubernetes watch recovered.");
+                            }
+                            dirty = true;
+                        }
+                        Ok(Change::Changed) => {
+                            if failing.remove(resource) {
+                                info!(resource, "Kubernetes watch recovered.");
+                            }
+                            dirty = true;
+                        }
+                        Err(e) => {
+                            telemetry::counter("logtrain_kubernetes_watch_errors_total", &[("resource", resource)]).inc();
+                            if failing.insert(resource) {
+                                warn!(resource, error = %e, "Kubernetes watch failed; keeping the last routes and retrying.");
+                            } else {
+                                debug!(resource, error = %e, "Kubernetes watch still failing.");
+                            }
+                        }
+                    }
+                }
+            }
+            if dirty && due.is_none() && listed.len() == watch::RESOURCES.len() {
+                due = Some(Instant::now() + self.debounce);
+            }
+        }
+    }
+}
+
+/// Sends what changed since the last publication.
+struct Publisher {
+    stores: Stores,
+    settings: Settings,
+    directory: PodDirectory,
+    tx: RouteSender,
+    sent: Objects,
+    pods: Pods,
+    /// The next publication is a full listing (first sync, after a relist).
+    full: bool,
+}
+
+impl Publisher {
+    async fn send(&self, event: RouteEvent) -> bool {
+        self.tx
+            .send(RouteUpdate {
+                origin: OriginKind::Kubernetes,
+                event,
+            })
+            .await
+            .is_ok()
+    }
+
+    /// Recomputes the view and sends it; false when the route writer is gone.
+    async fn publish(&mut self) -> bool {
+        let view = view::compute(&self.stores, &self.settings);
+        if view.pods != self.pods {
+            self.directory.replace(view.pods.clone());
+            self.pods = view.pods;
+        }
+        if self.full {
+            if !self.send(RouteEvent::Init).await {
+                return false;
+            }
+            for (id, routes) in &view.objects {
+                let obj = RouteObject {
+                    id: id.clone(),
+                    routes: routes.clone(),
+                };
+                if !self.send(RouteEvent::InitApply(obj)).await {
+                    return false;
+                }
+            }
+            if !self.send(RouteEvent::InitDone).await {
+                return false;
+            }
+            info!(
+                objects = view.objects.len(),
+                pods = self.pods.len(),
+                "Kubernetes routes listed."
+            );
+            self.full = false;
+        } else {
+            for (id, routes) in &view.objects {
+                if self.sent.get(id) != Some(routes) {
+                    debug!(object = %id, "Kubernetes routes changed.");
+                    let obj = RouteObject {
+                        id: id.clone(),
+                        routes: routes.clone(),
+                    };
+                    if !self.send(RouteEvent::Apply(obj)).await {
+                        return false;
+                    }
+                }
+            }
+            let gone: Vec<String> = self
+                .sent
+                .keys()
+                .filter(|id| !view.objects.contains_key(*id))
+                .cloned()
+                .collect();
+            for id in gone {
+                debug!(object = %id, "Kubernetes routes removed.");
+                if !self.send(RouteEvent::Delete(id)).await {
+                    return false;
+                }
+            }
+        }
+        self.sent = view.objects;
+        true
+    }
+}
+
+impl Datasource for KubernetesSource {
+    fn origin(&self) -> OriginKind {
+        OriginKind::Kubernetes
+    }
+
+    fn run(self: Box<Self>, tx: RouteSender, stop: CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(self.follow(tx, stop))
+    }
+}

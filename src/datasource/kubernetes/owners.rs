@@ -1,0 +1,187 @@
+//! The watch caches (one reflector store per resource) and owner-chain
+//! resolution from them: Pod → ReplicaSet → Deployment, Pod → Job → CronJob,
+//! Pod → StatefulSet / DaemonSet. Lookups only read the caches; nothing here
+//! ever asks the API server.
+
+use std::fmt;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+/// The workload kinds logtrain follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    ReplicaSet,
+    Job,
+    CronJob,
+}
+
+impl WorkloadKind {
+    pub const ALL: [WorkloadKind; 6] = [
+        WorkloadKind::Deployment,
+        WorkloadKind::StatefulSet,
+        WorkloadKind::DaemonSet,
+        WorkloadKind::ReplicaSet,
+        WorkloadKind::Job,
+        WorkloadKind::CronJob,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+            WorkloadKind::ReplicaSet => "ReplicaSet",
+            WorkloadKind::Job => "Job",
+            WorkloadKind::CronJob => "CronJob",
+        }
+    }
+
+    /// The kind an owner reference names (case-insensitive, plural accepted).
+    pub fn from_kind(kind: &str) -> Option<WorkloadKind> {
+        let k = kind.to_ascii_lowercase();
+        let k = k.strip_suffix('s').unwrap_or(&k);
+        WorkloadKind::ALL
+            .into_iter()
+            .find(|w| w.as_str().eq_ignore_ascii_case(k))
+    }
+}
+
+impl fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Metadata-only cache of one resource.
+pub type MetaStore<K> = Store<PartialObjectMeta<K>>;
+
+/// Every cache the datasource keeps.
+#[derive(Clone)]
+pub struct Stores {
+    pub pods: MetaStore<Pod>,
+    pub deployments: MetaStore<Deployment>,
+    pub statefulsets: MetaStore<StatefulSet>,
+    pub daemonsets: MetaStore<DaemonSet>,
+    pub replicasets: MetaStore<ReplicaSet>,
+    pub jobs: MetaStore<Job>,
+    pub cronjobs: MetaStore<CronJob>,
+}
+
+fn lookup<K>(store: &MetaStore<K>, ns: &str, name: &str) -> Option<ObjectMeta>
+where
+    K: kube::Resource<DynamicType = ()> + Clone,
+{
+    store.get(&ObjectRef::new(name).within(ns)).map(|o| o.metadata.clone())
+}
+
+/// Where a pod's chain of owners ends.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Top {
+    /// The pod has no owner: it names itself.
+    Pod,
+    /// The top workload found in the caches.
+    Workload(WorkloadKind, Box<ObjectMeta>),
+    /// An owner the caches do not hold (another kind, or not seen yet).
+    Unknown,
+}
+
+/// The reference that owns an object: its controller, else its first owner.
+pub fn owner_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
+    let refs = meta.owner_references.as_deref()?;
+    refs.iter()
+        .find(|r| r.controller == Some(true))
+        .or_else(|| refs.first())
+}
+
+impl Stores {
+    /// A workload's cached metadata.
+    pub fn get(&self, kind: WorkloadKind, ns: &str, name: &str) -> Option<ObjectMeta> {
+        match kind {
+            WorkloadKind::Deployment => lookup(&self.deployments, ns, name),
+            WorkloadKind::StatefulSet => lookup(&self.statefulsets, ns, name),
+            WorkloadKind::DaemonSet => lookup(&self.daemonsets, ns, name),
+            WorkloadKind::ReplicaSet => lookup(&self.replicasets, ns, name),
+            WorkloadKind::Job => lookup(&self.jobs, ns, name),
+            WorkloadKind::CronJob => lookup(&self.cronjobs, ns, name),
+        }
+    }
+
+    /// Follows a pod's owners up to the top workload. A ReplicaSet without a
+    /// Deployment, or a Job without a CronJob, is itself the top.
+    pub fn top_of(&self, pod: &ObjectMeta) -> Top {
+        let ns = pod.namespace.as_deref().unwrap_or_default();
+        let Some(first) = owner_of(pod) else {
+            return Top::Pod;
+        };
+        let Some(mut kind) = WorkloadKind::from_kind(&first.kind) else {
+            return Top::Unknown;
+        };
+        let Some(mut meta) = self.get(kind, ns, &first.name) else {
+            return Top::Unknown;
+        };
+        // ReplicaSet → Deployment and Job → CronJob: at most a few hops.
+        for _ in 0..4 {
+            let Some(up) = owner_of(&meta).and_then(|r| WorkloadKind::from_kind(&r.kind).map(|k| (k, r.name.clone())))
+            else {
+                break;
+            };
+            match self.get(up.0, ns, &up.1) {
+                Some(m) => {
+                    kind = up.0;
+                    meta = m;
+                }
+                None => break,
+            }
+        }
+        Top::Workload(kind, Box::new(meta))
+    }
+
+    /// Whether a workload is owned by another workload logtrain follows (then
+    /// its owner, not it, declares the routes).
+    pub fn is_owned(meta: &ObjectMeta) -> bool {
+        meta.owner_references
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|r| WorkloadKind::from_kind(&r.kind).is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_from_owner_references() {
+        assert_eq!(WorkloadKind::from_kind("ReplicaSet"), Some(WorkloadKind::ReplicaSet));
+        assert_eq!(WorkloadKind::from_kind("replicasets"), Some(WorkloadKind::ReplicaSet));
+        assert_eq!(WorkloadKind::from_kind("CronJob"), Some(WorkloadKind::CronJob));
+        assert_eq!(WorkloadKind::from_kind("Node"), None);
+        assert_eq!(WorkloadKind::from_kind("Rollout"), None);
+    }
+
+    #[test]
+    fn controller_owner_wins() {
+        let r = |kind: &str, name: &str, c: Option<bool>| OwnerReference {
+            kind: kind.into(),
+            name: name.into(),
+            controller: c,
+            ..OwnerReference::default()
+        };
+        let m = ObjectMeta {
+            owner_references: Some(vec![r("ConfigMap", "x", None), r("ReplicaSet", "web-1", Some(true))]),
+            ..ObjectMeta::default()
+        };
+        assert_eq!(owner_of(&m).unwrap().name, "web-1");
+        assert!(Stores::is_owned(&m));
+        assert!(owner_of(&ObjectMeta::default()).is_none());
+    }
+}
