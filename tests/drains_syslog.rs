@@ -19,51 +19,19 @@ use logtrain::record::{Facility, InputKind, Record, Severity};
 use logtrain::time::Timestamp;
 use serde_json::Value;
 use support::http_recorder::BlackHole;
-use support::rsyslog::{JSON_TEMPLATE, Rsyslog};
+use support::rsyslog::Rsyslog;
 use support::{free_port, wait_until};
 use tokio_util::task::TaskTracker;
 
-/// An rsyslog config writing every message received on `inputs` as one JSON
-/// object per line to `out`.
-fn conf(out: &Path, modules_and_inputs: &str) -> String {
-    format!(
-        r#"global(parser.escapeControlCharactersOnReceive="off")
-{JSON_TEMPLATE}
-ruleset(name="out") {{
-  action(type="omfile" file="{}" template="fields" flushOnTXEnd="on" asyncWriting="off")
-}}
-{modules_and_inputs}
-"#,
-        out.display()
-    )
-}
-
-fn tcp_inputs(port: u16) -> String {
-    format!("module(load=\"imtcp\")\ninput(type=\"imtcp\" port=\"{port}\" ruleset=\"out\")")
+fn conf(out: &Path, inputs: &str) -> String {
+    support::rsyslog::receiver_conf(out, inputs)
 }
 
 fn start_tcp_rsyslog(dir: &Path, port: u16) -> Rsyslog {
-    Rsyslog::start(dir, &conf(&dir.join("out.json"), &tcp_inputs(port)), &[port])
+    support::rsyslog::tcp_receiver(dir, port)
 }
 
-/// The JSON objects rsyslog wrote so far (complete lines only: rsyslog may be
-/// in the middle of writing the last one).
-fn entries(path: &Path) -> Vec<Value> {
-    let text = std::fs::read(path).unwrap_or_default();
-    let complete = text.iter().rposition(|&c| c == b'\n').map_or(0, |p| p + 1);
-    text[..complete]
-        .split(|&c| c == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(l))))
-        .collect()
-}
-
-fn msgs(path: &Path) -> Vec<String> {
-    entries(path)
-        .iter()
-        .map(|e| e["msg"].as_str().unwrap().to_string())
-        .collect()
-}
+use support::rsyslog::{entries, msgs};
 
 /// A record with every RFC 5424 field set.
 fn full_record(host: &str, i: usize) -> Record {

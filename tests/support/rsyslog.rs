@@ -111,3 +111,49 @@ pub const JSON_TEMPLATE: &str = r#"template(name="fields" type="list" option.jso
   property(outname="sd" name="structured-data" format="jsonf")
   property(outname="msg" name="msg" format="jsonf")
 }"#;
+
+/// An rsyslog config writing every message received on `inputs` (module loads
+/// and `input()` statements bound to ruleset `out`) as one JSON object per line
+/// (see [`JSON_TEMPLATE`]) to `out`.
+pub fn receiver_conf(out: &Path, inputs: &str) -> String {
+    format!(
+        r#"global(parser.escapeControlCharactersOnReceive="off")
+{JSON_TEMPLATE}
+ruleset(name="out") {{
+  action(type="omfile" file="{}" template="fields" flushOnTXEnd="on" asyncWriting="off")
+}}
+{inputs}
+"#,
+        out.display()
+    )
+}
+
+/// `imtcp` on `port`, into ruleset `out`.
+pub fn tcp_input(port: u16) -> String {
+    format!("module(load=\"imtcp\")\ninput(type=\"imtcp\" port=\"{port}\" ruleset=\"out\")")
+}
+
+/// An rsyslog receiving on TCP `port`, writing JSON lines to `dir/out.json`.
+pub fn tcp_receiver(dir: &Path, port: u16) -> Rsyslog {
+    Rsyslog::start(dir, &receiver_conf(&dir.join("out.json"), &tcp_input(port)), &[port])
+}
+
+/// The JSON objects rsyslog wrote so far (complete lines only: rsyslog may be in
+/// the middle of writing the last one).
+pub fn entries(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read(path).unwrap_or_default();
+    let complete = text.iter().rposition(|&c| c == b'\n').map_or(0, |p| p + 1);
+    text[..complete]
+        .split(|&c| c == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(l))))
+        .collect()
+}
+
+/// The `msg` field of every entry so far.
+pub fn msgs(path: &Path) -> Vec<String> {
+    entries(path)
+        .iter()
+        .map(|e| e["msg"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
