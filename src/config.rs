@@ -146,8 +146,9 @@ pub struct Config {
     /// to one frame, so this bounds input memory (1024 × 1 MiB worst case; a node
     /// rarely has more senders than pods). `INPUT_MAX_CONNECTIONS`, 1024.
     pub input_max_connections: usize,
-    /// Seconds a connection may stay silent (or take to send its request headers
-    /// or finish its TLS handshake) before it is closed. `INPUT_IDLE_TIMEOUT`, 300.
+    /// Seconds a connection may stay silent (or take to send its request headers,
+    /// send a whole request body, or finish its TLS handshake) before it is
+    /// closed. `INPUT_IDLE_TIMEOUT`, 300.
     pub input_idle_timeout: u64,
     /// Largest HTTP POST body in bytes (413 above). `HTTP_MAX_BODY`, 5242880.
     pub http_max_body: usize,

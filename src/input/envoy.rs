@@ -9,7 +9,7 @@
 //! On shutdown the listener stops accepting and every stream ends after the
 //! message it is handling.
 
-mod entry;
+pub mod entry;
 mod listener;
 pub mod proto;
 
@@ -39,7 +39,9 @@ const MAX_CONNECTIONS: usize = 256;
 const MAX_STREAMS_PER_CONNECTION: u32 = 64;
 /// Largest message accepted; Envoy flushes far smaller batches (16 KiB by default).
 const MAX_MESSAGE_BYTES: usize = 4 << 20;
-/// HTTP/2 pings on idle connections, so dead peers are noticed.
+/// HTTP/2 pings on idle connections, so dead peers are noticed (at most this
+/// far apart, and at least twice per `INPUT_IDLE_TIMEOUT`, so a live Envoy's
+/// answers keep its connection from counting as idle).
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -75,13 +77,15 @@ pub async fn start(app: &App, addr: SocketAddr) -> Result<SocketAddr, InputError
         stop: stop.clone(),
         events: Events::new(),
     };
+    let idle = Duration::from_secs(app.config.input_idle_timeout.max(1));
+    let keepalive = KEEPALIVE_INTERVAL.min(idle / 2);
     let server = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(MAX_STREAMS_PER_CONNECTION as usize)
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
-        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .http2_keepalive_interval(Some(keepalive))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT.min(keepalive)))
         .add_service(AccessLogServiceServer::new(service).max_decoding_message_size(MAX_MESSAGE_BYTES))
-        .serve_with_incoming_shutdown(listener::incoming(tcp, MAX_CONNECTIONS, INPUT), async move {
+        .serve_with_incoming_shutdown(listener::incoming(tcp, MAX_CONNECTIONS, idle, INPUT), async move {
             stop.stopped().await
         });
     app.inputs().spawn(async move {

@@ -12,7 +12,8 @@
 //! POST answers: 200 once every record is queued; 400 naming the first bad
 //! frame or event — and then **no** record of that body is accepted, so the
 //! sender can fix and resend it whole; 401 without the bearer token when
-//! `HTTP_TOKEN` is set; 405 for another method; 413 over `HTTP_MAX_BODY`; 503
+//! `HTTP_TOKEN` is set; 405 for another method; 408 when the body does not
+//! arrive within `INPUT_IDLE_TIMEOUT`; 413 over `HTTP_MAX_BODY`; 503
 //! with `Retry-After` when a target drain has no room (checked before
 //! accepting: nothing is accepted and then dropped). Answers never reveal
 //! configuration.
@@ -130,6 +131,16 @@ async fn accept_loop(listener: TcpListener, server: Arc<Server>, shutdown: Shutd
         let sd = shutdown.clone();
         shutdown.spawn(async move {
             let _permit = permit;
+            // Telling HTTP/1 from h2c waits for the first bytes without a timeout
+            // of its own: a peer that never sends one must not hold a slot.
+            let mut first = [0u8; 1];
+            if tokio::time::timeout(server.limits.idle_timeout, sock.peek(&mut first))
+                .await
+                .is_err()
+            {
+                debug!(%peer, "HTTP connection sent nothing; closed.");
+                return;
+            }
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             builder
                 .http1()
@@ -229,10 +240,20 @@ impl Server {
         if declared.is_some_and(|n| n > self.max_body as u64) {
             return too_big();
         }
-        let body = match Limited::new(req.into_body(), self.max_body).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_big(),
-            Err(e) => return text(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}\n")),
+        // The whole body must arrive within the idle timeout: a sender that
+        // trickles it cannot hold a connection (and its buffer) for ever.
+        let collect = Limited::new(req.into_body(), self.max_body).collect();
+        let body = match tokio::time::timeout(self.limits.idle_timeout, collect).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_big(),
+            Ok(Err(e)) => return text(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}\n")),
+            Err(_) => {
+                debug!(input = ep.stats.kind.as_str(), "A POST body did not arrive in time.");
+                return text(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("body not received within {}s\n", self.limits.idle_timeout.as_secs()),
+                );
+            }
         };
         let parsed = if events {
             events::parse(&body)
@@ -252,34 +273,8 @@ impl Server {
         }
     }
 
-    /// Every frame of a syslog body, or the first bad one (0-based index).
     fn syslog_frames(&self, body: Bytes) -> Result<Vec<Record>, String> {
-        let mut buf = BytesMut::from(body);
-        let mut dec = Decoder::new(self.limits.max_line, self.limits.max_frame);
-        let mut out = Vec::new();
-        loop {
-            let i = out.len();
-            let frame = match dec.decode(&mut buf) {
-                Ok(Some(Decoded::Frame(f))) => f,
-                Ok(Some(Decoded::Truncated(_))) => {
-                    return Err(format!("frame {i}: line longer than {} bytes", self.limits.max_line));
-                }
-                Ok(Some(Decoded::Skipped { declared })) => {
-                    return Err(format!(
-                        "frame {i}: octet count {declared} is larger than {} bytes",
-                        self.limits.max_frame
-                    ));
-                }
-                Ok(None) => match dec.decode_eof(&mut buf) {
-                    Ok(Some(Decoded::Frame(f))) => f,
-                    Ok(_) => return Ok(out),
-                    Err(e) => return Err(format!("frame {i}: {e}")),
-                },
-                Err(e) => return Err(format!("frame {i}: {e}")),
-            };
-            let rec = parse::parse(&frame, InputKind::HttpSyslog).map_err(|e| format!("frame {i}: {e}"))?;
-            out.push(rec);
-        }
+        syslog_body(body, self.limits.max_line, self.limits.max_frame)
     }
 
     async fn deliver(&self, ep: &Endpoint, records: Vec<Record>, bytes: usize) -> Resp {
@@ -322,5 +317,35 @@ impl Server {
         ep.stats.records.add(n as u64);
         ep.stats.bytes.add(bytes as u64);
         text(StatusCode::OK, format!("accepted {n}\n"))
+    }
+}
+
+/// Every record of a `POST HTTP_SYSLOG_PATH` body (octet-counted or
+/// newline-delimited frames), or the first bad frame (0-based index).
+pub fn syslog_body(body: Bytes, max_line: usize, max_frame: usize) -> Result<Vec<Record>, String> {
+    let mut buf = BytesMut::from(body);
+    let mut dec = Decoder::new(max_line, max_frame);
+    let mut out = Vec::new();
+    loop {
+        let i = out.len();
+        let frame = match dec.decode(&mut buf) {
+            Ok(Some(Decoded::Frame(f))) => f,
+            Ok(Some(Decoded::Truncated(_))) => {
+                return Err(format!("frame {i}: line longer than {max_line} bytes"));
+            }
+            Ok(Some(Decoded::Skipped { declared })) => {
+                return Err(format!(
+                    "frame {i}: octet count {declared} is larger than {max_frame} bytes"
+                ));
+            }
+            Ok(None) => match dec.decode_eof(&mut buf) {
+                Ok(Some(Decoded::Frame(f))) => f,
+                Ok(_) => return Ok(out),
+                Err(e) => return Err(format!("frame {i}: {e}")),
+            },
+            Err(e) => return Err(format!("frame {i}: {e}")),
+        };
+        let rec = parse::parse(&frame, InputKind::HttpSyslog).map_err(|e| format!("frame {i}: {e}"))?;
+        out.push(rec);
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod envoy;
 pub mod es_bulk;
+pub mod faults;
 pub mod http_recorder;
 pub mod inputs;
 pub mod kube_api;

@@ -1,8 +1,12 @@
 //! Accepted connections for the Envoy input, capped: a connection beyond the
 //! cap is closed at once and counted, never queued. Each accepted connection
 //! holds a semaphore permit and is counted in the connections gauge until it
-//! drops. Never reads or writes anything itself.
+//! drops. A connection that sends nothing for the idle timeout (one that never
+//! starts HTTP/2, or a peer gone silent through the keep-alive pings) fails its
+//! next read, so a silent peer cannot hold a slot forever. Never reads or
+//! writes anything itself.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,6 +27,9 @@ pub struct Capped {
     io: TcpStream,
     open: Gauge,
     _permit: OwnedSemaphorePermit,
+    idle: Duration,
+    /// When the connection counts as idle; pushed back by every byte read.
+    deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Drop for Capped {
@@ -32,9 +39,15 @@ impl Drop for Capped {
 }
 
 /// The stream of accepted connections tonic serves; ends when dropped (shutdown).
-pub fn incoming(listener: TcpListener, max: usize, input: &'static str) -> impl Stream<Item = io::Result<Capped>> {
+pub fn incoming(
+    listener: TcpListener,
+    max: usize,
+    idle: Duration,
+    input: &'static str,
+) -> impl Stream<Item = io::Result<Capped>> {
     let state = Accepting {
         listener,
+        idle,
         permits: Arc::new(Semaphore::new(max.max(1))),
         open: telemetry::gauge("logtrain_input_connections", &[("input", input)]),
         refused: telemetry::counter("logtrain_input_connections_refused_total", &[("input", input)]),
@@ -48,6 +61,7 @@ pub fn incoming(listener: TcpListener, max: usize, input: &'static str) -> impl 
 
 struct Accepting {
     listener: TcpListener,
+    idle: Duration,
     permits: Arc<Semaphore>,
     open: Gauge,
     refused: Counter,
@@ -77,6 +91,8 @@ impl Accepting {
                 io,
                 open: self.open.clone(),
                 _permit: permit,
+                idle: self.idle,
+                deadline: Box::pin(tokio::time::sleep(self.idle)),
             };
         }
     }
@@ -92,7 +108,22 @@ impl Connected for Capped {
 
 impl AsyncRead for Capped {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let before = buf.filled().len();
+        match Pin::new(&mut self.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                let next = tokio::time::Instant::now() + self.idle;
+                self.deadline.as_mut().reset(next);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => match self.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    debug!(idle = ?self.idle, "Envoy input connection idle; closing it.");
+                    Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "connection idle")))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            other => other,
+        }
     }
 }
 

@@ -79,6 +79,14 @@ impl Tailer {
             reasm: Reassembler::new(self.shared.max_record),
             pending: VecDeque::new(),
         };
+        // Files this path named in an earlier run may have been rotated away
+        // before we opened it: what they hold past their checkpoints comes first.
+        if let Some(since) = self.rotated_away() {
+            if self.catch_up(since, &mut st, &pod).await {
+                return;
+            }
+            start = StartAt::Beginning;
+        }
         loop {
             let Some((mut open, mid_line)) = self.open(&self.path, start).await else {
                 return;
@@ -98,27 +106,65 @@ impl Tailer {
             }
             // Rotated. If we fell behind by more than one rotation, the files in
             // between sit next to the live one (`0.log.<timestamp>`): read them first.
-            // More may be rotated away while we read those, so look again until none.
-            loop {
-                let behind = self.rotated_since(opened_at);
-                if behind.is_empty() {
-                    break;
-                }
-                for (path, id) in behind {
-                    let Some((mut open, _)) = self.open(&path, StartAt::Beginning).await else {
-                        self.done.lock().push(id);
-                        continue;
-                    };
-                    self.follow(&mut open, &mut st, &pod, true).await;
-                    if self.shared.shutdown.is_stopped() {
-                        self.settle(&mut open, &mut st, true).await;
-                        return;
-                    }
-                    self.finish(open, &mut st, &pod).await;
-                }
+            if self.catch_up(opened_at, &mut st, &pod).await {
+                return;
             }
             start = StartAt::Beginning;
         }
+    }
+
+    /// Reads every rotated sibling modified since `since` that is not done yet,
+    /// oldest name first (resuming from its checkpoint when it has one). More
+    /// may be rotated away meanwhile, so it looks again until none is left.
+    /// Returns true when shutdown stopped it.
+    async fn catch_up(&self, since: std::time::SystemTime, st: &mut LineState, pod: &Arc<PodRef>) -> bool {
+        loop {
+            let behind = self.rotated_since(since);
+            if behind.is_empty() {
+                return false;
+            }
+            for (path, id) in behind {
+                let Some((mut open, _)) = self.open(&path, StartAt::Beginning).await else {
+                    self.done.lock().push(id);
+                    continue;
+                };
+                self.follow(&mut open, st, pod, true).await;
+                if self.shared.shutdown.is_stopped() {
+                    self.settle(&mut open, st, true).await;
+                    return true;
+                }
+                self.finish(open, st, pod).await;
+            }
+        }
+    }
+
+    /// When a checkpoint of this path names a file that now sits next to the live
+    /// one under a rotated name, the time that file was last modified (reading
+    /// starts there); `None` when there is none.
+    fn rotated_away(&self) -> Option<std::time::SystemTime> {
+        let saved: Vec<FileId> = {
+            let cps = self.shared.checkpoints.lock();
+            cps.values().filter(|e| e.path == self.path).map(|e| e.id).collect()
+        };
+        if saved.is_empty() {
+            return None;
+        }
+        let target = std::fs::canonicalize(&self.path).ok()?;
+        let dir = target.parent()?;
+        let prefix = format!("{}.", target.file_name()?.to_str()?);
+        std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)))
+            .filter_map(|e| e.metadata().ok())
+            .filter(|m| {
+                saved.contains(&FileId {
+                    dev: m.dev(),
+                    ino: m.ino(),
+                })
+            })
+            .filter_map(|m| m.modified().ok())
+            .min()
     }
 
     /// Hands on whatever is unfinished in a file we are done with, waits for its

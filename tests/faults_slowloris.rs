@@ -1,0 +1,264 @@
+//! Slowloris and connection floods against every listener, with small caps and
+//! a one-second idle timeout: HTTP (a connection that sends nothing, headers
+//! trickled, a body trickled, an idle keep-alive connection, a flood over the cap), syslog over TLS (handshakes
+//! that never start, over the cap), syslog over TCP (a flood of connections that
+//! each start an endless frame) and the Envoy gRPC input (a connection that
+//! never speaks HTTP/2). Each is closed or refused, counted, and the listener
+//! keeps serving.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use logtrain::config::Config;
+use support::inputs::{Counts, gauge, serial, start};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Reads (and discards) until the peer closes; true when that happens within `limit`.
+async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let until = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(until, s.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Everything the peer sends until it closes (within 5 s).
+async fn read_all(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn config() -> Config {
+    Config {
+        http_events: true,
+        input_idle_timeout: 1,
+        input_max_connections: 3,
+        ..Config::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_trickled_headers_and_bodies_and_idle_keep_alives_are_closed() {
+    let _serial = serial().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        input_max_connections: 8,
+        ..config()
+    };
+    let mut lt = start(dir.path(), config, &["host.a"]).await;
+    let addr = lt.at.http;
+    let before = Counts::of("http_events");
+
+    let started = Instant::now();
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let mut headers = TcpStream::connect(addr).await.unwrap();
+    headers
+        .write_all(b"POST /events HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut body = TcpStream::connect(addr).await.unwrap();
+    body.write_all(
+        b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"hostname\":",
+    )
+    .await
+    .unwrap();
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 15];
+    idle.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200 OK");
+
+    assert!(closed_within(&mut silent, Duration::from_secs(5)).await, "silent");
+    assert!(
+        closed_within(&mut headers, Duration::from_secs(5)).await,
+        "trickled headers"
+    );
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(5)).await,
+        "idle keep-alive"
+    );
+    let answer = read_all(&mut body).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "trickled body: {answer:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let d = Counts::since("http_events", before);
+    assert_eq!(d.records, 0);
+
+    // The server still serves.
+    let mut ok = TcpStream::connect(addr).await.unwrap();
+    let ev = br#"{"hostname":"host.a","message":"after"}"#;
+    ok.write_all(
+        format!(
+            "POST /events HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            ev.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    ok.write_all(ev).await.unwrap();
+    assert!(read_all(&mut ok).await.starts_with("HTTP/1.1 200"));
+    assert_eq!(lt.records(1).await[0].msg_str(), "after");
+    lt.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_connection_flood_is_capped_and_counted() {
+    let _serial = serial().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut lt = start(dir.path(), config(), &["host.a"]).await;
+    let addr = lt.at.http;
+    let refused = || support::inputs::counter("logtrain_input_connections_refused_total", "http");
+    let before = refused();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /he").await.unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let flood = 100;
+    for _ in 0..flood {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        assert!(
+            closed_within(&mut s, Duration::from_millis(500)).await,
+            "over the cap: closed at once"
+        );
+    }
+    assert_eq!(refused() - before, flood);
+    for s in &mut held {
+        assert!(closed_within(s, Duration::from_secs(5)).await);
+    }
+    let mut ok = TcpStream::connect(addr).await.unwrap();
+    ok.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_all(&mut ok).await.starts_with("HTTP/1.1 200"));
+    lt.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_handshakes_that_never_start_are_capped_then_closed() {
+    let _serial = serial().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = support::tls::make_pki(&dir.path().join("pki"));
+    let config = Config {
+        syslog_tls: true,
+        syslog_tls_cert_pem: Some(pki.server_cert.display().to_string()),
+        syslog_tls_key_pem: Some(pki.server_key.display().to_string()),
+        input_idle_timeout: 1,
+        input_max_connections: 2,
+        ..Config::default()
+    };
+    let mut lt = start(dir.path(), config, &["host.a"]).await;
+    let addr = lt.at.syslog_tls.unwrap();
+    let before = Counts::of("syslog_tls");
+    let mut silent = vec![
+        TcpStream::connect(addr).await.unwrap(),
+        TcpStream::connect(addr).await.unwrap(),
+    ];
+    support::wait_until("two handshakes pending", Duration::from_secs(5), || {
+        gauge("logtrain_input_connections", "syslog_tls") == 2
+    })
+    .await;
+    let mut extra = TcpStream::connect(addr).await.unwrap();
+    assert!(closed_within(&mut extra, Duration::from_millis(500)).await);
+    for s in &mut silent {
+        assert!(closed_within(s, Duration::from_secs(5)).await);
+    }
+    let d = Counts::since("syslog_tls", before);
+    assert_eq!((d.refused, d.handshake_errors, d.records), (1, 2, 0));
+    support::wait_until("slots released", Duration::from_secs(5), || {
+        gauge("logtrain_input_connections", "syslog_tls") == 0
+    })
+    .await;
+    lt.stop().await;
+}
+
+fn vm_hwm_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let l = s.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    l.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_endless_frames_stays_within_the_connection_and_frame_bounds() {
+    let _serial = serial().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        syslog_tcp: true,
+        input_idle_timeout: 1,
+        input_max_connections: 8,
+        syslog_max_line: 64 << 10,
+        syslog_max_frame: 256 << 10,
+        ..Config::default()
+    };
+    let mut lt = start(dir.path(), config, &["host.a"]).await;
+    let addr = lt.at.syslog_tcp.unwrap();
+    let before = Counts::of("syslog_tcp");
+    let peak_before = vm_hwm_kib();
+    // 8 connections each declare a frame just under the limit and send most of it;
+    // 92 more are refused.
+    let mut held = Vec::new();
+    let partial = vec![b'x'; 200 << 10];
+    for _ in 0..8 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(format!("{} <14>1 - host.a app - - - ", 250 << 10).as_bytes())
+            .await
+            .unwrap();
+        s.write_all(&partial).await.unwrap();
+        held.push(s);
+    }
+    support::wait_until("8 connections open", Duration::from_secs(5), || {
+        gauge("logtrain_input_connections", "syslog_tcp") == 8
+    })
+    .await;
+    for _ in 0..92 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        assert!(closed_within(&mut s, Duration::from_millis(500)).await);
+    }
+    for s in &mut held {
+        assert!(
+            closed_within(s, Duration::from_secs(5)).await,
+            "idle after the partial frame"
+        );
+    }
+    let d = Counts::since("syslog_tcp", before);
+    assert_eq!((d.refused, d.records), (92, 0));
+    // 8 connections × one 256 KiB frame buffer each, plus read chunks: far under 16 MiB.
+    let grew = vm_hwm_kib().saturating_sub(peak_before);
+    assert!(grew < 16 << 10, "peak RSS grew by {grew} KiB");
+    lt.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envoy_input_connection_that_never_speaks_is_closed() {
+    let _serial = serial().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        envoy: true,
+        envoy_port: 0,
+        input_idle_timeout: 1,
+        ..Config::default()
+    };
+    let mut lt = start(dir.path(), config, &["host.a"]).await;
+    let addr = lt.at.envoy.unwrap();
+    let open = || gauge("logtrain_input_connections", "envoy");
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let mut half = TcpStream::connect(addr).await.unwrap();
+    // Half the HTTP/2 preface, then nothing.
+    half.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    support::wait_until("two connections open", Duration::from_secs(5), || open() == 2).await;
+    assert!(closed_within(&mut silent, Duration::from_secs(5)).await, "silent");
+    assert!(closed_within(&mut half, Duration::from_secs(5)).await, "half a preface");
+    support::wait_until("slots released", Duration::from_secs(5), || open() == 0).await;
+    lt.stop().await;
+}
