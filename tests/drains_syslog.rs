@@ -372,26 +372,32 @@ async fn a_receiver_killed_mid_stream_and_restarted_gets_what_follows() {
     let before: Vec<&String> = got.iter().filter(|m| m.starts_with("before ")).collect();
     let outage: Vec<&String> = got.iter().filter(|m| m.starts_with("outage ")).collect();
     let after: Vec<&String> = got.iter().filter(|m| m.starts_with("after ")).collect();
-    assert_eq!(before.len(), 100);
+    // rsyslog had read the last "before" batch, but was killed before the driver
+    // confirmed it: syslog over TCP cannot tell, so that batch is sent again
+    // after the restart. Repeats are bounded by that batch; nothing is missing.
+    let distinct_before: std::collections::BTreeSet<&String> = before.iter().copied().collect();
+    assert_eq!(distinct_before.len(), 100);
+    assert!(
+        before.len() <= 200,
+        "{} before records: more than one batch repeated",
+        before.len()
+    );
     let want_after: Vec<String> = (0..100).map(|i| format!("after {i}")).collect();
     assert_eq!(
         after,
         want_after.iter().collect::<Vec<_>>(),
         "after the restart: every record, once, in order"
     );
-    // What a kill can lose in general: a batch written into the dead connection
-    // before its FIN/RST reached us is accepted by our kernel and then dropped,
-    // so loss is bounded by the batch in flight at the moment of the kill, and
-    // only a prefix of what followed the kill can be lost. Here the peer was
-    // already gone before the first write, and the sink checks for a closed
-    // peer before writing, so nothing is lost.
+    // A batch written into a connection whose peer is gone is held until the
+    // driver sees the connection alive after it, and sent again otherwise, so a
+    // kill costs repeats, never a loss.
     let want_outage: Vec<String> = (0..50).map(|i| format!("outage {i}")).collect();
     assert_eq!(
         outage,
         want_outage.iter().collect::<Vec<_>>(),
         "records offered while the receiver was down"
     );
-    assert_eq!(got.len(), 250, "no duplicates");
+    assert_eq!(got.len(), 150 + before.len(), "no repeats but of the held batch");
     assert_eq!(d.sent_total(), 250);
     d.close();
     tracker.close();

@@ -104,7 +104,25 @@ pub trait Sink: Send + Sync + 'static {
 
     /// Adjusts driver settings to the transport (batch size, linger, pool size).
     fn tune(&self, _cfg: &mut DriverConfig) {}
+
+    /// Whether the receiver never acknowledges what it got (syslog over TCP or
+    /// TLS): a write that succeeded may still be lost if the receiver goes away
+    /// before reading it. The driver then holds each written batch until
+    /// [`Sink::healthy`] shows the connection alive after it, and sends it again
+    /// on a new connection if not, so such a loss becomes at worst a duplicate.
+    fn unacknowledged(&self) -> bool {
+        false
+    }
+
+    /// Whether `conn` is still alive (the receiver has not closed or reset it).
+    fn healthy(&self, _conn: &mut Self::Conn) -> impl Future<Output = bool> + Send {
+        async { true }
+    }
 }
+
+/// How long a batch written on an unacknowledged transport is held, at most,
+/// before the connection is checked and the batch released as delivered.
+pub const CONFIRM_AFTER: Duration = Duration::from_millis(200);
 
 /// Driver settings; defaults in one place, overridable from configuration.
 #[derive(Clone, Debug)]
@@ -579,19 +597,115 @@ async fn work<S: Sink>(
 ) {
     let mut conn: Option<S::Conn> = None;
     let mut backoff = Backoff::new(cfg.backoff_min, cfg.backoff_max);
-    while let Some(batch) = rx.recv().await {
+    let mut held = Held::default();
+    loop {
+        let next = if held.records.is_empty() {
+            rx.recv().await
+        } else {
+            tokio::select! {
+                b = rx.recv() => b,
+                _ = tokio::time::sleep_until(held.since + CONFIRM_AFTER) => {
+                    settle(&drain, &*sink, &cfg, &mut conn, &mut backoff, &mut held, &done).await;
+                    continue;
+                }
+            }
+        };
+        let Some(batch) = next else { break };
+        // The previous batch is confirmed (or sent again) before this one goes out.
+        settle(&drain, &*sink, &cfg, &mut conn, &mut backoff, &mut held, &done).await;
         let n = batch.len();
-        deliver(&drain, &*sink, &cfg, &mut conn, &mut backoff, batch).await;
-        drain.in_flight.fetch_sub(n, Ordering::AcqRel);
-        done.fetch_add(1, Ordering::AcqRel);
+        let sent = deliver(&drain, &*sink, &cfg, &mut conn, &mut backoff, batch).await;
+        drain.in_flight.fetch_sub(n - sent.len(), Ordering::AcqRel);
+        held.add(sent, sink.unacknowledged());
+        if !sink.unacknowledged() {
+            release(&drain, &mut held, &done);
+        }
         if conn.is_some() {
             send_drop_summary(&drain, &*sink, &cfg, &mut conn).await;
         }
     }
+    settle(&drain, &*sink, &cfg, &mut conn, &mut backoff, &mut held, &done).await;
     if let Some(c) = conn.take() {
         sink.close(c).await;
         drain.stats.connections.add(-1);
     }
+}
+
+/// Batches written but not yet known to be delivered.
+struct Held {
+    records: Vec<SharedRecord>,
+    batches: u64,
+    since: Instant,
+}
+
+impl Default for Held {
+    fn default() -> Self {
+        Held {
+            records: Vec::new(),
+            batches: 0,
+            since: Instant::now(),
+        }
+    }
+}
+
+impl Held {
+    fn add(&mut self, records: Vec<SharedRecord>, unacknowledged: bool) {
+        if self.records.is_empty() {
+            self.since = Instant::now();
+        }
+        if self.records.is_empty() || !unacknowledged {
+            self.records = records;
+        } else {
+            self.records.extend(records);
+        }
+        self.batches += 1;
+    }
+}
+
+/// Releases held records as delivered: their acknowledgements complete when dropped.
+fn release(drain: &Drain, held: &mut Held, done: &std::sync::atomic::AtomicU64) {
+    let n = held.records.len();
+    drain.stats.sent.add(n as u64);
+    drain.in_flight.fetch_sub(n, Ordering::AcqRel);
+    done.fetch_add(held.batches, Ordering::AcqRel);
+    held.records.clear();
+    held.batches = 0;
+}
+
+/// Confirms held records if the connection they were written on is still alive;
+/// otherwise sends them again on a new connection and holds them again.
+async fn settle<S: Sink>(
+    drain: &Drain,
+    sink: &S,
+    cfg: &DriverConfig,
+    conn: &mut Option<S::Conn>,
+    backoff: &mut Backoff,
+    held: &mut Held,
+    done: &std::sync::atomic::AtomicU64,
+) {
+    if held.records.is_empty() {
+        if held.batches > 0 {
+            release(drain, held, done);
+        }
+        return;
+    }
+    let alive = match conn.as_mut() {
+        Some(c) => sink.healthy(c).await,
+        None => false,
+    };
+    if alive {
+        release(drain, held, done);
+        return;
+    }
+    drop_conn(drain, sink, conn).await;
+    let records = std::mem::take(&mut held.records);
+    let n = records.len();
+    debug!(drain = %drain.id, records = n, "The receiver went away after a batch was written; sending it again.");
+    drain.stats.retries.inc();
+    let sent = deliver(drain, sink, cfg, conn, backoff, records).await;
+    drain.in_flight.fetch_sub(n - sent.len(), Ordering::AcqRel);
+    held.records = sent;
+    held.since = Instant::now();
 }
 
 async fn deliver<S: Sink>(
@@ -601,7 +715,9 @@ async fn deliver<S: Sink>(
     conn: &mut Option<S::Conn>,
     backoff: &mut Backoff,
     mut pending: Vec<SharedRecord>,
-) {
+) -> Vec<SharedRecord> {
+    // Records delivered by earlier attempts of a partly accepted batch.
+    let mut delivered: Vec<SharedRecord> = Vec::new();
     loop {
         if conn.is_none() {
             match timeout(cfg.connect_timeout, sink.connect()).await {
@@ -627,8 +743,6 @@ async fn deliver<S: Sink>(
             Ok(Ok(d)) => {
                 recovered(drain);
                 backoff.reset();
-                let done = pending.len() - d.retry.len() - d.rejected.len();
-                drain.stats.sent.add(done as u64);
                 drain.stats.sent_bytes.add(d.bytes);
                 drain.stats.truncated.add(d.truncated);
                 for &i in &d.rejected {
@@ -637,11 +751,26 @@ async fn deliver<S: Sink>(
                     }
                 }
                 drain.stats.rejected.add(d.rejected.len() as u64);
-                if d.retry.is_empty() {
-                    return;
+                if d.retry.is_empty() && d.rejected.is_empty() {
+                    if delivered.is_empty() {
+                        return pending;
+                    }
+                    delivered.extend(pending);
+                    return delivered;
+                }
+                let mut retry = Vec::with_capacity(d.retry.len());
+                for (i, r) in pending.into_iter().enumerate() {
+                    if d.retry.contains(&i) {
+                        retry.push(r);
+                    } else if !d.rejected.contains(&i) {
+                        delivered.push(r);
+                    }
+                }
+                if retry.is_empty() {
+                    return delivered;
                 }
                 drain.stats.retries.inc();
-                pending = d.retry.iter().filter_map(|&i| pending.get(i).cloned()).collect();
+                pending = retry;
                 sleep(d.retry_after.unwrap_or_else(|| backoff.next_delay())).await;
             }
             Ok(Err(e)) => {
@@ -654,7 +783,7 @@ async fn deliver<S: Sink>(
                             a.reject();
                         }
                     }
-                    return;
+                    return delivered;
                 }
                 fail(drain, &e.to_string());
                 if !e.keeps_connection() {

@@ -11,8 +11,12 @@
 //! checks, without waiting, whether the receiver closed the connection (a
 //! syslog receiver never talks back, so this is the only early sign of a
 //! restart); a closed connection is an I/O error, and the driver reconnects
-//! and sends the batch again. Bytes written into a connection the peer had
-//! already lost, before its reset arrives, cannot be known and are lost.
+//! and sends the batch again. Because a syslog receiver never acknowledges, a
+//! batch written just before the receiver went away would be lost unnoticed:
+//! the driver holds each written batch until a later check (before the next
+//! batch, or after [`super::driver::CONFIRM_AFTER`]) finds the connection
+//! alive, and sends it again otherwise — a receiver restart costs at most
+//! duplicates of that batch, never a silent loss.
 //!
 //! UDP: one record per datagram, encoded without framing; a datagram longer
 //! than `max_size` is truncated (on a UTF-8 boundary when one is near) and
@@ -91,6 +95,14 @@ impl Sink for SyslogStreamSink {
 
     async fn close(&self, mut conn: StreamConn) {
         let _ = conn.stream.shutdown().await;
+    }
+
+    fn unacknowledged(&self) -> bool {
+        true
+    }
+
+    async fn healthy(&self, conn: &mut StreamConn) -> bool {
+        !conn.stream.peer_closed().await
     }
 }
 
