@@ -5,7 +5,10 @@
 //! Shape: producers push into the drain's [`Queue`]; one dispatcher task pops
 //! batches and splits them across connection workers by rendezvous hashing of
 //! each record's source key, so a source sticks to one connection and keeps its
-//! order. The pool grows while the queue is deep and shrinks when workers idle.
+//! order. The pool grows while the queue is deep *and* the receiver is what is
+//! slow (every worker spent at least `grow_after` on its last or current batch):
+//! when encoding is the bottleneck, more connections would only hold more
+//! records in memory. It shrinks when workers idle.
 //! A worker retries a failed batch with backoff while new records wait in the
 //! queue; when the queue is full, producers either wait (the tailer) or drop and
 //! count (push inputs), and the drain is later told how many were dropped.
@@ -148,6 +151,9 @@ pub struct DriverConfig {
     pub idle_timeout: Duration,
     /// Queue depth (records) above which another connection is opened.
     pub grow_above: usize,
+    /// ... but only once every connection spent at least this long on its last
+    /// or current batch (zero: on queue depth alone).
+    pub grow_after: Duration,
 }
 
 impl Default for DriverConfig {
@@ -165,6 +171,7 @@ impl Default for DriverConfig {
             backoff_max: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             grow_above: 2_000,
+            grow_after: Duration::from_millis(10),
         }
     }
 }
@@ -275,6 +282,19 @@ impl Drain {
         }
     }
 
+    /// Queues records in order, waiting while the queue is full (backpressure),
+    /// under one lock per stretch that fits. Records the drain can no longer take
+    /// (it was closed) are rejected and counted as [`Drain::send`] does. Returns
+    /// how many were queued.
+    pub async fn send_batch(&self, recs: &[SharedRecord]) -> usize {
+        let queued = self.queue.push_batch(recs).await;
+        self.stats.queued.add(queued as u64);
+        for r in &recs[queued..] {
+            self.note_drop(r);
+        }
+        queued
+    }
+
     fn note_drop(&self, rec: &SharedRecord) {
         if let Some(ack) = &rec.ack {
             ack.reject();
@@ -367,12 +387,24 @@ struct Worker {
     sent: u64,
     /// Batches this worker has finished (delivered or given up).
     done: Arc<std::sync::atomic::AtomicU64>,
+    /// When it began its current batch (microseconds since the dispatcher's
+    /// epoch, at least 1), 0 while it waits for one.
+    busy_since: Arc<std::sync::atomic::AtomicU64>,
+    /// How long its last batch took, in microseconds.
+    last_took: Arc<std::sync::atomic::AtomicU64>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Worker {
     fn idle(&self) -> bool {
         self.done.load(Ordering::Acquire) == self.sent
+    }
+
+    /// Whether its last batch, or the one in flight, took at least `at_least`.
+    fn slow(&self, now_us: u64, at_least: Duration) -> bool {
+        let at_least = at_least.as_micros() as u64;
+        let since = self.busy_since.load(Ordering::Acquire);
+        self.last_took.load(Ordering::Acquire) >= at_least || (since != 0 && now_us.saturating_sub(since) >= at_least)
     }
 }
 
@@ -401,6 +433,7 @@ async fn dispatch<S: Sink>(drain: Arc<Drain>, sink: Arc<S>, cfg: DriverConfig, t
     let mut workers: Vec<Worker> = Vec::new();
     let mut gate: Option<Gate> = None;
     let mut next_slot = 0u64;
+    let epoch = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1).min(cfg.idle_timeout));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut parts: Vec<Vec<SharedRecord>> = Vec::new();
@@ -444,11 +477,18 @@ async fn dispatch<S: Sink>(drain: Arc<Drain>, sink: Arc<S>, cfg: DriverConfig, t
 
         // Grow the pool while the backlog is deep (one new worker at a time).
         if workers.is_empty() {
-            workers.push(start_worker(&drain, &sink, &cfg, &tracker, next_slot));
+            workers.push(start_worker(&drain, &sink, &cfg, &tracker, next_slot, epoch));
             next_slot += 1;
-        } else if gate.is_none() && workers.len() < cfg.max_connections && drain.queue.len() > cfg.grow_above {
+        } else if gate.is_none()
+            && workers.len() < cfg.max_connections
+            && drain.queue.len() > cfg.grow_above
+            && (cfg.grow_after.is_zero() || {
+                let now_us = epoch.elapsed().as_micros() as u64;
+                workers.iter().all(|w| w.slow(now_us, cfg.grow_after))
+            })
+        {
             let barrier = workers.iter().map(|w| (w.slot, w.sent)).collect();
-            workers.push(start_worker(&drain, &sink, &cfg, &tracker, next_slot));
+            workers.push(start_worker(&drain, &sink, &cfg, &tracker, next_slot, epoch));
             next_slot += 1;
             gate = Some(Gate {
                 barrier,
@@ -573,18 +613,37 @@ fn start_worker<S: Sink>(
     cfg: &DriverConfig,
     tracker: &tokio_util::task::TaskTracker,
     slot: u64,
+    epoch: Instant,
 ) -> Worker {
     let (tx, rx) = mpsc::channel(2);
     let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let task = tracker.spawn(work(drain.clone(), sink.clone(), cfg.clone(), rx, done.clone()));
+    let busy_since = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let last_took = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let progress = Progress {
+        done: done.clone(),
+        busy_since: busy_since.clone(),
+        last_took: last_took.clone(),
+        epoch,
+    };
+    let task = tracker.spawn(work(drain.clone(), sink.clone(), cfg.clone(), rx, progress));
     Worker {
         slot,
         tx,
         last_used: Instant::now(),
         sent: 0,
         done,
+        busy_since,
+        last_took,
         task: Some(task),
     }
+}
+
+/// What a worker tells the dispatcher about its progress.
+struct Progress {
+    done: Arc<std::sync::atomic::AtomicU64>,
+    busy_since: Arc<std::sync::atomic::AtomicU64>,
+    last_took: Arc<std::sync::atomic::AtomicU64>,
+    epoch: Instant,
 }
 
 /// One pooled connection: delivers batches in order, reconnecting as needed.
@@ -593,7 +652,7 @@ async fn work<S: Sink>(
     sink: Arc<S>,
     cfg: DriverConfig,
     mut rx: mpsc::Receiver<Vec<SharedRecord>>,
-    done: Arc<std::sync::atomic::AtomicU64>,
+    progress: Progress,
 ) {
     let mut conn: Option<S::Conn> = None;
     let mut backoff = Backoff::new(cfg.backoff_min, cfg.backoff_max);
@@ -605,26 +664,31 @@ async fn work<S: Sink>(
             tokio::select! {
                 b = rx.recv() => b,
                 _ = tokio::time::sleep_until(held.since + CONFIRM_AFTER) => {
-                    settle(&drain, &*sink, &cfg, &mut conn, &mut backoff, &mut held, &done).await;
+                    settle(&drain, &*sink, &cfg, &mut conn, &mut backoff, &mut held, &progress.done).await;
                     continue;
                 }
             }
         };
         let Some(batch) = next else { break };
         // The previous batch is confirmed (or sent again) before this one goes out.
-        settle(&drain, &*sink, &cfg, &mut conn, &mut backoff, &mut held, &done).await;
+        settle(&drain, &*sink, &cfg, &mut conn, &mut backoff, &mut held, &progress.done).await;
         let n = batch.len();
+        let began = (progress.epoch.elapsed().as_micros() as u64).max(1);
+        progress.busy_since.store(began, Ordering::Release);
         let sent = deliver(&drain, &*sink, &cfg, &mut conn, &mut backoff, batch).await;
+        progress.busy_since.store(0, Ordering::Release);
+        let took = (progress.epoch.elapsed().as_micros() as u64).saturating_sub(began);
+        progress.last_took.store(took, Ordering::Release);
         drain.in_flight.fetch_sub(n - sent.len(), Ordering::AcqRel);
         held.add(sent, sink.unacknowledged());
         if !sink.unacknowledged() {
-            release(&drain, &mut held, &done);
+            release(&drain, &mut held, &progress.done);
         }
         if conn.is_some() {
             send_drop_summary(&drain, &*sink, &cfg, &mut conn).await;
         }
     }
-    settle(&drain, &*sink, &cfg, &mut conn, &mut backoff, &mut held, &done).await;
+    settle(&drain, &*sink, &cfg, &mut conn, &mut backoff, &mut held, &progress.done).await;
     if let Some(c) = conn.take() {
         sink.close(c).await;
         drain.stats.connections.add(-1);

@@ -2,8 +2,10 @@
 //! one consumer that takes whole batches under a single lock.
 //!
 //! Producers choose their policy per call: [`Queue::try_push`] fails at once when
-//! full (push inputs drop and count), [`Queue::push`] waits for room (the file
-//! tailer applies backpressure). The queue never grows past its bounds.
+//! full (push inputs drop and count), [`Queue::push`] and [`Queue::push_batch`]
+//! wait for room (the file tailer applies backpressure; it hands over a whole
+//! read's records under one lock per stretch that fits). The queue never grows
+//! past its bounds.
 
 use std::collections::VecDeque;
 use std::pin::pin;
@@ -79,6 +81,12 @@ impl Queue {
     /// Adds a record, waiting for room.
     pub async fn push(&self, mut rec: SharedRecord) -> Result<(), PushError> {
         loop {
+            // Try before registering for a wake-up: registering takes the
+            // notifier's lock, which an uncontended push should not pay.
+            match self.try_push(rec) {
+                Err(PushError::Full(r)) => rec = r,
+                other => return other,
+            }
             let mut wait = pin!(self.not_full.notified());
             wait.as_mut().enable();
             match self.try_push(rec) {
@@ -87,6 +95,57 @@ impl Queue {
             }
             wait.await;
         }
+    }
+
+    /// Adds records in order, waiting for room whenever the queue is full.
+    /// Returns how many were queued: all of them, unless the queue was closed
+    /// first (the rest were not queued).
+    pub async fn push_batch(&self, recs: &[SharedRecord]) -> usize {
+        let mut done = 0;
+        loop {
+            match self.push_some(&recs[done..]) {
+                Some(n) => done += n,
+                None => return done,
+            }
+            if done == recs.len() {
+                return done;
+            }
+            let mut wait = pin!(self.not_full.notified());
+            wait.as_mut().enable();
+            match self.push_some(&recs[done..]) {
+                Some(n) => done += n,
+                None => return done,
+            }
+            if done == recs.len() {
+                return done;
+            }
+            wait.await;
+        }
+    }
+
+    /// Queues the longest prefix of `recs` that fits now, under one lock.
+    /// `None` when the queue is closed.
+    fn push_some(&self, recs: &[SharedRecord]) -> Option<usize> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return None;
+        }
+        let was_empty = st.items.is_empty();
+        let mut n = 0;
+        for rec in recs {
+            let size = rec.size_hint();
+            if !self.fits(&st, size) {
+                break;
+            }
+            st.items.push_back((rec.clone(), size));
+            st.bytes += size;
+            n += 1;
+        }
+        drop(st);
+        if was_empty && n > 0 {
+            self.not_empty.notify_one();
+        }
+        Some(n)
     }
 
     /// Waits until at least one record is queued, then moves up to `max_records`
@@ -203,6 +262,31 @@ mod tests {
         assert!(q.pop_batch(100, usize::MAX, &mut out).await);
         assert_eq!(out.len(), 6);
         assert!(!q.pop_batch(100, usize::MAX, &mut out).await);
+    }
+
+    #[tokio::test]
+    async fn push_batch_keeps_order_waits_for_room_and_stops_at_close() {
+        let q = Arc::new(Queue::new(4, 1 << 20));
+        let recs: Vec<SharedRecord> = (0..10).map(rec).collect();
+        let q2 = q.clone();
+        let pusher = tokio::spawn(async move { q2.push_batch(&recs).await });
+        let mut got = Vec::new();
+        while got.len() < 10 {
+            let mut out = Vec::new();
+            assert!(q.pop_batch(3, usize::MAX, &mut out).await);
+            assert!(q.len() <= 4);
+            got.extend(out.iter().map(|r| r.message.len()));
+        }
+        assert_eq!(got, (0..10).collect::<Vec<_>>());
+        assert_eq!(pusher.await.unwrap(), 10);
+
+        let recs: Vec<SharedRecord> = (0..6).map(rec).collect();
+        let q2 = q.clone();
+        let pusher = tokio::spawn(async move { q2.push_batch(&recs).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(q.len(), 4);
+        q.close();
+        assert_eq!(pusher.await.unwrap(), 4);
     }
 
     #[tokio::test]

@@ -15,6 +15,8 @@ struct Recorder {
     fail_sends: AtomicU32,
     refuse: AtomicBool,
     stall: AtomicBool,
+    /// Milliseconds every send takes (a slow receiver).
+    delay_ms: AtomicU32,
     conns: AtomicU32,
 }
 
@@ -34,6 +36,10 @@ impl Sink for TestSink {
         let r = &self.0;
         while r.stall.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let delay = r.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay.into())).await;
         }
         if r.refuse.load(Ordering::SeqCst) {
             return Err(SinkError::Refused("400 bad".into()));
@@ -79,6 +85,7 @@ async fn delivers_in_order_per_source_with_a_growing_pool() {
     let t = TaskTracker::new();
     let c = DriverConfig {
         grow_above: 10,
+        grow_after: Duration::ZERO,
         max_connections: 4,
         queue_records: 100_000,
         batch_records: 50,
@@ -103,6 +110,48 @@ async fn delivers_in_order_per_source_with_a_growing_pool() {
     }
     assert!(r.conns.load(Ordering::SeqCst) > 1, "pool never grew");
     assert_eq!(d.sent_total(), 4000);
+}
+
+#[tokio::test]
+async fn pool_grows_for_a_slow_receiver_not_for_a_deep_queue_alone() {
+    let deep = |grow_after| DriverConfig {
+        grow_above: 10,
+        grow_after,
+        max_connections: 4,
+        queue_records: 100_000,
+        batch_records: 50,
+        ..cfg()
+    };
+    let offer_all = |d: &Drain, n: usize| {
+        for i in 0..n {
+            assert!(d.offer(&rec(&format!("h{}", i % 13), format!("{i}"))));
+        }
+    };
+    // A receiver that takes everything at once: the queue is deep, but one
+    // connection keeps up, so no other is opened.
+    let fast = Arc::new(Recorder::default());
+    let t = TaskTracker::new();
+    let d = spawn(
+        "test-fast",
+        TestSink(fast.clone()),
+        deep(Duration::from_millis(500)),
+        &t,
+    );
+    offer_all(&d, 20_000);
+    wait_for(|| fast.got.lock().len() == 20_000).await;
+    assert_eq!(fast.conns.load(Ordering::SeqCst), 1, "pool grew for a fast receiver");
+
+    // A receiver that takes 30 ms per batch: the pool grows.
+    let slow = Arc::new(Recorder::default());
+    slow.delay_ms.store(30, Ordering::SeqCst);
+    let d = spawn("test-slow", TestSink(slow.clone()), deep(Duration::from_millis(10)), &t);
+    offer_all(&d, 1_000);
+    wait_for(|| slow.got.lock().len() == 1_000).await;
+    assert!(
+        slow.conns.load(Ordering::SeqCst) > 1,
+        "pool never grew for a slow receiver"
+    );
+    assert_eq!(d.sent_total(), 1_000);
 }
 
 #[tokio::test]
@@ -245,6 +294,8 @@ async fn rendezvous_moves_few_keys_when_a_worker_is_added() {
                 last_used: Instant::now(),
                 sent: 0,
                 done: Default::default(),
+                busy_since: Default::default(),
+                last_took: Default::default(),
                 task: None,
             })
             .collect()

@@ -4,6 +4,10 @@
 //! carries one acknowledgement; the file's checkpoint advances only when every
 //! drain has delivered the records before it. Sending waits while a drain's
 //! queue is full, so a slow drain slows this file instead of growing memory.
+//!
+//! Per read, not per line: each read's records are handed to each drain as one
+//! batch, and their messages are slices of the read buffer (shared, not copied).
+//! An idle file gives its read buffer back, so many quiet files cost little.
 
 use std::collections::VecDeque;
 use std::os::unix::fs::MetadataExt;
@@ -11,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -178,7 +182,7 @@ impl Tailer {
             out.push(Assembled {
                 time: None,
                 stream: Stream::Stdout,
-                msg: line,
+                msg: Bytes::from(line),
                 split: false,
             });
         }
@@ -288,11 +292,15 @@ impl Tailer {
     /// the path is gone / shutdown (returns true). With `once`, stops at the end
     /// (a rotated file that no longer grows).
     async fn follow(&self, open: &mut Open, st: &mut LineState, pod: &Arc<PodRef>, once: bool) -> bool {
-        let mut buf = vec![0u8; READ_CHUNK];
+        let mut buf = BytesMut::new();
         let mut last_data = Instant::now();
         let mut eof_checks_after_rotation = 0u8;
         loop {
-            let n = match open.file.read(&mut buf).await {
+            if buf.capacity() < READ_CHUNK / 4 {
+                // Reuses the allocation when no record still holds a part of it.
+                buf.reserve(READ_CHUNK);
+            }
+            let n = match open.file.read_buf(&mut buf).await {
                 Ok(n) => n,
                 Err(e) => {
                     warn!(path = %self.path.display(), error = %e, "Read error on container log.");
@@ -302,12 +310,15 @@ impl Tailer {
             };
             if n > 0 {
                 last_data = Instant::now();
-                let records = self.split(open, st, &buf[..n]);
+                let chunk = buf.split().freeze();
+                let records = self.split(open, st, &chunk);
                 let end = open.clean;
                 self.send(open, st, pod, records, end).await;
                 self.settle(open, st, false).await;
                 continue;
             }
+            // At the end: give the read buffer back while the file is quiet.
+            buf = BytesMut::new();
             self.settle(open, st, false).await;
             if self.shared.shutdown.is_stopped() || once {
                 return true;
@@ -354,14 +365,14 @@ impl Tailer {
         }
     }
 
-    /// Splits a chunk into lines and whole records.
-    fn split(&self, open: &mut Open, st: &mut LineState, chunk: &[u8]) -> Vec<Assembled> {
+    /// Splits a chunk into lines and whole records (whose messages share `chunk`).
+    fn split(&self, open: &mut Open, st: &mut LineState, chunk: &Bytes) -> Vec<Assembled> {
         let mut out = Vec::new();
         let max_line = self.shared.max_record + 4096;
-        let mut rest = chunk;
+        let mut rest = &chunk[..];
         open.read_at += chunk.len() as u64;
         while !rest.is_empty() {
-            match memchr(b'\n', rest) {
+            match memchr::memchr(b'\n', rest) {
                 Some(i) => {
                     let piece = &rest[..i];
                     rest = &rest[i + 1..];
@@ -375,15 +386,13 @@ impl Tailer {
                         }
                         continue;
                     }
-                    let line: Vec<u8>;
-                    let bytes: &[u8] = if st.carry.is_empty() {
-                        piece
+                    if st.carry.is_empty() {
+                        self.line(st, piece, chunk, &mut out);
                     } else {
                         st.carry.extend_from_slice(piece);
-                        line = std::mem::take(&mut st.carry);
-                        &line
-                    };
-                    self.line(st, bytes, &mut out);
+                        let line = Bytes::from(std::mem::take(&mut st.carry));
+                        self.line(st, &line, &line, &mut out);
+                    }
                     open.line_at += consumed as u64;
                     if st.reasm.pending_bytes() == 0 {
                         open.clean = open.line_at;
@@ -403,7 +412,7 @@ impl Tailer {
                             out.push(Assembled {
                                 time: None,
                                 stream: Stream::Stdout,
-                                msg,
+                                msg: Bytes::from(msg),
                                 split: true,
                             });
                             st.discarding = true;
@@ -416,17 +425,17 @@ impl Tailer {
         out
     }
 
-    fn line(&self, st: &mut LineState, bytes: &[u8], out: &mut Vec<Assembled>) {
+    /// One line (`bytes`, a slice of `src`) into records.
+    fn line(&self, st: &mut LineState, bytes: &[u8], src: &Bytes, out: &mut Vec<Assembled>) {
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
         if bytes.is_empty() {
             return;
         }
         match format::parse(bytes) {
-            Some(l) => st.reasm.push(l, out),
+            Some(l) => st.reasm.push(l, src, out),
             None => {
                 self.shared.stats.parse_errors.inc();
-                let mut msg = bytes.to_vec();
-                msg.truncate(self.shared.max_record);
+                let msg = src.slice_ref(&bytes[..bytes.len().min(self.shared.max_record)]);
                 out.push(Assembled {
                     time: None,
                     stream: Stream::Stdout,
@@ -451,6 +460,7 @@ impl Tailer {
         let (ack, rx) = ack::batch();
         let n = records.len() as u64;
         let mut bytes = 0u64;
+        let mut batch: Vec<SharedRecord> = Vec::with_capacity(records.len());
         for (i, a) in records.into_iter().enumerate() {
             if a.split {
                 self.shared.stats.split.inc();
@@ -474,17 +484,18 @@ impl Tailer {
                 }),
             };
             r.ack = Some(ack.clone());
-            let r: SharedRecord = Arc::new(r);
-            match &drains {
-                Some(ds) => {
-                    for d in ds.iter() {
-                        d.send(r.clone()).await;
-                    }
-                }
-                None => self.shared.stats.unrouted.inc(),
-            }
+            batch.push(Arc::new(r));
         }
         drop(ack);
+        match &drains {
+            Some(ds) => {
+                for d in ds.iter() {
+                    d.send_batch(&batch).await;
+                }
+            }
+            None => self.shared.stats.unrouted.add(n),
+        }
+        drop(batch);
         self.shared.stats.records.add(n);
         self.shared.stats.bytes.add(bytes);
         st.pending.push_back((end, rx));
@@ -546,8 +557,4 @@ impl Tailer {
 
 fn file_key(open: &Open) -> u64 {
     open.id.dev.rotate_left(32) ^ open.id.ino ^ open.head
-}
-
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&c| c == needle)
 }
