@@ -7,7 +7,8 @@
 //!
 //! Per read, not per line: each read's records are handed to each drain as one
 //! batch, and their messages are slices of the read buffer (shared, not copied).
-//! An idle file gives its read buffer back, so many quiet files cost little.
+//! Reads are positional (`pread` on the blocking pool) straight into our own
+//! buffer, which an idle file gives back, so many quiet files cost little.
 
 use std::collections::VecDeque;
 use std::os::unix::fs::MetadataExt;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -35,7 +36,7 @@ const MAX_PENDING_ACKS: usize = 64;
 
 /// An open file and where we are in it.
 struct Open {
-    file: tokio::fs::File,
+    file: Arc<std::fs::File>,
     id: FileId,
     head: u64,
     head_len: usize,
@@ -272,9 +273,8 @@ impl Tailer {
             offset = skip_to;
             mid_line = true;
         }
-        file.seek(std::io::SeekFrom::Start(offset)).await.ok()?;
         let open = Open {
-            file,
+            file: Arc::new(file.into_std().await),
             id,
             head: head_checksum(&head_buf),
             head_len: n,
@@ -296,11 +296,13 @@ impl Tailer {
         let mut last_data = Instant::now();
         let mut eof_checks_after_rotation = 0u8;
         loop {
-            if buf.capacity() < READ_CHUNK / 4 {
+            if buf.capacity() < READ_CHUNK {
                 // Reuses the allocation when no record still holds a part of it.
                 buf.reserve(READ_CHUNK);
             }
-            let n = match open.file.read_buf(&mut buf).await {
+            let (read, back) = read_at(&open.file, open.read_at, buf).await;
+            buf = back;
+            let n = match read {
                 Ok(n) => n,
                 Err(e) => {
                     warn!(path = %self.path.display(), error = %e, "Read error on container log.");
@@ -329,7 +331,6 @@ impl Tailer {
                     if m.len() < open.read_at {
                         warn!(path = %self.path.display(), was = open.read_at, now = m.len(), "Container log truncated; reading it again from the start.");
                         self.shared.stats.truncations.inc();
-                        let _ = open.file.seek(std::io::SeekFrom::Start(0)).await;
                         open.read_at = 0;
                         open.line_at = 0;
                         open.acked = 0;
@@ -552,6 +553,24 @@ impl Tailer {
                 Bytes::from(self.name.pod.clone()),
             ),
         }
+    }
+}
+
+/// Reads up to [`READ_CHUNK`] bytes at `offset`, appended to `buf`, on the
+/// blocking pool (a regular file read may wait for the disk).
+async fn read_at(file: &Arc<std::fs::File>, offset: u64, mut buf: BytesMut) -> (std::io::Result<usize>, BytesMut) {
+    use std::os::unix::fs::FileExt;
+    let file = file.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        let start = buf.len();
+        buf.resize(start + READ_CHUNK, 0);
+        let read = file.read_at(&mut buf[start..], offset);
+        buf.truncate(start + read.as_ref().map_or(0, |n| *n));
+        (read, buf)
+    });
+    match job.await {
+        Ok(done) => done,
+        Err(e) => (Err(std::io::Error::other(e)), BytesMut::new()),
     }
 }
 
