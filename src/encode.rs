@@ -6,3 +6,18 @@
 pub mod framing;
 pub mod json;
 pub mod rfc5424;
+
+/// Appends `v` in decimal, without allocating.
+pub(crate) fn push_decimal(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}

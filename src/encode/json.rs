@@ -35,9 +35,9 @@ pub fn encode(rec: &Record, now: Timestamp, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"message\":");
     let lossless = string(&rec.message, out);
     out.extend_from_slice(b",\"severity\":");
-    number(rec.severity.get() as u64, out);
+    super::push_decimal(out, rec.severity.get() as u64);
     out.extend_from_slice(b",\"facility\":");
-    number(rec.facility.get() as u64, out);
+    super::push_decimal(out, rec.facility.get() as u64);
     for (name, v) in [
         (&b",\"procid\":"[..], &rec.procid),
         (b",\"msgid\":", &rec.msgid),
@@ -105,20 +105,6 @@ pub fn escape_str(s: &str, out: &mut Vec<u8>) {
         start = i + 1;
     }
     out.extend_from_slice(&b[start..]);
-}
-
-fn number(mut v: u64, out: &mut Vec<u8>) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
 }
 
 #[cfg(test)]

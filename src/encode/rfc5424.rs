@@ -22,7 +22,7 @@ pub const MAX_MSGID: usize = 32;
 pub fn encode(rec: &Record, now: Timestamp, out: &mut Vec<u8>) {
     out.push(b'<');
     let pri = rec.facility.get() as u32 * 8 + rec.severity.get() as u32;
-    push_u32(out, pri);
+    super::push_decimal(out, pri as u64);
     out.extend_from_slice(b">1 ");
     rec.timestamp.unwrap_or(now).write_rfc3339(out);
     out.push(b' ');
@@ -121,20 +121,6 @@ pub fn valid_sd(sd: &[u8]) -> bool {
 
 fn is_sd_name(c: u8) -> bool {
     (33..=126).contains(&c) && !matches!(c, b'=' | b' ' | b']' | b'"')
-}
-
-fn push_u32(out: &mut Vec<u8>, mut v: u32) {
-    let mut buf = [0u8; 10];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
 }
 
 #[cfg(test)]
