@@ -12,37 +12,19 @@ use bytes::Bytes;
 use logtrain::drain::driver::{Sink, SinkError};
 use logtrain::drain::http::JsonHttpSink;
 use logtrain::drain::tls::TlsConnector;
-use logtrain::drain::{self, Drain, DrainContext, DrainSpec};
+use logtrain::drain::{Drain, DrainSpec};
 use logtrain::record::{Facility, InputKind, Record, Severity};
 use logtrain::time::Timestamp;
 use serde_json::Value;
+use support::drains::{ctx_with, metric, start};
 use support::http_recorder::{Recorded, Recorder, Reply};
 use support::{free_port, wait_until};
 use tokio_util::task::TaskTracker;
 
 const LIMIT: Duration = Duration::from_secs(15);
 
-fn ctx_with(f: impl FnOnce(&mut logtrain::drain::DriverConfig)) -> DrainContext {
-    let mut ctx = DrainContext::standalone();
-    ctx.driver.backoff_max = Duration::from_millis(400);
-    f(&mut ctx.driver);
-    ctx
-}
-
-fn start(url: &str, ctx: &DrainContext, tracker: &TaskTracker) -> Arc<Drain> {
-    drain::start(&DrainSpec::parse(url).unwrap(), ctx, tracker).unwrap()
-}
-
 fn id_of(url: &str) -> String {
     DrainSpec::parse(url).unwrap().id
-}
-
-fn metric(name: &str, drain: &str) -> u64 {
-    let prefix = format!("{name}{{drain=\"{drain}\"}} ");
-    logtrain::telemetry::render()
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix).map(|v| v.parse().unwrap()))
-        .unwrap_or(0)
 }
 
 fn record(host: &str, i: usize) -> Record {

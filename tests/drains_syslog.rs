@@ -14,10 +14,11 @@ use logtrain::config::{Config, StaticRoute};
 use logtrain::drain::driver::{Sink, SinkError};
 use logtrain::drain::syslog::SyslogStreamSink;
 use logtrain::drain::tls::TlsConnector;
-use logtrain::drain::{self, Drain, DrainContext, DrainSpec};
+use logtrain::drain::{Drain, DrainContext, DrainSpec};
 use logtrain::record::{Facility, InputKind, Record, Severity};
 use logtrain::time::Timestamp;
 use serde_json::Value;
+use support::drains::{ctx_with, metric, start};
 use support::http_recorder::BlackHole;
 use support::rsyslog::Rsyslog;
 use support::{free_port, wait_until};
@@ -58,25 +59,6 @@ fn assert_full(e: &Value, host: &str, i: usize) {
     assert_eq!(e["msgid"], format!("ID{}", i % 3), "{e}");
     assert_eq!(e["sd"], format!("[ex@32473 i=\"{i}\" q=\"a\\\"b\"]"), "{e}");
     assert_eq!(e["msg"], format!("line {i} ü"), "{e}");
-}
-
-fn ctx_with(f: impl FnOnce(&mut logtrain::drain::DriverConfig)) -> DrainContext {
-    let mut ctx = DrainContext::standalone();
-    ctx.driver.backoff_max = Duration::from_millis(400);
-    f(&mut ctx.driver);
-    ctx
-}
-
-fn start(url: &str, ctx: &DrainContext, tracker: &TaskTracker) -> Arc<Drain> {
-    drain::start(&DrainSpec::parse(url).unwrap(), ctx, tracker).unwrap()
-}
-
-fn metric(name: &str, drain: &str) -> u64 {
-    let prefix = format!("{name}{{drain=\"{drain}\"}} ");
-    logtrain::telemetry::render()
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix).map(|v| v.parse().unwrap()))
-        .unwrap_or(0)
 }
 
 fn offer(d: &Drain, r: Record) -> bool {
