@@ -224,7 +224,18 @@ impl Discovery {
 
     /// Starts a task for every new file; forgets finished ones.
     fn scan(&mut self, initial: bool) {
-        self.files.retain(|_, (_, h)| !h.is_finished());
+        let shared = &self.shared;
+        self.files.retain(|path, (_, h)| {
+            if !h.is_finished() {
+                return true;
+            }
+            // The path is gone for good (its pod was removed): forget its files.
+            if std::fs::symlink_metadata(path).is_err() {
+                shared.positions.lock().retain(|_, e| &e.path != path);
+                shared.dirty.store(true, Ordering::Release);
+            }
+            false
+        });
         let entries = match std::fs::read_dir(&self.cfg.dir) {
             Ok(e) => e,
             Err(e) => {
@@ -256,6 +267,7 @@ impl Discovery {
                 wake: wake.clone(),
                 shared: self.shared.clone(),
                 done: Default::default(),
+                found_at: std::time::SystemTime::now(),
             };
             let h = tokio::spawn(t.run());
             self.files.insert(path, (wake, h));
@@ -306,9 +318,25 @@ async fn checkpoints(path: PathBuf, shared: Arc<Shared>, patience: Duration) {
             }
         }
         if shared.dirty.swap(false, Ordering::AcqRel) || stopping {
-            let entries: Vec<Entry> = shared.positions.lock().values().cloned().collect();
+            let mut entries: Vec<Entry> = shared.positions.lock().values().cloned().collect();
+            // Loaded checkpoints no task has taken yet (its file is about to be
+            // opened, or was rotated away before it was) are kept while their
+            // path is there.
+            let unclaimed: Vec<Entry> = {
+                let taken: HashSet<FileId> = entries.iter().map(|e| e.id).collect();
+                let cps = shared.checkpoints.lock();
+                cps.values().filter(|e| !taken.contains(&e.id)).cloned().collect()
+            };
             let p = path.clone();
-            match tokio::task::spawn_blocking(move || checkpoint::save(&p, entries)).await {
+            let save = move || {
+                entries.extend(
+                    unclaimed
+                        .into_iter()
+                        .filter(|e| std::fs::symlink_metadata(&e.path).is_ok()),
+                );
+                checkpoint::save(&p, entries)
+            };
+            match tokio::task::spawn_blocking(save).await {
                 Ok(Ok(())) => {
                     if failing {
                         info!(path = %path.display(), "Checkpoints are being saved again.");

@@ -28,6 +28,9 @@ use crate::record::{Facility, InputKind, Origin, PodRef, Position, Record, Share
 const READ_CHUNK: usize = 64 << 10;
 /// Acknowledged chunks not yet folded into the checkpoint, at most.
 const MAX_PENDING_ACKS: usize = 64;
+/// Finished files of one path whose positions are kept (the kubelet keeps five
+/// rotated files by default).
+const KEEP_DONE: usize = 16;
 
 /// An open file and where we are in it.
 struct Open {
@@ -53,8 +56,11 @@ pub struct Tailer {
     pub start: StartAt,
     pub wake: Arc<Notify>,
     pub shared: Arc<Shared>,
-    /// Files this tailer has finished (so rotated copies are not read twice).
+    /// Files this tailer has finished or is following (so rotated copies are
+    /// not read twice).
     pub done: parking_lot::Mutex<Vec<FileId>>,
+    /// When discovery found the path.
+    pub found_at: std::time::SystemTime,
 }
 
 struct LineState {
@@ -79,18 +85,30 @@ impl Tailer {
             reasm: Reassembler::new(self.shared.max_record),
             pending: VecDeque::new(),
         };
-        // Files this path named in an earlier run may have been rotated away
-        // before we opened it: what they hold past their checkpoints comes first.
-        if let Some(since) = self.rotated_away() {
-            if self.catch_up(since, &mut st, &pod).await {
-                return;
-            }
+        if start == StartAt::End && self.rotated_away().is_some() {
+            // Rotated while we were down: the live file is new since then.
             start = StartAt::Beginning;
         }
+        // A path no checkpoint names is new: files rotated away before we open
+        // it were never read by anyone.
+        let known = self.shared.checkpoints.lock().values().any(|e| e.path == self.path)
+            || self.shared.positions.lock().values().any(|e| e.path == self.path);
+        let mut first = true;
         loop {
             let Some((mut open, mid_line)) = self.open(&self.path, start).await else {
                 return;
             };
+            if std::mem::take(&mut first) {
+                // Held open now, the live file cannot slip away. Files rotated away
+                // before this open (in an earlier run, or since discovery) come first.
+                self.mark_done(open.id);
+                if let Some(since) = self.missed_since(start, known)
+                    && self.catch_up(since, &mut st, &pod).await
+                {
+                    self.settle(&mut open, &mut st, true).await;
+                    return;
+                }
+            }
             let opened_at = std::time::SystemTime::now();
             // Started in the middle of a line (backlog limit): skip to the next one.
             st.discarding = mid_line;
@@ -125,7 +143,7 @@ impl Tailer {
             }
             for (path, id) in behind {
                 let Some((mut open, _)) = self.open(&path, StartAt::Beginning).await else {
-                    self.done.lock().push(id);
+                    self.mark_done(id);
                     continue;
                 };
                 self.follow(&mut open, st, pod, true).await;
@@ -135,6 +153,18 @@ impl Tailer {
                 }
                 self.finish(open, st, pod).await;
             }
+        }
+    }
+
+    /// Since when rotated siblings may hold lines nobody read: the oldest file a
+    /// checkpoint of this path names that now sits under a rotated name, and,
+    /// for a path new to us whose files are read from their beginning, anything
+    /// rotated since discovery (with a second of slack for coarse file times).
+    fn missed_since(&self, start: StartAt, known: bool) -> Option<std::time::SystemTime> {
+        let since_found = (!known && start == StartAt::Beginning).then(|| self.found_at - Duration::from_secs(1));
+        match (self.rotated_away(), since_found) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -187,11 +217,24 @@ impl Tailer {
         let end = open.read_at;
         self.send(&mut open, st, pod, out, end).await;
         self.settle(&mut open, st, true).await;
-        self.shared.positions.lock().remove(&open.id);
+        // A finished file stays in the checkpoints at its end, so a restart knows
+        // it was read; the oldest are forgotten.
+        self.record_position(&open);
+        self.mark_done(open.id);
+    }
+
+    /// Remembers a file as read (or being followed); forgets the position of the
+    /// oldest once more than [`KEEP_DONE`] are remembered.
+    fn mark_done(&self, id: FileId) {
         let mut done = self.done.lock();
-        done.push(open.id);
-        if done.len() > 64 {
-            done.remove(0);
+        if done.contains(&id) {
+            return;
+        }
+        done.push(id);
+        if done.len() > KEEP_DONE {
+            let old = done.remove(0);
+            self.shared.positions.lock().remove(&old);
+            self.shared.dirty.store(true, std::sync::atomic::Ordering::Release);
         }
     }
 
@@ -248,17 +291,22 @@ impl Tailer {
         let n = file.read(&mut head_buf).await.unwrap_or(0);
         head_buf.truncate(n);
         let saved = self.shared.checkpoints.lock().remove(&id);
-        let mut offset = match saved {
+        // Resuming keeps the saved fingerprint, so the file keeps its identity
+        // (record positions, checkpoints) across restarts.
+        let (mut offset, head, head_len) = match saved {
             Some(e)
                 if e.head_len <= n && head_checksum(&head_buf[..e.head_len]) == e.head && e.offset <= meta.len() =>
             {
                 info!(path = %self.path.display(), offset = e.offset, "Resuming container log from its checkpoint.");
-                e.offset
+                (e.offset, e.head, e.head_len)
             }
-            _ => match start {
-                StartAt::Beginning => 0,
-                StartAt::End => meta.len(),
-            },
+            _ => {
+                let offset = match start {
+                    StartAt::Beginning => 0,
+                    StartAt::End => meta.len(),
+                };
+                (offset, head_checksum(&head_buf), n)
+            }
         };
         let backlog = self.shared.max_backlog;
         let mut mid_line = false;
@@ -272,8 +320,8 @@ impl Tailer {
         let open = Open {
             file,
             id,
-            head: head_checksum(&head_buf),
-            head_len: n,
+            head,
+            head_len,
             read_at: offset,
             line_at: offset,
             acked: offset,
@@ -302,6 +350,12 @@ impl Tailer {
             };
             if n > 0 {
                 last_data = Instant::now();
+                if open.read_at == 0 {
+                    // The file's first bytes (new, or truncated in place): the
+                    // fingerprint a restart checks the checkpoint against.
+                    open.head_len = n.min(HEAD_BYTES);
+                    open.head = head_checksum(&buf[..open.head_len]);
+                }
                 let records = self.split(open, st, &buf[..n]);
                 let end = open.clean;
                 self.send(open, st, pod, records, end).await;
