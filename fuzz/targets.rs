@@ -81,9 +81,10 @@ pub fn container_line(data: &[u8]) {
     let max = 256;
     let mut re = Reassembler::new(max);
     let mut out = Vec::new();
-    for line in data.split(|&c| c == b'\n') {
+    let src = bytes::Bytes::copy_from_slice(data);
+    for line in src.split(|&c| c == b'\n') {
         if let Some(l) = parse(line) {
-            re.push(l, &mut out);
+            re.push(l, &src, &mut out);
         }
         assert!(re.pending_bytes() <= max, "{} bytes pending", re.pending_bytes());
     }

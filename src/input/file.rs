@@ -170,12 +170,16 @@ impl Discovery {
         let dir = cfg.dir.clone();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             let Ok(ev) = res else { return };
+            // Writing to a file never adds or removes one: no rescan for it.
+            let data = matches!(ev.kind, notify::EventKind::Modify(notify::event::ModifyKind::Data(_)));
             let mut rescan = false;
             for p in &ev.paths {
-                if p.parent() == Some(dir.as_path()) {
-                    rescan = true;
-                } else if let Some(n) = w.lock().get(p) {
+                // Wake the file's task (also for regular files right in the folder).
+                if let Some(n) = w.lock().get(p) {
                     n.notify_one();
+                }
+                if p.parent() == Some(dir.as_path()) && !data {
+                    rescan = true;
                 }
             }
             if rescan {

@@ -4,10 +4,13 @@
 //! reassembly of partial lines (CRI `P`, docker lines without a trailing `\n`)
 //! into whole records, bounded by a maximum record size.
 //!
-//! Pure functions over byte slices: no I/O, no allocation for CRI lines.
+//! Pure functions over byte slices: no I/O, no allocation for CRI lines. A
+//! whole CRI line becomes a record whose message is a slice of the caller's
+//! read buffer (no copy); only joined partial lines are copied.
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::record::Stream;
@@ -104,16 +107,45 @@ pub fn parse(line: &[u8]) -> Option<Line<'_>> {
 pub struct Assembled {
     pub time: Option<Timestamp>,
     pub stream: Stream,
-    pub msg: Vec<u8>,
+    pub msg: Bytes,
     /// The record hit the maximum size and was cut here; the rest follows as
     /// another record.
     pub split: bool,
 }
 
+/// A record still waiting for its last line.
+#[derive(Debug)]
+struct Pending {
+    time: Option<Timestamp>,
+    stream: Stream,
+    msg: Vec<u8>,
+    split: bool,
+}
+
+impl Pending {
+    fn new(time: Option<Timestamp>, stream: Stream) -> Self {
+        Pending {
+            time,
+            stream,
+            msg: Vec::new(),
+            split: false,
+        }
+    }
+
+    fn into_assembled(self) -> Assembled {
+        Assembled {
+            time: self.time,
+            stream: self.stream,
+            msg: Bytes::from(self.msg),
+            split: self.split,
+        }
+    }
+}
+
 /// Joins partial lines per stream (stdout and stderr interleave independently).
 pub struct Reassembler {
     max: usize,
-    pending: [Option<Assembled>; 2],
+    pending: [Option<Pending>; 2],
 }
 
 impl Reassembler {
@@ -126,49 +158,42 @@ impl Reassembler {
     }
 
     /// Feeds one parsed line; returns the records it completes (zero, one, or
-    /// several when the size limit splits a record).
-    pub fn push(&mut self, line: Line<'_>, out: &mut Vec<Assembled>) {
+    /// several when the size limit splits a record). A whole line's borrowed
+    /// message must lie inside `src`, the buffer it was parsed from: the record
+    /// shares that buffer instead of copying the message.
+    pub fn push(&mut self, line: Line<'_>, src: &Bytes, out: &mut Vec<Assembled>) {
         let slot = match line.stream {
             Stream::Stdout => 0,
             Stream::Stderr => 1,
         };
         if !line.partial && self.pending[slot].is_none() && line.msg.len() <= self.max {
+            let msg = match line.msg {
+                Cow::Borrowed(m) => src.slice_ref(m),
+                Cow::Owned(m) => Bytes::from(m),
+            };
             out.push(Assembled {
                 time: line.time,
                 stream: line.stream,
-                msg: line.msg.into_owned(),
+                msg,
                 split: false,
             });
             return;
         }
-        let p = self.pending[slot].get_or_insert_with(|| Assembled {
-            time: line.time,
-            stream: line.stream,
-            msg: Vec::new(),
-            split: false,
-        });
+        let p = self.pending[slot].get_or_insert_with(|| Pending::new(line.time, line.stream));
         let mut rest: &[u8] = &line.msg;
         while p.msg.len() + rest.len() > self.max {
             let take = self.max - p.msg.len();
             p.msg.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
-            let mut full = std::mem::replace(
-                p,
-                Assembled {
-                    time: line.time,
-                    stream: line.stream,
-                    msg: Vec::new(),
-                    split: false,
-                },
-            );
+            let mut full = std::mem::replace(p, Pending::new(line.time, line.stream));
             full.split = true;
-            out.push(full);
+            out.push(full.into_assembled());
         }
         p.msg.extend_from_slice(rest);
         if !line.partial {
             let done = self.pending[slot].take().expect("pending exists");
             if !(done.msg.is_empty() && out.last().is_some_and(|l| l.split && l.stream == line.stream)) {
-                out.push(done);
+                out.push(done.into_assembled());
             }
         }
     }
@@ -182,7 +207,7 @@ impl Reassembler {
     pub fn flush(&mut self, out: &mut Vec<Assembled>) {
         for p in self.pending.iter_mut() {
             if let Some(a) = p.take() {
-                out.push(a);
+                out.push(a.into_assembled());
             }
         }
     }
@@ -247,10 +272,10 @@ mod tests {
     fn partials_join_per_stream_and_split_at_the_limit() {
         let mut r = Reassembler::new(10);
         let mut out = Vec::new();
-        r.push(line(Stream::Stdout, true, "abc"), &mut out);
-        r.push(line(Stream::Stderr, false, "err"), &mut out);
-        r.push(line(Stream::Stdout, true, "def"), &mut out);
-        r.push(line(Stream::Stdout, false, "g"), &mut out);
+        r.push(line(Stream::Stdout, true, "abc"), &Bytes::new(), &mut out);
+        r.push(line(Stream::Stderr, false, "err"), &Bytes::new(), &mut out);
+        r.push(line(Stream::Stdout, true, "def"), &Bytes::new(), &mut out);
+        r.push(line(Stream::Stdout, false, "g"), &Bytes::new(), &mut out);
         let msgs: Vec<_> = out
             .iter()
             .map(|a| String::from_utf8_lossy(&a.msg).to_string())
@@ -258,8 +283,8 @@ mod tests {
         assert_eq!(msgs, vec!["err", "abcdefg"]);
 
         out.clear();
-        r.push(line(Stream::Stdout, true, "0123456789ABCDEF"), &mut out);
-        r.push(line(Stream::Stdout, false, "GHIJ"), &mut out);
+        r.push(line(Stream::Stdout, true, "0123456789ABCDEF"), &Bytes::new(), &mut out);
+        r.push(line(Stream::Stdout, false, "GHIJ"), &Bytes::new(), &mut out);
         let msgs: Vec<_> = out
             .iter()
             .map(|a| (String::from_utf8_lossy(&a.msg).to_string(), a.split))
@@ -268,11 +293,15 @@ mod tests {
         assert_eq!(r.pending_bytes(), 0);
 
         out.clear();
-        r.push(line(Stream::Stdout, false, "x".repeat(25).as_str()), &mut out);
+        r.push(
+            line(Stream::Stdout, false, "x".repeat(25).as_str()),
+            &Bytes::new(),
+            &mut out,
+        );
         assert_eq!(out.iter().map(|a| a.msg.len()).collect::<Vec<_>>(), vec![10, 10, 5]);
-        r.push(line(Stream::Stdout, true, "tail"), &mut out);
+        r.push(line(Stream::Stdout, true, "tail"), &Bytes::new(), &mut out);
         out.clear();
         r.flush(&mut out);
-        assert_eq!(out[0].msg, b"tail");
+        assert_eq!(&out[0].msg[..], b"tail");
     }
 }

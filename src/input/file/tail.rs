@@ -4,6 +4,11 @@
 //! carries one acknowledgement; the file's checkpoint advances only when every
 //! drain has delivered the records before it. Sending waits while a drain's
 //! queue is full, so a slow drain slows this file instead of growing memory.
+//!
+//! Per read, not per line: each read's records are handed to each drain as one
+//! batch, and their messages are slices of the read buffer (shared, not copied).
+//! Reads are positional (`pread` on the blocking pool) straight into our own
+//! buffer, which an idle file gives back, so many quiet files cost little.
 
 use std::collections::VecDeque;
 use std::os::unix::fs::MetadataExt;
@@ -11,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncReadExt;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -34,7 +39,7 @@ const KEEP_DONE: usize = 16;
 
 /// An open file and where we are in it.
 struct Open {
-    file: tokio::fs::File,
+    file: Arc<std::fs::File>,
     id: FileId,
     head: u64,
     head_len: usize,
@@ -208,7 +213,7 @@ impl Tailer {
             out.push(Assembled {
                 time: None,
                 stream: Stream::Stdout,
-                msg: line,
+                msg: Bytes::from(line),
                 split: false,
             });
         }
@@ -316,9 +321,8 @@ impl Tailer {
             offset = skip_to;
             mid_line = true;
         }
-        file.seek(std::io::SeekFrom::Start(offset)).await.ok()?;
         let open = Open {
-            file,
+            file: Arc::new(file.into_std().await),
             id,
             head,
             head_len,
@@ -336,11 +340,17 @@ impl Tailer {
     /// the path is gone / shutdown (returns true). With `once`, stops at the end
     /// (a rotated file that no longer grows).
     async fn follow(&self, open: &mut Open, st: &mut LineState, pod: &Arc<PodRef>, once: bool) -> bool {
-        let mut buf = vec![0u8; READ_CHUNK];
+        let mut buf = BytesMut::new();
         let mut last_data = Instant::now();
         let mut eof_checks_after_rotation = 0u8;
         loop {
-            let n = match open.file.read(&mut buf).await {
+            if buf.capacity() < READ_CHUNK {
+                // Reuses the allocation when no record still holds a part of it.
+                buf.reserve(READ_CHUNK);
+            }
+            let (read, back) = read_at(&open.file, open.read_at, buf).await;
+            buf = back;
+            let n = match read {
                 Ok(n) => n,
                 Err(e) => {
                     warn!(path = %self.path.display(), error = %e, "Read error on container log.");
@@ -350,18 +360,21 @@ impl Tailer {
             };
             if n > 0 {
                 last_data = Instant::now();
+                let chunk = buf.split().freeze();
                 if open.read_at == 0 {
                     // The file's first bytes (new, or truncated in place): the
                     // fingerprint a restart checks the checkpoint against.
                     open.head_len = n.min(HEAD_BYTES);
-                    open.head = head_checksum(&buf[..open.head_len]);
+                    open.head = head_checksum(&chunk[..open.head_len]);
                 }
-                let records = self.split(open, st, &buf[..n]);
+                let records = self.split(open, st, &chunk);
                 let end = open.clean;
                 self.send(open, st, pod, records, end).await;
                 self.settle(open, st, false).await;
                 continue;
             }
+            // At the end: give the read buffer back while the file is quiet.
+            buf = BytesMut::new();
             self.settle(open, st, false).await;
             if self.shared.shutdown.is_stopped() || once {
                 return true;
@@ -372,7 +385,6 @@ impl Tailer {
                     if m.len() < open.read_at {
                         warn!(path = %self.path.display(), was = open.read_at, now = m.len(), "Container log truncated; reading it again from the start.");
                         self.shared.stats.truncations.inc();
-                        let _ = open.file.seek(std::io::SeekFrom::Start(0)).await;
                         open.read_at = 0;
                         open.line_at = 0;
                         open.acked = 0;
@@ -408,14 +420,14 @@ impl Tailer {
         }
     }
 
-    /// Splits a chunk into lines and whole records.
-    fn split(&self, open: &mut Open, st: &mut LineState, chunk: &[u8]) -> Vec<Assembled> {
+    /// Splits a chunk into lines and whole records (whose messages share `chunk`).
+    fn split(&self, open: &mut Open, st: &mut LineState, chunk: &Bytes) -> Vec<Assembled> {
         let mut out = Vec::new();
         let max_line = self.shared.max_record + 4096;
-        let mut rest = chunk;
+        let mut rest = &chunk[..];
         open.read_at += chunk.len() as u64;
         while !rest.is_empty() {
-            match memchr(b'\n', rest) {
+            match memchr::memchr(b'\n', rest) {
                 Some(i) => {
                     let piece = &rest[..i];
                     rest = &rest[i + 1..];
@@ -429,15 +441,13 @@ impl Tailer {
                         }
                         continue;
                     }
-                    let line: Vec<u8>;
-                    let bytes: &[u8] = if st.carry.is_empty() {
-                        piece
+                    if st.carry.is_empty() {
+                        self.line(st, piece, chunk, &mut out);
                     } else {
                         st.carry.extend_from_slice(piece);
-                        line = std::mem::take(&mut st.carry);
-                        &line
-                    };
-                    self.line(st, bytes, &mut out);
+                        let line = Bytes::from(std::mem::take(&mut st.carry));
+                        self.line(st, &line, &line, &mut out);
+                    }
                     open.line_at += consumed as u64;
                     if st.reasm.pending_bytes() == 0 {
                         open.clean = open.line_at;
@@ -457,7 +467,7 @@ impl Tailer {
                             out.push(Assembled {
                                 time: None,
                                 stream: Stream::Stdout,
-                                msg,
+                                msg: Bytes::from(msg),
                                 split: true,
                             });
                             st.discarding = true;
@@ -470,17 +480,17 @@ impl Tailer {
         out
     }
 
-    fn line(&self, st: &mut LineState, bytes: &[u8], out: &mut Vec<Assembled>) {
+    /// One line (`bytes`, a slice of `src`) into records.
+    fn line(&self, st: &mut LineState, bytes: &[u8], src: &Bytes, out: &mut Vec<Assembled>) {
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
         if bytes.is_empty() {
             return;
         }
         match format::parse(bytes) {
-            Some(l) => st.reasm.push(l, out),
+            Some(l) => st.reasm.push(l, src, out),
             None => {
                 self.shared.stats.parse_errors.inc();
-                let mut msg = bytes.to_vec();
-                msg.truncate(self.shared.max_record);
+                let msg = src.slice_ref(&bytes[..bytes.len().min(self.shared.max_record)]);
                 out.push(Assembled {
                     time: None,
                     stream: Stream::Stdout,
@@ -505,6 +515,7 @@ impl Tailer {
         let (ack, rx) = ack::batch();
         let n = records.len() as u64;
         let mut bytes = 0u64;
+        let mut batch: Vec<SharedRecord> = Vec::with_capacity(records.len());
         for (i, a) in records.into_iter().enumerate() {
             if a.split {
                 self.shared.stats.split.inc();
@@ -528,17 +539,18 @@ impl Tailer {
                 }),
             };
             r.ack = Some(ack.clone());
-            let r: SharedRecord = Arc::new(r);
-            match &drains {
-                Some(ds) => {
-                    for d in ds.iter() {
-                        d.send(r.clone()).await;
-                    }
-                }
-                None => self.shared.stats.unrouted.inc(),
-            }
+            batch.push(Arc::new(r));
         }
         drop(ack);
+        match &drains {
+            Some(ds) => {
+                for d in ds.iter() {
+                    d.send_batch(&batch).await;
+                }
+            }
+            None => self.shared.stats.unrouted.add(n),
+        }
+        drop(batch);
         self.shared.stats.records.add(n);
         self.shared.stats.bytes.add(bytes);
         st.pending.push_back((end, rx));
@@ -598,10 +610,24 @@ impl Tailer {
     }
 }
 
-fn file_key(open: &Open) -> u64 {
-    open.id.dev.rotate_left(32) ^ open.id.ino ^ open.head
+/// Reads up to [`READ_CHUNK`] bytes at `offset`, appended to `buf`, on the
+/// blocking pool (a regular file read may wait for the disk).
+async fn read_at(file: &Arc<std::fs::File>, offset: u64, mut buf: BytesMut) -> (std::io::Result<usize>, BytesMut) {
+    use std::os::unix::fs::FileExt;
+    let file = file.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        let start = buf.len();
+        buf.resize(start + READ_CHUNK, 0);
+        let read = file.read_at(&mut buf[start..], offset);
+        buf.truncate(start + read.as_ref().map_or(0, |n| *n));
+        (read, buf)
+    });
+    match job.await {
+        Ok(done) => done,
+        Err(e) => (Err(std::io::Error::other(e)), BytesMut::new()),
+    }
 }
 
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&c| c == needle)
+fn file_key(open: &Open) -> u64 {
+    open.id.dev.rotate_left(32) ^ open.id.ino ^ open.head
 }
