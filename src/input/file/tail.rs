@@ -35,7 +35,10 @@ const READ_CHUNK: usize = 64 << 10;
 const MAX_PENDING_ACKS: usize = 64;
 /// Finished files of one path whose positions are kept (the kubelet keeps five
 /// rotated files by default).
-const KEEP_DONE: usize = 16;
+const KEEP_DONE: usize = 64;
+/// How far a file's modification time may lag the clock (the kernel stamps
+/// files from a clock that advances once a tick).
+const MTIME_SLACK: Duration = Duration::from_millis(50);
 
 /// An open file and where we are in it.
 struct Open {
@@ -99,22 +102,30 @@ impl Tailer {
         let known = self.shared.checkpoints.lock().values().any(|e| e.path == self.path)
             || self.shared.positions.lock().values().any(|e| e.path == self.path);
         let mut first = true;
+        let mut since = None;
         loop {
+            // Taken before the open: files rotated away before it were last
+            // written before it.
+            let opened_at = std::time::SystemTime::now();
             let Some((mut open, mid_line)) = self.open(&self.path, start).await else {
                 return;
             };
+            // Held open now, the live file cannot slip away. Files rotated away
+            // before this open come first: on the first open those of an earlier
+            // run (or since discovery), later those rotated since the last open
+            // (we may have fallen behind by several rotations).
+            self.mark_done(open.id);
             if std::mem::take(&mut first) {
-                // Held open now, the live file cannot slip away. Files rotated away
-                // before this open (in an earlier run, or since discovery) come first.
-                self.mark_done(open.id);
-                if let Some(since) = self.missed_since(start, known)
-                    && self.catch_up(since, &mut st, &pod).await
-                {
-                    self.settle(&mut open, &mut st, true).await;
-                    return;
-                }
+                since = self.missed_since(start, known);
             }
-            let opened_at = std::time::SystemTime::now();
+            if let Some(since) = since
+                && self.catch_up(since, opened_at, &mut st, &pod).await
+            {
+                self.settle(&mut open, &mut st, true).await;
+                return;
+            }
+            // File times come from a coarse clock that lags a little.
+            since = Some(opened_at - MTIME_SLACK);
             // Started in the middle of a line (backlog limit): skip to the next one.
             st.discarding = mid_line;
             let gone = self.follow(&mut open, &mut st, &pod, false).await;
@@ -127,22 +138,23 @@ impl Tailer {
             if gone {
                 return;
             }
-            // Rotated. If we fell behind by more than one rotation, the files in
-            // between sit next to the live one (`0.log.<timestamp>`): read them first.
-            if self.catch_up(opened_at, &mut st, &pod).await {
-                return;
-            }
             start = StartAt::Beginning;
         }
     }
 
-    /// Reads every rotated sibling modified since `since` that is not done yet,
-    /// oldest name first (resuming from its checkpoint when it has one). More
-    /// may be rotated away meanwhile, so it looks again until none is left.
+    /// Reads every rotated sibling last modified between `since` and `until` (the
+    /// live file's open: later ones are newer than it) that is not done yet,
+    /// oldest name first, resuming from its checkpoint when it has one.
     /// Returns true when shutdown stopped it.
-    async fn catch_up(&self, since: std::time::SystemTime, st: &mut LineState, pod: &Arc<PodRef>) -> bool {
+    async fn catch_up(
+        &self,
+        since: std::time::SystemTime,
+        until: std::time::SystemTime,
+        st: &mut LineState,
+        pod: &Arc<PodRef>,
+    ) -> bool {
         loop {
-            let behind = self.rotated_since(since);
+            let behind = self.rotated_between(since, until);
             if behind.is_empty() {
                 return false;
             }
@@ -177,10 +189,13 @@ impl Tailer {
     /// one under a rotated name, the time that file was last modified (reading
     /// starts there); `None` when there is none.
     fn rotated_away(&self) -> Option<std::time::SystemTime> {
-        let saved: Vec<FileId> = {
+        let mut saved: Vec<FileId> = {
             let cps = self.shared.checkpoints.lock();
             cps.values().filter(|e| e.path == self.path).map(|e| e.id).collect()
         };
+        let positions = self.shared.positions.lock();
+        saved.extend(positions.values().filter(|e| e.path == self.path).map(|e| e.id));
+        drop(positions);
         if saved.is_empty() {
             return None;
         }
@@ -243,9 +258,9 @@ impl Tailer {
         }
     }
 
-    /// Rotated siblings of the live file (`0.log.*`, not compressed) modified
-    /// since `since` and not read yet, oldest name first.
-    fn rotated_since(&self, since: std::time::SystemTime) -> Vec<(PathBuf, FileId)> {
+    /// Rotated siblings of the live file (`0.log.*`, not compressed) last
+    /// modified between `since` and `until` and not read yet, oldest name first.
+    fn rotated_between(&self, since: std::time::SystemTime, until: std::time::SystemTime) -> Vec<(PathBuf, FileId)> {
         let Ok(target) = std::fs::canonicalize(&self.path) else {
             return Vec::new();
         };
@@ -268,7 +283,8 @@ impl Tailer {
                     dev: m.dev(),
                     ino: m.ino(),
                 };
-                (!done.contains(&id) && m.modified().ok()? >= since).then(|| (e.path(), id))
+                let modified = m.modified().ok()?;
+                (!done.contains(&id) && modified >= since && modified <= until).then(|| (e.path(), id))
             })
             .collect();
         found.sort_by(|a, b| a.0.cmp(&b.0));
@@ -295,7 +311,9 @@ impl Tailer {
         let mut head_buf = vec![0u8; HEAD_BYTES.min(meta.len() as usize)];
         let n = file.read(&mut head_buf).await.unwrap_or(0);
         head_buf.truncate(n);
+        // Saved by an earlier run, or finished by an earlier task of this path.
         let saved = self.shared.checkpoints.lock().remove(&id);
+        let saved = saved.or_else(|| self.shared.positions.lock().get(&id).cloned());
         // Resuming keeps the saved fingerprint, so the file keeps its identity
         // (record positions, checkpoints) across restarts.
         let (mut offset, head, head_len) = match saved {
