@@ -14,6 +14,7 @@
 //! count (push inputs), and the drain is later told how many were dropped.
 //! Nothing here knows about a particular protocol.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -657,21 +658,27 @@ async fn work<S: Sink>(
     let mut conn: Option<S::Conn> = None;
     let mut backoff = Backoff::new(cfg.backoff_min, cfg.backoff_max);
     let mut held = Held::default();
+    let ctx = Settle {
+        drain: &drain,
+        sink: &*sink,
+        cfg: &cfg,
+        done: &progress.done,
+    };
     loop {
-        let next = if held.records.is_empty() {
-            rx.recv().await
-        } else {
-            tokio::select! {
+        let next = match held.oldest() {
+            None => rx.recv().await,
+            Some(since) => tokio::select! {
                 b = rx.recv() => b,
-                _ = tokio::time::sleep_until(held.since + CONFIRM_AFTER) => {
-                    settle(&drain, &*sink, &cfg, &mut conn, &mut backoff, &mut held, &progress.done).await;
+                _ = tokio::time::sleep_until(since + CONFIRM_AFTER) => {
+                    ctx.settle(&mut conn, &mut backoff, &mut held, false).await;
                     continue;
                 }
-            }
+            },
         };
         let Some(batch) = next else { break };
-        // The previous batch is confirmed (or sent again) before this one goes out.
-        settle(&drain, &*sink, &cfg, &mut conn, &mut backoff, &mut held, &progress.done).await;
+        // Before writing more: if the connection died, what it holds goes again
+        // first; what it has held long enough is confirmed.
+        ctx.settle(&mut conn, &mut backoff, &mut held, false).await;
         let n = batch.len();
         let began = (progress.epoch.elapsed().as_micros() as u64).max(1);
         progress.busy_since.store(began, Ordering::Release);
@@ -680,96 +687,135 @@ async fn work<S: Sink>(
         let took = (progress.epoch.elapsed().as_micros() as u64).saturating_sub(began);
         progress.last_took.store(took, Ordering::Release);
         drain.in_flight.fetch_sub(n - sent.len(), Ordering::AcqRel);
-        held.add(sent, sink.unacknowledged());
+        held.push(sent, 1);
         if !sink.unacknowledged() {
-            release(&drain, &mut held, &progress.done);
+            release(&drain, &mut held, &progress.done, usize::MAX);
         }
         if conn.is_some() {
             send_drop_summary(&drain, &*sink, &cfg, &mut conn).await;
         }
     }
-    settle(&drain, &*sink, &cfg, &mut conn, &mut backoff, &mut held, &progress.done).await;
+    // Closing: what is still held is confirmed once it has been held long enough
+    // (or sent again, a few times at most, if the receiver went away).
+    for _ in 0..3 {
+        let Some(newest) = held.newest() else { break };
+        tokio::time::sleep_until(newest + CONFIRM_AFTER).await;
+        ctx.settle(&mut conn, &mut backoff, &mut held, true).await;
+    }
     if let Some(c) = conn.take() {
         sink.close(c).await;
         drain.stats.connections.add(-1);
     }
 }
 
-/// Batches written but not yet known to be delivered.
+/// Batches written but not yet known to be delivered, oldest first. On an
+/// unacknowledged transport a batch is confirmed only once it has been held for
+/// [`CONFIRM_AFTER`] with the connection still alive: a receiver that goes away
+/// leaves what it never read in its socket, and the kernel resets the
+/// connection instead of closing it, which the check then sees.
+#[derive(Default)]
 struct Held {
-    records: Vec<SharedRecord>,
-    batches: u64,
-    since: Instant,
-}
-
-impl Default for Held {
-    fn default() -> Self {
-        Held {
-            records: Vec::new(),
-            batches: 0,
-            since: Instant::now(),
-        }
-    }
+    /// Records of each written batch, when it was written, and how many batches
+    /// of the dispatcher it stands for.
+    batches: VecDeque<(Vec<SharedRecord>, Instant, u64)>,
+    records: usize,
 }
 
 impl Held {
-    fn add(&mut self, records: Vec<SharedRecord>, unacknowledged: bool) {
-        if self.records.is_empty() {
-            self.since = Instant::now();
+    fn push(&mut self, records: Vec<SharedRecord>, batches: u64) {
+        self.records += records.len();
+        self.batches.push_back((records, Instant::now(), batches));
+    }
+
+    fn oldest(&self) -> Option<Instant> {
+        self.batches.front().map(|b| b.1)
+    }
+
+    fn newest(&self) -> Option<Instant> {
+        self.batches.back().map(|b| b.1)
+    }
+
+    /// Every held record, in order, and the batches they stand for.
+    fn take_all(&mut self) -> (Vec<SharedRecord>, u64) {
+        let mut all = Vec::with_capacity(self.records);
+        let mut count = 0;
+        for (mut r, _, b) in self.batches.drain(..) {
+            all.append(&mut r);
+            count += b;
         }
-        if self.records.is_empty() || !unacknowledged {
-            self.records = records;
-        } else {
-            self.records.extend(records);
-        }
-        self.batches += 1;
+        self.records = 0;
+        (all, count)
     }
 }
 
-/// Releases held records as delivered: their acknowledgements complete when dropped.
-fn release(drain: &Drain, held: &mut Held, done: &std::sync::atomic::AtomicU64) {
-    let n = held.records.len();
-    drain.stats.sent.add(n as u64);
-    drain.in_flight.fetch_sub(n, Ordering::AcqRel);
-    done.fetch_add(held.batches, Ordering::AcqRel);
-    held.records.clear();
-    held.batches = 0;
+/// Releases up to `max` of the oldest held batches as delivered: their
+/// acknowledgements complete when the records are dropped.
+fn release(drain: &Drain, held: &mut Held, done: &std::sync::atomic::AtomicU64, max: usize) {
+    for _ in 0..max {
+        let Some((records, _, batches)) = held.batches.pop_front() else {
+            break;
+        };
+        let n = records.len();
+        held.records -= n;
+        drain.stats.sent.add(n as u64);
+        drain.in_flight.fetch_sub(n, Ordering::AcqRel);
+        done.fetch_add(batches, Ordering::AcqRel);
+    }
 }
 
-/// Confirms held records if the connection they were written on is still alive;
-/// otherwise sends them again on a new connection and holds them again.
-async fn settle<S: Sink>(
-    drain: &Drain,
-    sink: &S,
-    cfg: &DriverConfig,
-    conn: &mut Option<S::Conn>,
-    backoff: &mut Backoff,
-    held: &mut Held,
-    done: &std::sync::atomic::AtomicU64,
-) {
-    if held.records.is_empty() {
-        if held.batches > 0 {
-            release(drain, held, done);
+/// Records held at most before the oldest are confirmed early (at high rates
+/// the hold then covers less than [`CONFIRM_AFTER`]; memory stays bounded).
+fn held_cap(cfg: &DriverConfig) -> usize {
+    cfg.batch_records.saturating_mul(8).max(1)
+}
+
+/// What confirming held batches needs of its worker.
+struct Settle<'a, S> {
+    drain: &'a Drain,
+    sink: &'a S,
+    cfg: &'a DriverConfig,
+    done: &'a std::sync::atomic::AtomicU64,
+}
+
+impl<S: Sink> Settle<'_, S> {
+    /// With the connection alive, confirms the batches held long enough (all of
+    /// them with `all`, and the oldest while over the cap); with it gone, sends
+    /// every held record again on a new connection and holds them again.
+    async fn settle(&self, conn: &mut Option<S::Conn>, backoff: &mut Backoff, held: &mut Held, all: bool) {
+        let (drain, sink, cfg, done) = (self.drain, self.sink, self.cfg, self.done);
+        if held.batches.is_empty() {
+            return;
         }
-        return;
+        if held.records == 0 {
+            // Nothing to confirm (every record was given up): just count the batches.
+            release(drain, held, done, usize::MAX);
+            return;
+        }
+        let alive = match conn.as_mut() {
+            Some(c) => sink.healthy(c).await,
+            None => false,
+        };
+        if alive {
+            let now = Instant::now();
+            let cap = held_cap(cfg);
+            while let Some(since) = held.oldest() {
+                if all || now >= since + CONFIRM_AFTER || held.records > cap {
+                    release(drain, held, done, 1);
+                } else {
+                    break;
+                }
+            }
+            return;
+        }
+        drop_conn(drain, sink, conn).await;
+        let (records, batches) = held.take_all();
+        let n = records.len();
+        debug!(drain = %drain.id, records = n, "The receiver went away after records were written; sending them again.");
+        drain.stats.retries.inc();
+        let sent = deliver(drain, sink, cfg, conn, backoff, records).await;
+        drain.in_flight.fetch_sub(n - sent.len(), Ordering::AcqRel);
+        held.push(sent, batches);
     }
-    let alive = match conn.as_mut() {
-        Some(c) => sink.healthy(c).await,
-        None => false,
-    };
-    if alive {
-        release(drain, held, done);
-        return;
-    }
-    drop_conn(drain, sink, conn).await;
-    let records = std::mem::take(&mut held.records);
-    let n = records.len();
-    debug!(drain = %drain.id, records = n, "The receiver went away after a batch was written; sending it again.");
-    drain.stats.retries.inc();
-    let sent = deliver(drain, sink, cfg, conn, backoff, records).await;
-    drain.in_flight.fetch_sub(n - sent.len(), Ordering::AcqRel);
-    held.records = sent;
-    held.since = Instant::now();
 }
 
 async fn deliver<S: Sink>(
