@@ -33,6 +33,9 @@ use crate::route::Routes;
 use crate::shutdown::Shutdown;
 use crate::telemetry::{self, Counter, OnceLog};
 
+/// Files read at the same moment, at most.
+const CONCURRENT_READS: usize = 8;
+
 /// Where to start a file that has no checkpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StartAt {
@@ -66,6 +69,9 @@ pub struct Shared {
     /// Current acknowledged positions of open files.
     pub positions: Mutex<HashMap<FileId, Entry>>,
     pub dirty: AtomicBool,
+    /// Reads in progress at once, at most: bounds the blocking threads and read
+    /// buffers when many files have data together (a start with a backlog).
+    pub reads: tokio::sync::Semaphore,
     pub shutdown: Shutdown,
     pub stats: Stats,
 }
@@ -128,6 +134,7 @@ pub async fn start(app: &App, cfg: TailConfig) -> Result<(), InputError> {
         checkpoints: Mutex::new(loaded),
         positions: Mutex::new(HashMap::new()),
         dirty: AtomicBool::new(false),
+        reads: tokio::sync::Semaphore::new(CONCURRENT_READS),
         shutdown: app.inputs().clone(),
         stats: Stats {
             records: telemetry::counter("logtrain_input_records_total", &l),
@@ -156,7 +163,8 @@ struct Discovery {
     files: HashMap<PathBuf, (Arc<Notify>, tokio::task::JoinHandle<()>)>,
     /// Wake-ups by the real path a link points to.
     wakes: Arc<Mutex<HashMap<PathBuf, Arc<Notify>>>>,
-    watched_dirs: HashSet<PathBuf>,
+    /// Folders under watch (true) or that could not be watched (false).
+    watched_dirs: HashMap<PathBuf, bool>,
     watcher: Option<notify::RecommendedWatcher>,
     events: mpsc::Receiver<()>,
     reported: OnceLog,
@@ -170,6 +178,14 @@ impl Discovery {
         let dir = cfg.dir.clone();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             let Ok(ev) = res else { return };
+            if ev.need_rescan() {
+                // The kernel dropped events: wake every file and look again.
+                for n in w.lock().values() {
+                    n.notify_one();
+                }
+                let _ = tx.try_send(());
+                return;
+            }
             // Writing to a file never adds or removes one: no rescan for it.
             let data = matches!(ev.kind, notify::EventKind::Modify(notify::event::ModifyKind::Data(_)));
             let mut rescan = false;
@@ -193,17 +209,23 @@ impl Discovery {
                 None
             }
         };
-        if let Some(w) = watcher.as_mut()
-            && let Err(e) = w.watch(&cfg.dir, RecursiveMode::NonRecursive)
-        {
-            warn!(error = %e, dir = %cfg.dir.display(), "Cannot watch the log folder (inotify limits?); rescanning only.");
+        let mut watched_dirs = HashMap::new();
+        if let Some(w) = watcher.as_mut() {
+            let ok = match w.watch(&cfg.dir, RecursiveMode::NonRecursive) {
+                Ok(()) => true,
+                Err(e) => {
+                    warn!(error = %e, dir = %cfg.dir.display(), "Cannot watch the log folder (inotify limits?); rescanning only.");
+                    false
+                }
+            };
+            watched_dirs.insert(cfg.dir.clone(), ok);
         }
         Discovery {
             cfg,
             shared,
             files: HashMap::new(),
             wakes,
-            watched_dirs: HashSet::new(),
+            watched_dirs,
             watcher,
             events,
             reported: OnceLog::default(),
@@ -263,7 +285,7 @@ impl Discovery {
                 continue;
             }
             let wake = Arc::new(Notify::new());
-            self.watch_target(&path, &wake);
+            let watched = self.watch_target(&path, &wake);
             let t = tail::Tailer {
                 path: path.clone(),
                 name,
@@ -272,6 +294,7 @@ impl Discovery {
                 shared: self.shared.clone(),
                 done: Default::default(),
                 found_at: std::time::SystemTime::now(),
+                watched,
             };
             let h = tokio::spawn(t.run());
             self.files.insert(path, (wake, h));
@@ -283,23 +306,32 @@ impl Discovery {
     }
 
     /// Watches the folder a link points into, so writes wake the file's task.
-    fn watch_target(&mut self, link: &Path, wake: &Arc<Notify>) {
+    /// Returns whether that folder is watched (else the task polls often).
+    fn watch_target(&mut self, link: &Path, wake: &Arc<Notify>) -> bool {
         let Ok(target) = std::fs::canonicalize(link) else {
-            return;
+            return false;
         };
         self.wakes.lock().insert(target.clone(), wake.clone());
         let Some(dir) = target.parent().map(Path::to_path_buf) else {
-            return;
+            return false;
         };
-        if dir == self.cfg.dir || !self.watched_dirs.insert(dir.clone()) {
-            return;
+        if let Some(&ok) = self.watched_dirs.get(&dir) {
+            return ok;
         }
-        if let Some(w) = self.watcher.as_mut()
-            && let Err(e) = w.watch(&dir, RecursiveMode::NonRecursive)
-            && self.reported.first("watch")
-        {
-            warn!(dir = %dir.display(), error = %e, "Cannot watch a log folder (inotify limits?); polling it instead.");
-        }
+        let ok = match self.watcher.as_mut() {
+            Some(w) => match w.watch(&dir, RecursiveMode::NonRecursive) {
+                Ok(()) => true,
+                Err(e) => {
+                    if self.reported.first("watch") {
+                        warn!(dir = %dir.display(), error = %e, "Cannot watch a log folder (inotify limits?); polling it instead.");
+                    }
+                    false
+                }
+            },
+            None => false,
+        };
+        self.watched_dirs.insert(dir, ok);
+        ok
     }
 }
 

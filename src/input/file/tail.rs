@@ -9,6 +9,12 @@
 //! batch, and their messages are slices of the read buffer (shared, not copied).
 //! Reads are positional (`pread` on the blocking pool) straight into our own
 //! buffer, which an idle file gives back, so many quiet files cost little.
+//! A file whose folder is watched sleeps until inotify wakes it.
+//!
+//! Rotated files are never skipped: after every open of the live file (held
+//! open from then on), rotated siblings last written between the previous open
+//! and this one are read first, oldest name first. Finished files stay in the
+//! checkpoints at their end, so a restart reads neither twice nor short.
 
 use std::collections::VecDeque;
 use std::os::unix::fs::MetadataExt;
@@ -36,6 +42,8 @@ const MAX_PENDING_ACKS: usize = 64;
 /// Finished files of one path whose positions are kept (the kubelet keeps five
 /// rotated files by default).
 const KEEP_DONE: usize = 64;
+/// How often a watched file at its end is looked at without being woken.
+const WATCHED_POLL: Duration = Duration::from_secs(5);
 /// How far a file's modification time may lag the clock (the kernel stamps
 /// files from a clock that advances once a tick).
 const MTIME_SLACK: Duration = Duration::from_millis(50);
@@ -69,6 +77,8 @@ pub struct Tailer {
     pub done: parking_lot::Mutex<Vec<FileId>>,
     /// When discovery found the path.
     pub found_at: std::time::SystemTime,
+    /// Whether the file's folder is watched (changes wake the task).
+    pub watched: bool,
 }
 
 struct LineState {
@@ -362,11 +372,13 @@ impl Tailer {
         let mut last_data = Instant::now();
         let mut eof_checks_after_rotation = 0u8;
         loop {
+            let permit = self.shared.reads.acquire().await;
             if buf.capacity() < READ_CHUNK {
                 // Reuses the allocation when no record still holds a part of it.
                 buf.reserve(READ_CHUNK);
             }
             let (read, back) = read_at(&open.file, open.read_at, buf).await;
+            drop(permit);
             buf = back;
             let n = match read {
                 Ok(n) => n,
@@ -424,8 +436,12 @@ impl Tailer {
                     continue;
                 }
             }
+            // Under a watch, every write, rename and truncation wakes us: the
+            // poll is only a safety net. Unwatched, poll often while busy.
             let idle = last_data.elapsed();
-            let poll = if idle > Duration::from_secs(10) {
+            let poll = if self.watched {
+                WATCHED_POLL
+            } else if idle > Duration::from_secs(10) {
                 Duration::from_secs(1)
             } else {
                 Duration::from_millis(250)
