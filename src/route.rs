@@ -110,13 +110,19 @@ impl Router {
 
     /// Offers one record to its drains.
     pub fn offer(&self, table: &RouteTable, rec: Record) -> Offered {
+        self.offer_to(table, rec).1
+    }
+
+    /// [`Router::offer`], also naming the drains the record went to.
+    pub fn offer_to<'t>(&self, table: &'t RouteTable, rec: Record) -> (&'t [Arc<Drain>], Offered) {
         let drains = table.drains_for(&rec.hostname);
         if drains.is_empty() {
             self.unrouted.inc();
-            return Offered {
+            let o = Offered {
                 unrouted: true,
                 ..Offered::default()
             };
+            return (drains, o);
         }
         let rec: SharedRecord = Arc::new(rec);
         let mut o = Offered::default();
@@ -127,7 +133,7 @@ impl Router {
                 o.dropped += 1;
             }
         }
-        o
+        (drains, o)
     }
 
     /// Sends one record to its drains, waiting while their queues are full.

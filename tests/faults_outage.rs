@@ -8,7 +8,9 @@
 //!   are those of one batch, and the order holds.
 //! - From a push input (syslog over TCP) only what does not fit the drain's
 //!   queue is lost, and it is counted exactly: `dropped_total` equals sent minus
-//!   received, and the drain is told with an L10 line.
+//!   received, and the drain is told with an L10 line. (The input first stops
+//!   reading for up to a second, pushing back on the sender; a drain that is
+//!   slow but alive loses nothing that way, the last test here.)
 //!
 //! Each phase lasts `LOGTRAIN_SOAK_SECS` (default 1.5 s; `tests/soak` runs 60).
 
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 use logtrain::app::App;
 use logtrain::config::{Config, StaticRoute};
 use serde_json::Value;
-use support::faults::{Node, cri, phase};
+use support::faults::{Node, Receiver, cri, phase};
 use support::rsyslog::{JSON_TEMPLATE, Rsyslog};
 use support::{free_port, wait_until};
 use tokio::io::AsyncWriteExt;
@@ -172,14 +174,9 @@ fn frame(i: usize) -> Vec<u8> {
     format!("{} {msg}", msg.len()).into_bytes()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_push_input_loses_only_what_overflows_the_queue_and_counts_it_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let rs_dir = dir.path().join("rsyslog");
-    let mut rs = rsyslog(&rs_dir, port);
-    let url = format!("syslog+tcp://127.0.0.1:{port}");
-    let queue = 300;
+/// logtrain with a syslog TCP input whose `push.default` records go to `drain`
+/// through a queue of `queue` records; the input's address.
+async fn push_input(drain: &str, queue: usize) -> (App, std::net::SocketAddr) {
     let app = App::start(Config {
         syslog_tcp: true,
         syslog_tcp_port: 0,
@@ -189,13 +186,24 @@ async fn a_push_input_loses_only_what_overflows_the_queue_and_counts_it_exactly(
         drain_queue_records: queue,
         routes: vec![StaticRoute {
             hostname: "push.default".into(),
-            drains: vec![url.clone()],
+            drains: vec![drain.to_string()],
         }],
         ..Config::default()
     });
     assert!(app.wait_ready().await);
     let at = logtrain::input::start(&app).await.unwrap();
-    let input = at.syslog_tcp.unwrap();
+    (app, at.syslog_tcp.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_input_loses_only_what_overflows_the_queue_and_counts_it_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let rs_dir = dir.path().join("rsyslog");
+    let mut rs = rsyslog(&rs_dir, port);
+    let url = format!("syslog+tcp://127.0.0.1:{port}");
+    let queue = 300;
+    let (app, input) = push_input(&url, queue).await;
 
     let rec0 = input_records();
     let stop = Arc::new(AtomicBool::new(false));
@@ -243,15 +251,18 @@ async fn a_push_input_loses_only_what_overflows_the_queue_and_counts_it_exactly(
     let out = rs_dir.join("out.json");
     // Settled: every record offered is delivered or dropped, and the L10 line
     // telling the drop has arrived.
-    wait_until(
-        "the drain to settle and tell its drops",
-        Duration::from_secs(30),
-        || {
-            let e = entries(&out);
-            drain.held() == 0 && e.iter().any(|e| e["msgid"] == "L10")
-        },
-    )
-    .await;
+    let settled = || drain.held() == 0 && entries(&out).iter().any(|e| e["msgid"] == "L10");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !settled() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        settled(),
+        "the drain did not settle and tell its drops: {} held, {} dropped, {} entries at rsyslog",
+        drain.held(),
+        drain.dropped_total(),
+        entries(&out).len()
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let all = entries(&out);
     let (l10, records): (Vec<&Value>, Vec<&Value>) = all.iter().partition(|e| e["msgid"] == "L10");
@@ -308,4 +319,33 @@ fn first_arrivals(nums: &[usize], total: usize) -> (Vec<usize>, usize) {
     }
     let repeats = nums.len() - firsts.len();
     (firsts, repeats)
+}
+
+/// A slow but live drain behind the syslog TCP input: the input stops reading
+/// its connection while the drain's queue is full, so TCP flow control slows
+/// the sender and nothing is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tcp_input_pushes_back_on_its_sender_while_a_live_drain_is_slow() {
+    let rx = Receiver::start(false).await;
+    // At most one 4 KiB read every 2 ms: some 20,000 of these frames a second.
+    rx.set_pause(Some(Duration::from_millis(2)));
+    let queue = 200;
+    let (app, input) = push_input(&rx.url(), queue).await;
+    let total = 20_000;
+    // As fast as the connection takes them: a hundred times the queue.
+    let mut s = tokio::net::TcpStream::connect(input).await.unwrap();
+    let mut buf = Vec::new();
+    for i in 0..total {
+        buf.extend_from_slice(&frame(i));
+    }
+    s.write_all(&buf).await.unwrap();
+    s.shutdown().await.unwrap();
+    let drain = app.registry.drains().into_iter().find(|d| d.id() == rx.url()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rx.count() < total && drain.dropped_total() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(drain.dropped_total(), 0, "a slow drain pushes back instead of dropping");
+    assert_eq!(rx.count(), total);
+    app.shutdown().await;
 }

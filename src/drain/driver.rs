@@ -263,6 +263,20 @@ impl Drain {
         !self.queue.is_closed() && self.queue.len() < self.queue_capacity()
     }
 
+    /// Waits, at most `patience`, until the queue is no more than half full, so
+    /// a stream input can stop reading its socket instead of dropping. A drain
+    /// that is already dropping (its receiver gone or far too slow) or closed is
+    /// not waited for.
+    /// Returns false when it gave up.
+    pub async fn wait_for_room(&self, patience: Duration) -> bool {
+        if self.dropped.lock().is_some() {
+            return self.has_room();
+        }
+        timeout(patience, self.queue.wait_below(self.queue_capacity()))
+            .await
+            .is_ok()
+    }
+
     fn queue_capacity(&self) -> usize {
         // Conservative: half the record bound, so a check-then-offer rarely races into a drop.
         self.queue_max_records / 2

@@ -9,7 +9,11 @@
 //! - [`udp`] reads one message per datagram.
 //!
 //! Records are offered to their drains without waiting: a full drain queue drops
-//! and counts (the sender of a stream cannot be answered per message).
+//! and counts (the sender of a stream cannot be answered per message). Stream
+//! listeners push back first: before reading more from a connection they wait
+//! (a bounded time) for room in the drains its last read went to, so TCP flow
+//! control slows the sender ([`Touched`]). A drain already dropping is not
+//! waited for, so a dead drain never stalls a connection for long.
 //! [`Intake`] is the part every listener shares.
 
 pub mod framing;
@@ -24,6 +28,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::app::App;
+use crate::drain::Drain;
 use crate::input::InputError;
 use crate::input::stats::InputStats;
 use crate::record::InputKind;
@@ -69,12 +74,12 @@ impl Intake {
     }
 
     /// Handles one decoded unit from `peer` against the loaded `table`.
-    pub fn decoded(&self, table: &RouteTable, d: Decoded, peer: &str) {
+    pub fn decoded(&self, table: &RouteTable, d: Decoded, peer: &str, touched: &mut Touched) {
         match d {
-            Decoded::Frame(f) => self.frame(table, f, peer),
+            Decoded::Frame(f) => touched.note(self.frame(table, f, peer)),
             Decoded::Truncated(f) => {
                 self.stats.truncated(peer, self.limits.max_line);
-                self.frame(table, f, peer);
+                touched.note(self.frame(table, f, peer));
             }
             Decoded::Skipped { declared } => self.stats.framing_error(
                 peer,
@@ -86,16 +91,75 @@ impl Intake {
         }
     }
 
-    /// Parses one frame and offers the record to its drains.
-    pub fn frame(&self, table: &RouteTable, frame: Bytes, peer: &str) {
+    /// Parses one frame and offers the record to its drains (returned).
+    pub fn frame<'t>(&self, table: &'t RouteTable, frame: Bytes, peer: &str) -> &'t [Arc<Drain>] {
         match parse::parse(&frame, self.stats.kind) {
             Ok(rec) => {
                 self.stats.records.inc();
                 self.stats.bytes.add(frame.len() as u64);
-                self.router.offer(table, rec);
+                self.router.offer_to(table, rec).0
             }
-            Err(e) => self.stats.parse_error(peer, &e.to_string()),
+            Err(e) => {
+                self.stats.parse_error(peer, &e.to_string());
+                &[]
+            }
         }
+    }
+}
+
+/// How long a stream listener waits for room in a drain before it reads on
+/// (and what does not fit is dropped and counted).
+pub const PUSHBACK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Records a stream listener hands on between looks at its drains' room.
+pub const PUSHBACK_EVERY: usize = 64;
+
+/// The drains one read of a connection went to, so the listener can wait for
+/// room in them before reading more. Noting a record costs one comparison
+/// while its drains are the previous record's. A drain that stayed full for
+/// [`PUSHBACK_PATIENCE`] is not waited for again until it has room: the
+/// connection reads on and that drain drops (and counts) what it cannot take.
+#[derive(Default)]
+pub struct Touched {
+    last: usize,
+    drains: Vec<Arc<Drain>>,
+    stalled: Vec<Arc<Drain>>,
+}
+
+impl Touched {
+    pub fn note(&mut self, drains: &[Arc<Drain>]) {
+        let at = drains.as_ptr() as usize;
+        if drains.is_empty() || at == self.last {
+            return;
+        }
+        self.last = at;
+        for d in drains {
+            if !self.drains.iter().any(|t| Arc::ptr_eq(t, d)) {
+                self.drains.push(d.clone());
+            }
+        }
+    }
+
+    fn stalled(&self, d: &Arc<Drain>) -> bool {
+        self.stalled.iter().any(|s| Arc::ptr_eq(s, d))
+    }
+
+    /// Whether every noted drain that is waited for has room now.
+    pub fn have_room(&mut self) -> bool {
+        self.stalled.retain(|d| !d.has_room());
+        self.drains.iter().all(|d| d.has_room() || self.stalled(d))
+    }
+
+    /// Waits until every noted drain has room (giving up on one after
+    /// [`PUSHBACK_PATIENCE`]), then forgets them.
+    pub async fn wait_for_room(&mut self) {
+        self.stalled.retain(|d| !d.has_room());
+        for d in std::mem::take(&mut self.drains) {
+            if !self.stalled(&d) && !d.wait_for_room(PUSHBACK_PATIENCE).await {
+                self.stalled.push(d);
+            }
+        }
+        self.last = 0;
     }
 }
 

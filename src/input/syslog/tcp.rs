@@ -25,7 +25,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use super::framing::Decoder;
-use super::{Intake, listen_addr};
+use super::{Intake, PUSHBACK_EVERY, Touched, listen_addr};
 use crate::app::App;
 use crate::input::InputError;
 use crate::record::InputKind;
@@ -108,7 +108,14 @@ pub async fn serve<S: AsyncRead + Unpin>(mut s: S, peer: &str, intake: &Intake, 
     let input = intake.stats.kind.as_str();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut dec = Decoder::new(intake.limits.max_line, intake.limits.max_frame);
+    let mut touched = Touched::default();
     loop {
+        // Push back on the sender while the drains of the last read are full.
+        tokio::select! {
+            biased;
+            _ = sd.stopped() => return,
+            _ = touched.wait_for_room() => {}
+        }
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
@@ -133,10 +140,25 @@ pub async fn serve<S: AsyncRead + Unpin>(mut s: S, peer: &str, intake: &Intake, 
                 return;
             }
         }
-        let table = intake.router.routes().load();
+        let table = intake.router.routes().snapshot();
+        let mut since_check = 0;
         loop {
             match dec.decode(&mut buf) {
-                Ok(Some(d)) => intake.decoded(&table, d, peer),
+                Ok(Some(d)) => {
+                    intake.decoded(&table, d, peer, &mut touched);
+                    // One read may hold more than a queue takes: look again now and then.
+                    since_check += 1;
+                    if since_check == PUSHBACK_EVERY {
+                        since_check = 0;
+                        if !touched.have_room() {
+                            tokio::select! {
+                                biased;
+                                _ = sd.stopped() => return,
+                                _ = touched.wait_for_room() => {}
+                            }
+                        }
+                    }
+                }
                 Ok(None) => break,
                 Err(e) => {
                     intake.stats.framing_error(peer, &e.to_string());
@@ -146,7 +168,7 @@ pub async fn serve<S: AsyncRead + Unpin>(mut s: S, peer: &str, intake: &Intake, 
         }
     }
     match dec.decode_eof(&mut buf) {
-        Ok(Some(d)) => intake.decoded(&intake.router.routes().load(), d, peer),
+        Ok(Some(d)) => intake.decoded(&intake.router.routes().load(), d, peer, &mut touched),
         Ok(None) => {}
         Err(e) => intake.stats.framing_error(peer, &e.to_string()),
     }

@@ -79,6 +79,6 @@ async fn run(sock: UdpSocket, intake: Arc<Intake>, shutdown: Shutdown) {
             end = max;
         }
         let table = intake.router.routes().load();
-        intake.frame(&table, Bytes::copy_from_slice(&buf[..end]), &peer);
+        let _ = intake.frame(&table, Bytes::copy_from_slice(&buf[..end]), &peer);
     }
 }
