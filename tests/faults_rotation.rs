@@ -145,11 +145,12 @@ async fn every_line_once_and_in_order_through_a_rotation_storm() {
         let want: Vec<usize> = (0..written[f].0).collect();
         assert!(
             got == &want,
-            "f{f:02} ({}): {} lines, {} written; first difference at {:?}",
+            "f{f:02} ({}): {} lines, {} written; first difference at {:?}; arrived as runs {:?}",
             if f % 2 == 1 { "copytruncate" } else { "rename" },
             got.len(),
             want.len(),
-            got.iter().zip(&want).position(|(a, b)| a != b)
+            got.iter().zip(&want).position(|(a, b)| a != b),
+            runs(got)
         );
     }
     assert_eq!(rx.count(), total, "lines from no file arrived");
@@ -160,4 +161,16 @@ async fn every_line_once_and_in_order_through_a_rotation_storm() {
         );
     }
     app.shutdown().await;
+}
+
+/// `[0, 1, 2, 7, 8]` as `[(0, 2), (7, 8)]`: how lines arrived, in short.
+fn runs(seqs: &[usize]) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for &n in seqs {
+        match out.last_mut() {
+            Some((_, end)) if *end + 1 == n => *end = n,
+            _ => out.push((n, n)),
+        }
+    }
+    out
 }

@@ -163,24 +163,21 @@ impl Tailer {
         st: &mut LineState,
         pod: &Arc<PodRef>,
     ) -> bool {
-        loop {
-            let behind = self.rotated_between(since, until);
-            if behind.is_empty() {
-                return false;
+        // One pass: everything rotated before `until` is already there, and a
+        // second look could find files forgotten meanwhile (see `mark_done`).
+        for (path, id) in self.rotated_between(since, until) {
+            let Some((mut open, _)) = self.open(&path, StartAt::Beginning).await else {
+                self.mark_done(id);
+                continue;
+            };
+            self.follow(&mut open, st, pod, true).await;
+            if self.shared.shutdown.is_stopped() {
+                self.settle(&mut open, st, true).await;
+                return true;
             }
-            for (path, id) in behind {
-                let Some((mut open, _)) = self.open(&path, StartAt::Beginning).await else {
-                    self.mark_done(id);
-                    continue;
-                };
-                self.follow(&mut open, st, pod, true).await;
-                if self.shared.shutdown.is_stopped() {
-                    self.settle(&mut open, st, true).await;
-                    return true;
-                }
-                self.finish(open, st, pod).await;
-            }
+            self.finish(open, st, pod).await;
         }
+        false
     }
 
     /// Since when rotated siblings may hold lines nobody read: the oldest file a
