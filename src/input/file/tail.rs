@@ -243,11 +243,28 @@ impl Tailer {
         st.discarding = false;
         let end = open.read_at;
         self.send(&mut open, st, pod, out, end).await;
-        self.settle(&mut open, st, true).await;
-        // A finished file stays in the checkpoints at its end, so a restart knows
-        // it was read; the oldest are forgotten.
+        self.settle(&mut open, st, false).await;
+        // A finished file stays in the checkpoints, at its end once everything
+        // in it is acknowledged, so a restart knows it was read; the oldest are
+        // forgotten. The next file need not wait for those acknowledgements
+        // (a drain may confirm a batch only some time after writing it).
         self.record_position(&open);
         self.mark_done(open.id);
+        let pending = std::mem::take(&mut st.pending);
+        if pending.is_empty() {
+            return;
+        }
+        let (shared, id) = (self.shared.clone(), open.id);
+        tokio::spawn(async move {
+            for (end, rx) in pending {
+                rx.wait().await;
+                // Only while it is remembered (not yet forgotten as too old).
+                if let Some(e) = shared.positions.lock().get_mut(&id) {
+                    e.offset = e.offset.max(end);
+                }
+                shared.dirty.store(true, std::sync::atomic::Ordering::Release);
+            }
+        });
     }
 
     /// Remembers a file as read (or being followed); forgets the position of the
