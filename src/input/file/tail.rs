@@ -429,6 +429,9 @@ impl Tailer {
                     if m.len() < open.read_at {
                         warn!(path = %self.path.display(), was = open.read_at, now = m.len(), "Container log truncated; reading it again from the start.");
                         self.shared.stats.truncations.inc();
+                        // Acknowledgements still due are for offsets of the old
+                        // contents: take them in before counting from zero again.
+                        self.settle(open, st, true).await;
                         open.read_at = 0;
                         open.line_at = 0;
                         open.acked = 0;
