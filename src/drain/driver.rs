@@ -400,7 +400,7 @@ struct Worker {
     last_used: Instant,
     /// Batches handed to this worker so far.
     sent: u64,
-    /// Batches this worker has finished (delivered or given up).
+    /// Batches this worker has written (or given up).
     done: Arc<std::sync::atomic::AtomicU64>,
     /// When it began its current batch (microseconds since the dispatcher's
     /// epoch, at least 1), 0 while it waits for one.
@@ -676,7 +676,6 @@ async fn work<S: Sink>(
         drain: &drain,
         sink: &*sink,
         cfg: &cfg,
-        done: &progress.done,
     };
     loop {
         let next = match held.oldest() {
@@ -701,9 +700,12 @@ async fn work<S: Sink>(
         let took = (progress.epoch.elapsed().as_micros() as u64).saturating_sub(began);
         progress.last_took.store(took, Ordering::Release);
         drain.in_flight.fetch_sub(n - sent.len(), Ordering::AcqRel);
-        held.push(sent, 1);
+        // Written (or given up): the dispatcher may now hand this batch's sources
+        // to another connection; confirming it is this worker's own business.
+        progress.done.fetch_add(1, Ordering::AcqRel);
+        held.push(sent);
         if !sink.unacknowledged() {
-            release(&drain, &mut held, &progress.done, usize::MAX);
+            release(&drain, &mut held, usize::MAX);
         }
         if conn.is_some() {
             send_drop_summary(&drain, &*sink, &cfg, &mut conn).await;
@@ -729,16 +731,15 @@ async fn work<S: Sink>(
 /// connection instead of closing it, which the check then sees.
 #[derive(Default)]
 struct Held {
-    /// Records of each written batch, when it was written, and how many batches
-    /// of the dispatcher it stands for.
-    batches: VecDeque<(Vec<SharedRecord>, Instant, u64)>,
+    /// Records of each written batch and when it was written.
+    batches: VecDeque<(Vec<SharedRecord>, Instant)>,
     records: usize,
 }
 
 impl Held {
-    fn push(&mut self, records: Vec<SharedRecord>, batches: u64) {
+    fn push(&mut self, records: Vec<SharedRecord>) {
         self.records += records.len();
-        self.batches.push_back((records, Instant::now(), batches));
+        self.batches.push_back((records, Instant::now()));
     }
 
     fn oldest(&self) -> Option<Instant> {
@@ -749,31 +750,28 @@ impl Held {
         self.batches.back().map(|b| b.1)
     }
 
-    /// Every held record, in order, and the batches they stand for.
-    fn take_all(&mut self) -> (Vec<SharedRecord>, u64) {
+    /// Every held record, in order.
+    fn take_all(&mut self) -> Vec<SharedRecord> {
         let mut all = Vec::with_capacity(self.records);
-        let mut count = 0;
-        for (mut r, _, b) in self.batches.drain(..) {
+        for (mut r, _) in self.batches.drain(..) {
             all.append(&mut r);
-            count += b;
         }
         self.records = 0;
-        (all, count)
+        all
     }
 }
 
 /// Releases up to `max` of the oldest held batches as delivered: their
 /// acknowledgements complete when the records are dropped.
-fn release(drain: &Drain, held: &mut Held, done: &std::sync::atomic::AtomicU64, max: usize) {
+fn release(drain: &Drain, held: &mut Held, max: usize) {
     for _ in 0..max {
-        let Some((records, _, batches)) = held.batches.pop_front() else {
+        let Some((records, _)) = held.batches.pop_front() else {
             break;
         };
         let n = records.len();
         held.records -= n;
         drain.stats.sent.add(n as u64);
         drain.in_flight.fetch_sub(n, Ordering::AcqRel);
-        done.fetch_add(batches, Ordering::AcqRel);
     }
 }
 
@@ -788,7 +786,6 @@ struct Settle<'a, S> {
     drain: &'a Drain,
     sink: &'a S,
     cfg: &'a DriverConfig,
-    done: &'a std::sync::atomic::AtomicU64,
 }
 
 impl<S: Sink> Settle<'_, S> {
@@ -796,13 +793,13 @@ impl<S: Sink> Settle<'_, S> {
     /// them with `all`, and the oldest while over the cap); with it gone, sends
     /// every held record again on a new connection and holds them again.
     async fn settle(&self, conn: &mut Option<S::Conn>, backoff: &mut Backoff, held: &mut Held, all: bool) {
-        let (drain, sink, cfg, done) = (self.drain, self.sink, self.cfg, self.done);
+        let (drain, sink, cfg) = (self.drain, self.sink, self.cfg);
         if held.batches.is_empty() {
             return;
         }
         if held.records == 0 {
-            // Nothing to confirm (every record was given up): just count the batches.
-            release(drain, held, done, usize::MAX);
+            // Nothing to confirm (every record was given up).
+            release(drain, held, usize::MAX);
             return;
         }
         let alive = match conn.as_mut() {
@@ -814,7 +811,7 @@ impl<S: Sink> Settle<'_, S> {
             let cap = held_cap(cfg);
             while let Some(since) = held.oldest() {
                 if all || now >= since + CONFIRM_AFTER || held.records > cap {
-                    release(drain, held, done, 1);
+                    release(drain, held, 1);
                 } else {
                     break;
                 }
@@ -822,13 +819,13 @@ impl<S: Sink> Settle<'_, S> {
             return;
         }
         drop_conn(drain, sink, conn).await;
-        let (records, batches) = held.take_all();
+        let records = held.take_all();
         let n = records.len();
         debug!(drain = %drain.id, records = n, "The receiver went away after records were written; sending them again.");
         drain.stats.retries.inc();
         let sent = deliver(drain, sink, cfg, conn, backoff, records).await;
         drain.in_flight.fetch_sub(n - sent.len(), Ordering::AcqRel);
-        held.push(sent, batches);
+        held.push(sent);
     }
 }
 

@@ -38,7 +38,9 @@ use crate::record::{Facility, InputKind, Origin, PodRef, Position, Record, Share
 
 const READ_CHUNK: usize = 64 << 10;
 /// Acknowledged chunks not yet folded into the checkpoint, at most.
-const MAX_PENDING_ACKS: usize = 64;
+/// (Each stands for records still queued or held by a drain, which bound them;
+/// a drain may confirm a batch only some time after writing it.)
+const MAX_PENDING_ACKS: usize = 4096;
 /// Finished files of one path whose positions are kept (the kubelet keeps five
 /// rotated files by default).
 const KEEP_DONE: usize = 64;
