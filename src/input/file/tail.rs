@@ -105,14 +105,14 @@ impl Tailer {
             reasm: Reassembler::new(self.shared.max_record),
             pending: VecDeque::new(),
         };
-        if start == StartAt::End && self.rotated_away().is_some() {
+        // Files of this path that a checkpoint names. None at all: the path is
+        // new, and files rotated away before we open it were never read by anyone.
+        let saved = self.saved_ids();
+        let known = !saved.is_empty();
+        if start == StartAt::End && self.rotated_away(&saved).is_some() {
             // Rotated while we were down: the live file is new since then.
             start = StartAt::Beginning;
         }
-        // A path no checkpoint names is new: files rotated away before we open
-        // it were never read by anyone.
-        let known = self.shared.checkpoints.lock().values().any(|e| e.path == self.path)
-            || self.shared.positions.lock().values().any(|e| e.path == self.path);
         let mut first = true;
         let mut since = None;
         loop {
@@ -128,7 +128,9 @@ impl Tailer {
             // (we may have fallen behind by several rotations).
             self.mark_done(open.id);
             if std::mem::take(&mut first) {
-                since = self.missed_since(start, known);
+                // Looked at only now: a file rotated just before this open
+                // is among them.
+                since = self.missed_since(self.rotated_away(&saved), start, known);
             }
             if let Some(since) = since
                 && self.catch_up(since, opened_at, &mut st, &pod).await
@@ -183,28 +185,36 @@ impl Tailer {
     }
 
     /// Since when rotated siblings may hold lines nobody read: the oldest file a
-    /// checkpoint of this path names that now sits under a rotated name, and,
-    /// for a path new to us whose files are read from their beginning, anything
-    /// rotated since discovery (with a second of slack for coarse file times).
-    fn missed_since(&self, start: StartAt, known: bool) -> Option<std::time::SystemTime> {
+    /// checkpoint of this path names that now sits under a rotated name (`away`),
+    /// and, for a path new to us whose files are read from their beginning,
+    /// anything rotated since discovery (with a second of slack for coarse file
+    /// times).
+    fn missed_since(
+        &self,
+        away: Option<std::time::SystemTime>,
+        start: StartAt,
+        known: bool,
+    ) -> Option<std::time::SystemTime> {
         let since_found = (!known && start == StartAt::Beginning).then(|| self.found_at - Duration::from_secs(1));
-        match (self.rotated_away(), since_found) {
+        match (away, since_found) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
     }
 
-    /// When a checkpoint of this path names a file that now sits next to the live
-    /// one under a rotated name, the time that file was last modified (reading
-    /// starts there); `None` when there is none.
-    fn rotated_away(&self) -> Option<std::time::SystemTime> {
-        let mut saved: Vec<FileId> = {
-            let cps = self.shared.checkpoints.lock();
-            cps.values().filter(|e| e.path == self.path).map(|e| e.id).collect()
-        };
-        let positions = self.shared.positions.lock();
-        saved.extend(positions.values().filter(|e| e.path == self.path).map(|e| e.id));
-        drop(positions);
+    /// Files of this path named by a checkpoint of an earlier run or a position
+    /// an earlier task of this path left.
+    fn saved_ids(&self) -> Vec<FileId> {
+        let of_path = |e: &Entry| (e.path == self.path).then_some(e.id);
+        let mut saved: Vec<FileId> = self.shared.checkpoints.lock().values().filter_map(of_path).collect();
+        saved.extend(self.shared.positions.lock().values().filter_map(of_path));
+        saved
+    }
+
+    /// When one of the `saved` files now sits next to the live one under a
+    /// rotated name, the time that file was last modified (reading starts
+    /// there); `None` when there is none.
+    fn rotated_away(&self, saved: &[FileId]) -> Option<std::time::SystemTime> {
         if saved.is_empty() {
             return None;
         }
@@ -226,8 +236,9 @@ impl Tailer {
             .min()
     }
 
-    /// Hands on whatever is unfinished in a file we are done with, waits for its
-    /// acknowledgements and forgets its position.
+    /// Hands on whatever is unfinished in a file we are done with and remembers
+    /// it as done; its position reaches its end as its last acknowledgements
+    /// come in, in the background.
     async fn finish(&self, mut open: Open, st: &mut LineState, pod: &Arc<PodRef>) {
         let mut out = Vec::new();
         st.reasm.flush(&mut out);
