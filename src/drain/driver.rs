@@ -263,18 +263,16 @@ impl Drain {
         !self.queue.is_closed() && self.queue.len() < self.queue_capacity()
     }
 
-    /// Waits, at most `patience`, until the queue is no more than half full, so
-    /// a stream input can stop reading its socket instead of dropping. A drain
-    /// that is already dropping (its receiver gone or far too slow) or closed is
-    /// not waited for.
-    /// Returns false when it gave up.
+    /// Waits, at most `patience`, until [`Drain::has_room`] holds, so a stream
+    /// input can stop reading its socket instead of dropping. A drain that is
+    /// already dropping (its receiver gone or far too slow) is not waited for.
+    /// Returns whether it has room.
     pub async fn wait_for_room(&self, patience: Duration) -> bool {
-        if self.dropped.lock().is_some() {
+        if self.has_room() || self.dropped.lock().is_some() {
             return self.has_room();
         }
-        timeout(patience, self.queue.wait_below(self.queue_capacity()))
-            .await
-            .is_ok()
+        let _ = timeout(patience, self.queue.wait_below(self.queue_capacity())).await;
+        self.has_room()
     }
 
     fn queue_capacity(&self) -> usize {

@@ -123,15 +123,14 @@ impl Queue {
         }
     }
 
-    /// Waits until fewer than `records` are queued and the bytes are under half
-    /// the bound (or the queue is closed).
+    /// Waits until fewer than `records` are queued (or the queue is closed).
     pub async fn wait_below(&self, records: usize) {
         loop {
             let mut wait = pin!(self.not_full.notified());
             wait.as_mut().enable();
             {
                 let st = self.state.lock();
-                if st.closed || (st.items.len() < records && st.bytes < self.max_bytes / 2) {
+                if st.closed || st.items.len() < records {
                     return;
                 }
             }

@@ -144,22 +144,27 @@ impl Touched {
         self.stalled.iter().any(|s| Arc::ptr_eq(s, d))
     }
 
-    /// Whether every noted drain that is waited for has room now.
-    pub fn have_room(&mut self) -> bool {
+    /// Waits until every noted drain has room, giving up on one after
+    /// [`PUSHBACK_PATIENCE`] (it is then stalled until it has room again), or
+    /// until `stop` ends; then forgets them. Costs one look per drain when all
+    /// have room. Returns false when `stop` ended first.
+    pub async fn push_back(&mut self, stop: impl std::future::Future<Output = ()>) -> bool {
         self.stalled.retain(|d| !d.has_room());
-        self.drains.iter().all(|d| d.has_room() || self.stalled(d))
-    }
-
-    /// Waits until every noted drain has room (giving up on one after
-    /// [`PUSHBACK_PATIENCE`]), then forgets them.
-    pub async fn wait_for_room(&mut self) {
-        self.stalled.retain(|d| !d.has_room());
+        let mut stop = std::pin::pin!(stop);
         for d in std::mem::take(&mut self.drains) {
-            if !self.stalled(&d) && !d.wait_for_room(PUSHBACK_PATIENCE).await {
-                self.stalled.push(d);
+            if self.stalled(&d) || d.has_room() {
+                continue;
+            }
+            tokio::select! {
+                biased;
+                _ = &mut stop => return false,
+                room = d.wait_for_room(PUSHBACK_PATIENCE) => if !room {
+                    self.stalled.push(d);
+                },
             }
         }
         self.last = 0;
+        true
     }
 }
 

@@ -111,10 +111,8 @@ pub async fn serve<S: AsyncRead + Unpin>(mut s: S, peer: &str, intake: &Intake, 
     let mut touched = Touched::default();
     loop {
         // Push back on the sender while the drains of the last read are full.
-        tokio::select! {
-            biased;
-            _ = sd.stopped() => return,
-            _ = touched.wait_for_room() => {}
+        if !touched.push_back(sd.stopped()).await {
+            return;
         }
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
@@ -150,12 +148,8 @@ pub async fn serve<S: AsyncRead + Unpin>(mut s: S, peer: &str, intake: &Intake, 
                     since_check += 1;
                     if since_check == PUSHBACK_EVERY {
                         since_check = 0;
-                        if !touched.have_room() {
-                            tokio::select! {
-                                biased;
-                                _ = sd.stopped() => return,
-                                _ = touched.wait_for_room() => {}
-                            }
+                        if !touched.push_back(sd.stopped()).await {
+                            return;
                         }
                     }
                 }
