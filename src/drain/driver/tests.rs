@@ -18,6 +18,10 @@ struct Recorder {
     /// Milliseconds every send takes (a slow receiver).
     delay_ms: AtomicU32,
     conns: AtomicU32,
+    /// Behaves like syslog over TCP: nothing acknowledges a write.
+    unacknowledged: AtomicBool,
+    /// The next health check finds the connection gone (once).
+    dies: AtomicBool,
 }
 
 struct TestSink(Arc<Recorder>);
@@ -53,6 +57,12 @@ impl Sink for TestSink {
             g.push((*conn, rec.hostname.clone(), rec.message.clone()));
         }
         Ok(Delivery::default())
+    }
+    fn unacknowledged(&self) -> bool {
+        self.0.unacknowledged.load(Ordering::SeqCst)
+    }
+    async fn healthy(&self, _conn: &mut u64) -> bool {
+        !self.0.dies.swap(false, Ordering::SeqCst)
     }
 }
 
@@ -316,4 +326,24 @@ async fn rendezvous_moves_few_keys_when_a_worker_is_added() {
     }
     assert!((1500..2500).contains(&moved), "moved {moved}");
     assert!(per.iter().all(|&n| n > 1500), "{per:?}");
+}
+
+#[tokio::test]
+async fn an_unacknowledged_write_is_confirmed_only_on_a_live_connection_and_sent_again_otherwise() {
+    let r = Arc::new(Recorder::default());
+    r.unacknowledged.store(true, Ordering::SeqCst);
+    let t = TaskTracker::new();
+    let d = spawn("test-unacked", TestSink(r.clone()), cfg(), &t);
+    // The receiver goes away after the write, before the hold ends.
+    r.dies.store(true, Ordering::SeqCst);
+    let (a, rx) = ack::batch();
+    let mut x = Record::new(InputKind::Internal, "h", "m");
+    x.ack = Some(a);
+    assert!(d.offer(&Arc::new(x)));
+    // Acknowledged only once written again on a new connection that stayed up.
+    assert_eq!(rx.wait().await, BatchStatus::Delivered);
+    let got = r.got.lock().clone();
+    assert_eq!(got.len(), 2, "sent again once");
+    assert_ne!(got[0].0, got[1].0, "on a new connection");
+    assert_eq!(d.held(), 0);
 }
