@@ -135,6 +135,16 @@ pub struct Config {
     /// Most bytes read from a file that has no checkpoint (older content is
     /// skipped, with a warning); 0 = no limit. `TAIL_MAX_BACKLOG_BYTES`, 104857600.
     pub tail_max_backlog_bytes: u64,
+    /// Files found at start without a checkpoint and last written longer ago
+    /// than this many seconds start at their end (their backlog is too old to
+    /// be worth sending); 0 = no limit. `TAIL_MAX_BACKLOG_AGE`, 0.
+    pub tail_max_backlog_age: u64,
+    /// Syslog severity (0–7 or a name: `emerg` … `debug`) of container lines
+    /// written to stdout. `TAIL_STDOUT_SEVERITY`, 6 (info).
+    pub tail_stdout_severity: u8,
+    /// Syslog severity of container lines written to stderr.
+    /// `TAIL_STDERR_SEVERITY`, 3 (err).
+    pub tail_stderr_severity: u8,
     /// Longest newline-delimited syslog frame (TCP, TLS, UDP, HTTP) in bytes;
     /// longer lines are truncated to it and counted. `SYSLOG_MAX_LINE`, 65536.
     pub syslog_max_line: usize,
@@ -200,6 +210,9 @@ impl Default for Config {
             tail_start_at_end: false,
             tail_max_record_bytes: 256 << 10,
             tail_max_backlog_bytes: 100 << 20,
+            tail_max_backlog_age: 0,
+            tail_stdout_severity: 6,
+            tail_stderr_severity: 3,
             syslog_max_line: 64 << 10,
             syslog_max_frame: 1 << 20,
             input_max_connections: 1024,
@@ -236,6 +249,26 @@ fn parse_bool(var: &str, v: &str) -> Result<bool, ConfigError> {
             expected: "expected true or false".into(),
         }),
     }
+}
+
+/// A syslog severity by number (0–7) or by its usual names.
+fn parse_severity(v: &str) -> Option<u8> {
+    let v = v.trim().to_ascii_lowercase();
+    if let Ok(n) = v.parse::<u8>() {
+        return (n <= 7).then_some(n);
+    }
+    let n = match v.as_str() {
+        "emerg" | "emergency" | "panic" => 0,
+        "alert" => 1,
+        "crit" | "critical" => 2,
+        "err" | "error" => 3,
+        "warning" | "warn" => 4,
+        "notice" => 5,
+        "info" | "informational" => 6,
+        "debug" => 7,
+        _ => return None,
+    };
+    Some(n)
 }
 
 fn parse_num<T: std::str::FromStr>(var: &str, v: &str, what: &str) -> Result<T, ConfigError> {
@@ -348,6 +381,22 @@ impl Config {
         );
         set!(tail_max_record_bytes, "TAIL_MAX_RECORD_BYTES", num, "a byte count");
         set!(tail_max_backlog_bytes, "TAIL_MAX_BACKLOG_BYTES", num, "a byte count");
+        set!(tail_max_backlog_age, "TAIL_MAX_BACKLOG_AGE", num, "whole seconds");
+        for (var, field) in [
+            ("TAIL_STDOUT_SEVERITY", &mut self.tail_stdout_severity),
+            ("TAIL_STDERR_SEVERITY", &mut self.tail_stderr_severity),
+        ] {
+            if let Some(v) = env.var(var).filter(|v| !v.is_empty()) {
+                match parse_severity(&v) {
+                    Some(n) => *field = n,
+                    None => errors.push(ConfigError::Env {
+                        var: var.into(),
+                        value: v,
+                        expected: "expected a syslog severity: 0 to 7, or emerg, alert, crit, err, warning, notice, info, debug".into(),
+                    }),
+                }
+            }
+        }
         if let Some(v) = env.var("TAIL_START_AT").filter(|v| !v.is_empty()) {
             match v.to_ascii_lowercase().as_str() {
                 "beginning" => self.tail_start_at_end = false,
@@ -491,6 +540,30 @@ mod tests {
         assert_eq!(c.kubernetes_log_path, PathBuf::from("/var/log/containers"));
         assert_eq!(c.shutdown_timeout, 25);
         assert!(!c.syslog_tcp && !c.kubernetes && !c.postgres);
+    }
+
+    #[test]
+    fn stream_severities_by_number_or_name() {
+        let c = Config::load(None, &env(&[])).unwrap();
+        assert_eq!((c.tail_stdout_severity, c.tail_stderr_severity), (6, 3));
+        let c = Config::load(
+            None,
+            &env(&[("TAIL_STDOUT_SEVERITY", "notice"), ("TAIL_STDERR_SEVERITY", "2")]),
+        )
+        .unwrap();
+        assert_eq!((c.tail_stdout_severity, c.tail_stderr_severity), (5, 2));
+        let errs = Config::load(
+            None,
+            &env(&[("TAIL_STDOUT_SEVERITY", "8"), ("TAIL_STDERR_SEVERITY", "loud")]),
+        )
+        .unwrap_err();
+        let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(
+            text[0].contains("TAIL_STDOUT_SEVERITY=\"8\"") && text[0].contains("0 to 7"),
+            "{text:?}"
+        );
+        assert!(text[1].contains("TAIL_STDERR_SEVERITY=\"loud\""), "{text:?}");
     }
 
     #[test]

@@ -250,3 +250,131 @@ async fn annotated_deployment_logs_reach_rsyslog_and_follow_annotation_changes()
     let cp = std::fs::read_to_string(root.join("state/checkpoints.json")).unwrap();
     assert_eq!(cp.matches("\"offset\"").count(), 2, "{cp}");
 }
+
+fn lines_of(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.splitn(8, ' ').nth(7).unwrap_or("").to_string())
+        .collect()
+}
+
+/// A restart while the API server is failing: the backlog is read only once
+/// the routes are loaded (read before, it would find no route, be counted as
+/// unrouted and checkpointed past), and a route moved while lines are written
+/// hands every line to exactly one of the two drains, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_waits_for_the_first_sync_and_a_moved_route_loses_and_repeats_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    std::fs::create_dir_all(root.join("containers")).unwrap();
+    let (out_a, out_b) = (root.join("a.log"), root.join("b.log"));
+    let drain_a = format!("file://{}", out_a.display());
+    let drain_b = format!("file://{}", out_b.display());
+    let api = KubeApi::start().await;
+    api.apply(object("Deployment", "web", json!({ DRAINS: drain_a })));
+    api.apply(owned_by(
+        object("ReplicaSet", "web-5d8f7c9b6", json!({})),
+        "Deployment",
+        "web",
+    ));
+    let log = pod(&api, root, "web-5d8f7c9b6-ccccc");
+    {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        for i in 0..500 {
+            writeln!(f, "2026-11-22T10:00:00.000000001Z stdout F backlog {i}").unwrap();
+        }
+    }
+    api.set_failing(true);
+    let kubeconfig = root.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: t, cluster: {{server: \"{}\"}}}}]\nusers: [{{name: u, user: {{}}}}]\ncontexts: [{{name: c, context: {{cluster: t, user: u}}}}]\ncurrent-context: c\n",
+            api.url()
+        ),
+    )
+    .unwrap();
+    let http_port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_logtrain"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("KUBERNETES", "true")
+        .env("KUBERNETES_DATASOURCE", "true")
+        .env("KUBECONFIG", &kubeconfig)
+        .env("NODE_NAME", NODE)
+        .env("KUBERNETES_LOG_PATH", root.join("containers"))
+        .env("CHECKPOINT_PATH", root.join("state/checkpoints.json"))
+        .env("HTTP_PORT", http_port.to_string())
+        .env("LISTEN_ADDRESS", "127.0.0.1")
+        .env("SHUTDOWN_TIMEOUT", "5")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _lt = Logtrain(child);
+    wait_until("/healthz", Duration::from_secs(20), || {
+        http_get(http_port, "/healthz").is_some_and(|(c, _)| c == 200)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(http_get(http_port, "/readyz").map(|(c, _)| c), Some(503));
+    let unrouted = |port| {
+        http_get(port, "/metrics")
+            .map(|(_, m)| {
+                m.lines()
+                    .any(|l| l.starts_with("logtrain_unrouted_records_total{input=\"file\"} ") && !l.ends_with(" 0"))
+            })
+            .unwrap_or(false)
+    };
+    assert!(!unrouted(http_port), "lines were read before the routes were loaded");
+    api.set_failing(false);
+    wait_until("the backlog at drain A", Duration::from_secs(30), || {
+        lines_of(&out_a).len() >= 500
+    })
+    .await;
+    assert_eq!(
+        lines_of(&out_a),
+        (0..500).map(|i| format!("backlog {i}")).collect::<Vec<_>>()
+    );
+
+    // Move the route while lines are being written.
+    let n = 3000;
+    let writer = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+            for i in 0..n {
+                writeln!(f, "2026-11-22T10:00:01.000000001Z stdout F live {i}").unwrap();
+                if i % 50 == 0 {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    api.modify("Deployment", "default", "web", |o| {
+        o["metadata"]["annotations"][DRAINS] = json!(drain_b)
+    });
+    tokio::task::spawn_blocking(move || writer.join().unwrap())
+        .await
+        .unwrap();
+    wait_until("every live line at one drain", Duration::from_secs(30), || {
+        lines_of(&out_a).len() - 500 + lines_of(&out_b).len() >= n
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let a = lines_of(&out_a);
+    let b = lines_of(&out_b);
+    assert!(!b.is_empty(), "the route never moved");
+    let mut live: Vec<String> = a[500..].to_vec();
+    live.extend(b.iter().cloned());
+    assert_eq!(
+        live,
+        (0..n).map(|i| format!("live {i}")).collect::<Vec<_>>(),
+        "A had {} live lines, B {}",
+        a.len() - 500,
+        b.len()
+    );
+    assert!(!unrouted(http_port));
+}

@@ -270,6 +270,45 @@ async fn truncation_in_place_is_detected_and_new_lines_follow() {
 }
 
 #[tokio::test]
+async fn truncation_refilled_past_the_old_end_before_a_look_is_detected() {
+    let node = Node::new();
+    let log = node.pod("default", "web-1-a", "web");
+    let app = start(node.config(&[("web.default", "web.log")])).await;
+    for round in 0..5 {
+        let before = read_lines(&node.out("web.log")).len();
+        append(&log, &cri("stdout", "F", &format!("old {round}")));
+        wait_until("old line", Duration::from_secs(10), || {
+            read_lines(&node.out("web.log")).len() == before + 1
+        })
+        .await;
+        // Emptied and at once written well past where the tailer stands, in one
+        // write: by the time it looks, the file is longer than before.
+        let n = 200 * (round + 1);
+        let mut text = String::new();
+        for i in 0..n {
+            text.push_str(&cri("stdout", "F", &format!("new {round} {i}")));
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&log)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        drop(f);
+        wait_until("new lines", Duration::from_secs(10), || {
+            read_lines(&node.out("web.log")).len() >= before + 1 + n
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let got = messages(&read_lines(&node.out("web.log")));
+        let mut want = vec![format!("old {round}")];
+        want.extend((0..n).map(|i| format!("new {round} {i}")));
+        assert_eq!(got[before..], want[..], "round {round}");
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_restart_resumes_from_the_checkpoint_without_loss_or_duplicates() {
     let node = Node::new();
     let log = node.pod("default", "web-1-a", "web");

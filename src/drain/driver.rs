@@ -225,6 +225,8 @@ pub struct Drain {
     stats: Stats,
     dropped: Mutex<Option<Dropped>>,
     failing: AtomicBool,
+    /// Refusing batches for good (4xx): logged once until a batch is accepted.
+    refusing: AtomicBool,
     in_flight: AtomicUsize,
     finished: AtomicBool,
     queue_max_records: usize,
@@ -375,6 +377,7 @@ pub fn spawn<S: Sink>(id: &str, sink: S, mut cfg: DriverConfig, tracker: &tokio_
         stats: Stats::new(id),
         dropped: Mutex::new(None),
         failing: AtomicBool::new(false),
+        refusing: AtomicBool::new(false),
         in_flight: AtomicUsize::new(0),
         finished: AtomicBool::new(false),
         queue_max_records: cfg.queue_records,
@@ -861,6 +864,9 @@ async fn deliver<S: Sink>(
         match result {
             Ok(Ok(d)) => {
                 recovered(drain);
+                if d.rejected.len() < pending.len() {
+                    drain.refusing.store(false, Ordering::Release);
+                }
                 backoff.reset();
                 drain.stats.sent_bytes.add(d.bytes);
                 drain.stats.truncated.add(d.truncated);
@@ -895,7 +901,11 @@ async fn deliver<S: Sink>(
             Ok(Err(e)) => {
                 drain.stats.errors.inc();
                 if !e.retryable() {
-                    warn!(drain = %drain.id, error = %e, records = pending.len(), "Drain refused a batch; it will not be retried.");
+                    if !drain.refusing.swap(true, Ordering::AcqRel) {
+                        warn!(drain = %drain.id, error = %e, records = pending.len(), "Drain refuses batches; they are not retried (logged once until one is accepted, counted in logtrain_drain_rejected_total).");
+                    } else {
+                        debug!(drain = %drain.id, error = %e, records = pending.len(), "Drain refused a batch.");
+                    }
                     drain.stats.rejected.add(pending.len() as u64);
                     for r in &pending {
                         if let Some(a) = &r.ack {

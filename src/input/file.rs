@@ -62,6 +62,8 @@ pub struct Shared {
     pub akkeris: bool,
     pub max_record: usize,
     pub max_backlog: u64,
+    /// Files without a checkpoint last written longer ago start at their end.
+    pub max_backlog_age: Option<Duration>,
     pub stdout_severity: Severity,
     pub stderr_severity: Severity,
     /// Checkpoints loaded at start, taken by the file they belong to.
@@ -84,6 +86,8 @@ pub struct TailConfig {
     pub start_at: StartAt,
     pub max_record: usize,
     pub max_backlog: u64,
+    /// Files without a checkpoint last written longer ago start at their end.
+    pub max_backlog_age: Option<Duration>,
     pub exclude_namespaces: Vec<String>,
     pub rescan: Duration,
 }
@@ -101,6 +105,7 @@ impl TailConfig {
             },
             max_record: c.tail_max_record_bytes.max(1024),
             max_backlog: c.tail_max_backlog_bytes,
+            max_backlog_age: (c.tail_max_backlog_age > 0).then(|| Duration::from_secs(c.tail_max_backlog_age)),
             exclude_namespaces: c.exclude_namespaces.clone(),
             rescan: Duration::from_secs(5),
         }
@@ -129,8 +134,9 @@ pub async fn start(app: &App, cfg: TailConfig) -> Result<(), InputError> {
         akkeris: app.config.akkeris,
         max_record: cfg.max_record,
         max_backlog: cfg.max_backlog,
-        stdout_severity: Severity::INFO,
-        stderr_severity: Severity::ERROR,
+        stdout_severity: Severity::new(app.config.tail_stdout_severity),
+        stderr_severity: Severity::new(app.config.tail_stderr_severity),
+        max_backlog_age: cfg.max_backlog_age,
         checkpoints: Mutex::new(loaded),
         positions: Mutex::new(HashMap::new()),
         dirty: AtomicBool::new(false),
@@ -148,9 +154,25 @@ pub async fn start(app: &App, cfg: TailConfig) -> Result<(), InputError> {
         },
     });
     let mut tailer = Discovery::new(cfg.clone(), shared.clone());
-    tailer.scan(true);
     let shutdown = app.inputs().clone();
-    shutdown.spawn(tailer.run());
+    if app.is_ready() {
+        tailer.scan(true);
+        shutdown.spawn(tailer.run());
+    } else {
+        // Lines read before the datasources' first full sync would find no
+        // route, count as unrouted and be checkpointed past: reading waits.
+        let mut ready = app.readiness();
+        let stop = shutdown.clone();
+        shutdown.spawn(async move {
+            info!("Container log tailer waits for the routes to be loaded.");
+            tokio::select! {
+                r = ready.wait_for(|r| *r) => if r.is_err() { return },
+                _ = stop.stopped() => return,
+            }
+            tailer.scan(true);
+            tailer.run().await;
+        });
+    }
     let patience = app.config.shutdown_deadline() * 2 / 5;
     shutdown.spawn(checkpoints(cfg.checkpoint_path, shared, patience));
     Ok(())

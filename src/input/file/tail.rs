@@ -44,6 +44,8 @@ const MAX_PENDING_ACKS: usize = 4096;
 /// Finished files of one path whose positions are kept (the kubelet keeps five
 /// rotated files by default).
 const KEEP_DONE: usize = 64;
+/// Opens of a live file whose name a rotation left empty, 50 ms apart.
+const LIVE_OPEN_TRIES: usize = 5;
 /// How often a watched file at its end is looked at without being woken.
 const WATCHED_POLL: Duration = Duration::from_secs(5);
 /// How far a file's modification time may lag the clock (the kernel stamps
@@ -119,7 +121,7 @@ impl Tailer {
             // Taken before the open: files rotated away before it were last
             // written before it.
             let opened_at = std::time::SystemTime::now();
-            let Some((mut open, mid_line)) = self.open(&self.path, start).await else {
+            let Some((mut open, mid_line)) = self.open_live(start).await else {
                 return;
             };
             // Held open now, the live file cannot slip away. Files rotated away
@@ -218,7 +220,7 @@ impl Tailer {
         if saved.is_empty() {
             return None;
         }
-        let target = std::fs::canonicalize(&self.path).ok()?;
+        let target = self.target()?;
         let dir = target.parent()?;
         let prefix = format!("{}.", target.file_name()?.to_str()?);
         std::fs::read_dir(dir)
@@ -298,7 +300,7 @@ impl Tailer {
     /// Rotated siblings of the live file (`0.log.*`, not compressed) last
     /// modified between `since` and `until` and not read yet, oldest name first.
     fn rotated_between(&self, since: std::time::SystemTime, until: std::time::SystemTime) -> Vec<(PathBuf, FileId)> {
-        let Ok(target) = std::fs::canonicalize(&self.path) else {
+        let Some(target) = self.target() else {
             return Vec::new();
         };
         let (Some(dir), Some(base)) = (target.parent(), target.file_name().and_then(|n| n.to_str())) else {
@@ -328,6 +330,31 @@ impl Tailer {
         found
     }
 
+    /// Where the path's file lives (a container log is a link into its pod's
+    /// folder, and on docker nodes a link again into docker's), found through
+    /// the links and the folder, not the file: between a rotation's rename and
+    /// the new file's creation the name is empty for a moment, and the rotated
+    /// siblings must still be found then.
+    fn target(&self) -> Option<PathBuf> {
+        resolve_target(&self.path)
+    }
+
+    /// Opens the live file; a name left empty for a moment by a rotation
+    /// (renamed, not yet created again) is tried again a few times before the
+    /// task gives up (discovery starts a new one if the file comes back).
+    async fn open_live(&self, start: StartAt) -> Option<(Open, bool)> {
+        for _ in 0..LIVE_OPEN_TRIES {
+            if let Some(open) = self.open(&self.path, start).await {
+                return Some(open);
+            }
+            if std::fs::symlink_metadata(&self.path).is_err() || self.shared.shutdown.is_stopped() {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
     /// Opens the path and decides where to start reading.
     async fn open(&self, path: &Path, start: StartAt) -> Option<(Open, bool)> {
         let mut file = match tokio::fs::File::open(path).await {
@@ -353,24 +380,35 @@ impl Tailer {
         let saved = saved.or_else(|| self.shared.positions.lock().get(&id).cloned());
         // Resuming keeps the saved fingerprint, so the file keeps its identity
         // (record positions, checkpoints) across restarts.
-        let (mut offset, head, head_len) = match saved {
+        let (mut offset, head, head_len, resumed) = match saved {
             Some(e)
                 if e.head_len <= n && head_checksum(&head_buf[..e.head_len]) == e.head && e.offset <= meta.len() =>
             {
                 info!(path = %self.path.display(), offset = e.offset, "Resuming container log from its checkpoint.");
-                (e.offset, e.head, e.head_len)
+                (e.offset, e.head, e.head_len, true)
             }
             _ => {
+                let stale = self.shared.max_backlog_age.is_some_and(|age| {
+                    meta.modified()
+                        .ok()
+                        .and_then(|m| m.elapsed().ok())
+                        .is_some_and(|idle| idle > age)
+                });
+                if stale && start == StartAt::Beginning && meta.len() > 0 {
+                    info!(path = %path.display(), bytes = meta.len(), "Container log last written before TAIL_MAX_BACKLOG_AGE; starting at its end.");
+                }
                 let offset = match start {
-                    StartAt::Beginning => 0,
-                    StartAt::End => meta.len(),
+                    StartAt::Beginning if !stale => 0,
+                    _ => meta.len(),
                 };
-                (offset, head_checksum(&head_buf), n)
+                (offset, head_checksum(&head_buf), n, false)
             }
         };
+        // The backlog limit is for files nobody has read yet; a checkpointed
+        // file is read on from where it was, however far it grew meanwhile.
         let backlog = self.shared.max_backlog;
         let mut mid_line = false;
-        if backlog > 0 && meta.len() - offset > backlog {
+        if !resumed && backlog > 0 && meta.len() - offset > backlog {
             let skip_to = meta.len() - backlog;
             warn!(path = %self.path.display(), skipped_bytes = skip_to - offset, "Container log backlog over the limit; starting later.");
             offset = skip_to;
@@ -439,19 +477,10 @@ impl Tailer {
             // At the end: has the path moved on to a new file, or was this one truncated?
             match tokio::fs::metadata(&self.path).await {
                 Ok(m) if m.dev() == open.id.dev && m.ino() == open.id.ino => {
-                    if m.len() < open.read_at {
-                        warn!(path = %self.path.display(), was = open.read_at, now = m.len(), "Container log truncated; reading it again from the start.");
-                        self.shared.stats.truncations.inc();
-                        // Acknowledgements still due are for offsets of the old
-                        // contents: take them in before counting from zero again.
-                        self.settle(open, st, true).await;
-                        open.read_at = 0;
-                        open.line_at = 0;
-                        open.acked = 0;
-                        open.clean = 0;
-                        st.carry.clear();
-                        st.discarding = false;
-                        self.record_position(open);
+                    // Shorter than where we are, or (truncated and written
+                    // past our offset again before we looked) other first bytes.
+                    if m.len() < open.read_at || head_changed(open).await {
+                        self.read_again(open, st, m.len()).await;
                         continue;
                     }
                 }
@@ -460,7 +489,9 @@ impl Tailer {
                     // before it reopens, so look at the end twice more.
                     eof_checks_after_rotation += 1;
                     if eof_checks_after_rotation >= 3 {
-                        return !self.path.exists();
+                        // Gone only when the name itself is (its pod was removed);
+                        // a rotation may leave the link dangling for a moment.
+                        return std::fs::symlink_metadata(&self.path).is_err();
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
@@ -481,7 +512,32 @@ impl Tailer {
                 _ = tokio::time::sleep(poll) => {}
                 _ = self.shared.shutdown.stopped() => {}
             }
+            // Woken by a write that may follow a truncation: look before
+            // reading on from the old offset into new contents.
+            if let Ok(m) = tokio::fs::metadata(&self.path).await
+                && m.dev() == open.id.dev
+                && m.ino() == open.id.ino
+                && (m.len() < open.read_at || head_changed(open).await)
+            {
+                self.read_again(open, st, m.len()).await;
+            }
         }
+    }
+
+    /// A file truncated in place (copytruncate): read it again from its start.
+    async fn read_again(&self, open: &mut Open, st: &mut LineState, now: u64) {
+        warn!(path = %self.path.display(), was = open.read_at, now, "Container log truncated; reading it again from the start.");
+        self.shared.stats.truncations.inc();
+        // Acknowledgements still due are for offsets of the old
+        // contents: take them in before counting from zero again.
+        self.settle(open, st, true).await;
+        open.read_at = 0;
+        open.line_at = 0;
+        open.acked = 0;
+        open.clean = 0;
+        st.carry.clear();
+        st.discarding = false;
+        self.record_position(open);
     }
 
     /// Splits a chunk into lines and whole records (whose messages share `chunk`).
@@ -692,6 +748,72 @@ async fn read_at(file: &Arc<std::fs::File>, offset: u64, mut buf: BytesMut) -> (
     }
 }
 
+/// Whether the file's first bytes are no longer those it was opened with
+/// (truncated in place and written again). Files opened empty have no head
+/// yet; their first read takes it.
+async fn head_changed(open: &Open) -> bool {
+    use std::os::unix::fs::FileExt;
+    if open.head_len == 0 || open.read_at < open.head_len as u64 {
+        return false;
+    }
+    let (file, len, want) = (open.file.clone(), open.head_len, open.head);
+    let job = tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; len];
+        match file.read_exact_at(&mut buf, 0) {
+            Ok(()) => head_checksum(&buf) != want,
+            // Shorter than the head now: the length check sees it.
+            Err(_) => false,
+        }
+    });
+    job.await.unwrap_or(false)
+}
+
 fn file_key(open: &Open) -> u64 {
     open.id.dev.rotate_left(32) ^ open.id.ino ^ open.head
+}
+
+/// [`Tailer::target`] of a path: follows its links, then resolves the folder
+/// (which a rotation leaves in place) rather than the file.
+fn resolve_target(path: &Path) -> Option<PathBuf> {
+    let mut at = path.to_path_buf();
+    for _ in 0..8 {
+        match std::fs::read_link(&at) {
+            Ok(next) if next.is_absolute() => at = next,
+            Ok(next) => at = at.parent()?.join(next),
+            Err(_) => break,
+        }
+    }
+    let dir = std::fs::canonicalize(at.parent()?).ok()?;
+    Some(dir.join(at.file_name()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_target;
+
+    #[test]
+    fn a_link_is_resolved_while_a_rotation_leaves_its_file_missing() {
+        let root = tempfile::tempdir().unwrap();
+        let root_path = std::fs::canonicalize(root.path()).unwrap();
+        let pod = root_path.join("pods/ns_web-1_uid/c");
+        let docker = root_path.join("docker/abc");
+        std::fs::create_dir_all(&pod).unwrap();
+        std::fs::create_dir_all(&docker).unwrap();
+        std::fs::create_dir_all(root_path.join("containers")).unwrap();
+        // containers/x.log -> ../pods/.../0.log -> docker/abc/abc-json.log (a chain, one relative).
+        std::os::unix::fs::symlink(docker.join("abc-json.log"), pod.join("0.log")).unwrap();
+        let link = root_path.join("containers/web-1_ns_c-abc.log");
+        std::os::unix::fs::symlink("../pods/ns_web-1_uid/c/0.log", &link).unwrap();
+        std::fs::write(docker.join("abc-json.log"), b"x\n").unwrap();
+        let want = docker.join("abc-json.log");
+        assert_eq!(resolve_target(&link), Some(want.clone()));
+        // Renamed away, not yet created again: canonicalize fails, the folder does not.
+        std::fs::rename(&want, docker.join("abc-json.log.1")).unwrap();
+        assert!(std::fs::canonicalize(&link).is_err());
+        assert_eq!(resolve_target(&link), Some(want));
+        // A plain file resolves to itself.
+        let plain = root_path.join("containers/plain.log");
+        std::fs::write(&plain, b"").unwrap();
+        assert_eq!(resolve_target(&plain), Some(plain));
+    }
 }
