@@ -302,6 +302,63 @@ impl Config {
         })
     }
 
+    /// Everything wrong with a configuration at once (`logtrain check`): the
+    /// file's keys that cannot be read (each one, not only the first), the
+    /// environment's bad values, and [`Config::problems`] of what could be
+    /// read. Returns (errors that stop loading, problems of the result).
+    pub fn check(file: Option<&Path>, env: &dyn Env) -> (Vec<String>, Vec<String>) {
+        let mut errors = Vec::new();
+        let mut cfg = match file {
+            None => Config::default(),
+            Some(p) => match std::fs::read_to_string(p) {
+                Err(source) => {
+                    errors.push(ConfigError::Read { path: p.into(), source }.to_string());
+                    Config::default()
+                }
+                Ok(text) => match Self::from_yaml(&text) {
+                    Ok(c) => c,
+                    Err(first) => {
+                        let (c, each) = Self::from_yaml_by_key(&text);
+                        let each = if each.is_empty() { vec![first] } else { each };
+                        errors.extend(each.into_iter().map(|message| {
+                            ConfigError::Parse {
+                                path: p.into(),
+                                message,
+                            }
+                            .to_string()
+                        }));
+                        c
+                    }
+                },
+            },
+        };
+        errors.extend(cfg.apply_env(env).iter().map(ToString::to_string));
+        let problems = cfg.problems();
+        (errors, problems)
+    }
+
+    /// Reads a YAML mapping one top-level key at a time: what can be read,
+    /// and one error per key that cannot.
+    fn from_yaml_by_key(text: &str) -> (Config, Vec<String>) {
+        let Ok(serde_yaml::Value::Mapping(map)) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
+            return (Config::default(), Vec::new());
+        };
+        let mut good = serde_yaml::Mapping::new();
+        let mut errors = Vec::new();
+        for (k, v) in map {
+            let mut one = serde_yaml::Mapping::new();
+            one.insert(k.clone(), v.clone());
+            match serde_yaml::from_value::<Config>(serde_yaml::Value::Mapping(one)) {
+                Ok(_) => {
+                    good.insert(k, v);
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        let cfg = serde_yaml::from_value(serde_yaml::Value::Mapping(good)).unwrap_or_default();
+        (cfg, errors)
+    }
+
     /// Parses YAML text.
     pub fn from_yaml(text: &str) -> Result<Config, String> {
         if text.trim().is_empty() {
@@ -540,6 +597,30 @@ mod tests {
         assert_eq!(c.kubernetes_log_path, PathBuf::from("/var/log/containers"));
         assert_eq!(c.shutdown_timeout, 25);
         assert!(!c.syslog_tcp && !c.kubernetes && !c.postgres);
+    }
+
+    #[test]
+    fn check_lists_every_bad_key_every_bad_variable_and_the_problems_of_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(
+            &file,
+            "bogus_one: 1\nhttp_port: notaport\nbogus_two: x\nroutes:\n  - hostname: web.default\n    drains: [\"gopher://x\"]\n",
+        )
+        .unwrap();
+        let (errors, problems) = Config::check(Some(&file), &env(&[("SYSLOG_TCP_PORT", "x"), ("DEBUG", "maybe")]));
+        let all = errors.join("\n");
+        for want in ["bogus_one", "bogus_two", "http_port", "SYSLOG_TCP_PORT", "DEBUG"] {
+            assert!(all.contains(want), "{want} missing from:\n{all}");
+        }
+        assert_eq!(errors.len(), 5, "{all}");
+        // The routes could be read, so their problems are listed too.
+        assert!(
+            problems.iter().any(|p| p.contains("unknown scheme \"gopher\"")),
+            "{problems:?}"
+        );
+        let (errors, problems) = Config::check(None, &env(&[]));
+        assert!(errors.is_empty() && problems.is_empty());
     }
 
     #[test]

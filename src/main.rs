@@ -31,6 +31,20 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Check) = cli.command {
+        let (errors, problems) = Config::check(cli.config.as_deref(), &ProcessEnv);
+        for p in errors.iter().chain(&problems) {
+            eprintln!("error: {p}");
+        }
+        return match (errors.is_empty(), problems.is_empty()) {
+            (true, true) => {
+                println!("configuration OK");
+                ExitCode::SUCCESS
+            }
+            (true, false) => ExitCode::from(1),
+            (false, _) => ExitCode::from(2),
+        };
+    }
     let config = match Config::load(cli.config.as_deref(), &ProcessEnv) {
         Ok(c) => c,
         Err(errors) => {
@@ -40,17 +54,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(Command::Check) = cli.command {
-        let problems = config.problems();
-        for p in &problems {
-            eprintln!("error: {p}");
-        }
-        if problems.is_empty() {
-            println!("configuration OK: {} static route(s)", config.routes.len());
-            return ExitCode::SUCCESS;
-        }
-        return ExitCode::from(1);
-    }
     init_tracing(&config);
     let problems = config.problems();
     if !problems.is_empty() {
