@@ -1,7 +1,8 @@
 //! The Elasticsearch drain against a `_bulk` server that follows the documented
 //! contract: documents, dated indexes and deterministic ids; a retried batch
 //! that does not duplicate (409 counts as delivered); per-item 429 retried;
-//! mapping errors rejected once and counted; whole-request 429 and 413.
+//! mapping errors rejected once and counted; whole-request 429 and 413; every
+//! HTTPS scheme over TLS with `ca=`; `batch_bytes=` and `linger_ms=`.
 
 mod support;
 
@@ -291,4 +292,189 @@ async fn a_whole_request_429_waits_for_retry_after_and_a_413_is_refused() {
     );
     assert_eq!(es.docs().len(), 5);
     assert_eq!(d.sent_total(), 5);
+}
+
+/// base64 of PEM text, percent-encoded for a query string.
+fn ca_param(pem: &str) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(pem);
+    percent_encoding::utf8_percent_encode(&b64, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_https_scheme_delivers_over_tls_with_the_given_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = support::tls::make_pki(&dir.path().join("pki"));
+    let es = EsBulk::start_tls(&pki.server_cert_pem, &pki.server_key_pem).await;
+    let ca = ca_param(&pki.ca_pem);
+    // `es://` and `elasticsearch://` mean HTTPS (port 443 by default), as in logtrain.
+    let schemes = ["es", "es+https", "elasticsearch", "elasticsearch+https"];
+    let tracker = TaskTracker::new();
+    let mut drains = Vec::new();
+    for s in schemes {
+        let index = s.replace('+', "-");
+        let url = format!("{s}://elastic:chan%40geme@localhost:{}/?index={index}&ca={ca}", es.port);
+        assert!(DrainSpec::parse(&url).unwrap().kind.tls(), "{url}");
+        let d = start(&url, &tracker);
+        for i in 0..10 {
+            offer(&d, record(&format!("{index}.default"), i, &format!("{s} {i}")));
+        }
+        drains.push(d);
+    }
+    wait_until("40 documents over TLS", LIMIT, || es.docs().len() == 40).await;
+    for d in &drains {
+        d.close();
+    }
+    tracker.close();
+    tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+        .await
+        .expect("drains flush");
+
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("elastic:chan@geme")
+    );
+    let reqs = es.requests();
+    assert_eq!(reqs.len(), 4, "one bulk request per drain");
+    let mut indexes = Vec::new();
+    for r in &reqs {
+        assert_eq!(r.path, "/_bulk");
+        assert_eq!(r.content_type, "application/x-ndjson");
+        assert_eq!(r.authorization.as_deref(), Some(auth.as_str()));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.item_statuses, vec![201; 10]);
+        let index = &r.actions[0].1;
+        assert!(r.actions.iter().all(|(op, i, _)| op == "create" && i == index));
+        indexes.push(index.clone());
+    }
+    indexes.sort();
+    assert_eq!(indexes, ["elasticsearch", "elasticsearch-https", "es", "es-https"]);
+
+    let docs = es.docs();
+    for s in schemes {
+        let index = s.replace('+', "-");
+        let mine: Vec<_> = docs.iter().filter(|((i, _), _)| *i == index).collect();
+        assert_eq!(mine.len(), 10, "{s}");
+        for i in 0..10 {
+            let (_, doc) = mine
+                .iter()
+                .find(|(_, v)| v["message"] == format!("{s} {i}"))
+                .unwrap_or_else(|| panic!("{s}: document {i}"));
+            let want_ts = record("x", i, "").timestamp.unwrap().to_rfc3339();
+            assert_eq!(doc["@timestamp"], want_ts);
+            assert_eq!(doc["hostname"], format!("{index}.default"));
+            assert_eq!(doc["tag"], "web-1");
+            assert_eq!(doc["severity"], i % 8);
+            assert_eq!(doc["facility"], 16);
+        }
+    }
+    for d in &drains {
+        assert_eq!(d.sent_total(), 10);
+    }
+}
+
+/// A record of exactly `size` bytes as the driver counts them
+/// ([`Record::size_hint`]), its message starting with `i` as three digits.
+fn sized(i: usize, size: usize) -> Record {
+    let mut r = record("split.default", i, "");
+    let fixed = r.size_hint() + 4;
+    r.message = Bytes::from(format!("{i:03} {}", "x".repeat(size - fixed)));
+    assert_eq!(r.size_hint(), size);
+    r
+}
+
+#[tokio::test]
+async fn batch_bytes_splits_a_batch_into_several_bulk_requests() {
+    let small = EsBulk::start().await;
+    let default = EsBulk::start().await;
+    let url = format!(
+        "es+http://127.0.0.1:{}?index=split&batch_bytes=1024&linger_ms=200",
+        small.port
+    );
+    let default_url = format!("es+http://127.0.0.1:{}?index=split", default.port);
+    let tracker = TaskTracker::new();
+    let d = start(&url, &tracker);
+    let dd = start(&default_url, &tracker);
+    // 20 records of 256 bytes (four fill 1024), one larger than a whole batch
+    // (it goes alone), then two that do not fill one (sent when linger_ms ends).
+    let sizes: Vec<usize> = [vec![256; 20], vec![2100], vec![256; 2]].concat();
+    for (i, &size) in sizes.iter().enumerate() {
+        offer(&d, sized(i, size));
+        offer(&dd, sized(i, size));
+    }
+    wait_until("23 documents", LIMIT, || {
+        small.docs().len() == 23 && default.docs().len() == 23
+    })
+    .await;
+    d.close();
+    dd.close();
+    tracker.close();
+    tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+        .await
+        .expect("drains flush");
+
+    let reqs = small.requests();
+    let per_request: Vec<usize> = reqs.iter().map(|r| r.actions.len()).collect();
+    assert_eq!(per_request, [4, 4, 4, 4, 4, 1, 2]);
+    assert!(
+        reqs.iter()
+            .all(|r| r.status == 200 && r.item_statuses.iter().all(|&s| s == 201))
+    );
+    // Every record once, in order, across the requests.
+    let docs = small.docs();
+    let order: Vec<String> = reqs
+        .iter()
+        .flat_map(|r| &r.actions)
+        .map(|(_, index, id)| docs[&(index.clone(), id.clone())]["message"].as_str().unwrap()[..3].to_string())
+        .collect();
+    assert_eq!(order, (0..23).map(|i| format!("{i:03}")).collect::<Vec<_>>());
+    for (i, &size) in sizes.iter().enumerate() {
+        let want = sized(i, size);
+        let want = std::str::from_utf8(&want.message).unwrap();
+        assert!(docs.values().any(|v| v["message"] == want), "record {i}");
+    }
+    assert_eq!(d.sent_total(), 23);
+    // The same records under the default 5 MiB go in one request.
+    let default_sizes: Vec<usize> = default.requests().iter().map(|r| r.actions.len()).collect();
+    assert_eq!(default_sizes, [23]);
+    assert_eq!(default.docs().len(), 23);
+}
+
+#[tokio::test]
+async fn linger_ms_sets_how_long_a_batch_waits_to_fill() {
+    let eager = EsBulk::start().await;
+    let patient = EsBulk::start().await;
+    let tracker = TaskTracker::new();
+    let de = start(
+        &format!("es+http://127.0.0.1:{}?index=eager&linger_ms=0", eager.port),
+        &tracker,
+    );
+    let dp = start(
+        &format!("es+http://127.0.0.1:{}?index=patient&linger_ms=4000", patient.port),
+        &tracker,
+    );
+    offer(&de, record("l.default", 0, "first"));
+    offer(&dp, record("l.default", 0, "first"));
+    // Longer than the default linger of 1 s.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    offer(&de, record("l.default", 1, "second"));
+    offer(&dp, record("l.default", 1, "second"));
+    wait_until("2 documents each", LIMIT, || {
+        eager.docs().len() == 2 && patient.docs().len() == 2
+    })
+    .await;
+    de.close();
+    dp.close();
+    tracker.close();
+    tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+        .await
+        .expect("drains flush");
+    let counts = |es: &EsBulk| es.requests().iter().map(|r| r.actions.len()).collect::<Vec<_>>();
+    assert_eq!(counts(&eager), [1, 1], "linger_ms=0 sends what is queued at once");
+    assert_eq!(counts(&patient), [2], "linger_ms=4000 waited for the second record");
+    let at = |es: &EsBulk| es.requests()[0].at;
+    let waited = at(&patient).duration_since(at(&eager));
+    assert!(
+        waited >= Duration::from_millis(3500),
+        "the patient batch went after {waited:?}"
+    );
 }

@@ -1,6 +1,7 @@
 //! HTTP drains against a real HTTP/1.1 server written in the test: logplex
 //! framing and headers, NDJSON with gzip and the 415 fallback, retries on 5xx
-//! and 429 (`Retry-After`), no retry on 400, a hanging receiver, TLS trust.
+//! and 429 (`Retry-After`), no retry on 400, a hanging receiver, TLS trust,
+//! logplex over HTTPS.
 
 mod support;
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 use base64::Engine;
 use bytes::Bytes;
 use logtrain::drain::driver::{Sink, SinkError};
-use logtrain::drain::http::JsonHttpSink;
+use logtrain::drain::http::{JsonHttpSink, SyslogHttpSink};
 use logtrain::drain::tls::TlsConnector;
 use logtrain::drain::{Drain, DrainSpec};
 use logtrain::record::{Facility, InputKind, Record, Severity};
@@ -454,7 +455,7 @@ async fn https_trusts_the_given_ca_only() {
     );
 
     let spec = DrainSpec::parse(&wrong).unwrap();
-    let sink = JsonHttpSink::new(&spec, Some(TlsConnector::new(&spec, &[b"http/1.1"]).unwrap())).unwrap();
+    let sink = SyslogHttpSink::new(&spec, Some(TlsConnector::new(&spec, &[b"http/1.1"]).unwrap())).unwrap();
     assert!(matches!(sink.connect().await, Err(SinkError::Certificate(_))));
     let spec = DrainSpec::parse(&right).unwrap();
     let sink = JsonHttpSink::new(&spec, Some(TlsConnector::new(&spec, &[b"http/1.1"]).unwrap())).unwrap();
@@ -492,4 +493,60 @@ async fn https_trusts_the_given_ca_only() {
     dw.close();
     tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
+}
+
+#[tokio::test]
+async fn syslog_https_delivers_logplex_batches_over_tls_with_the_given_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = support::tls::make_pki(&dir.path().join("pki"));
+    let rec = Recorder::start_tls(&pki.server_cert_pem, &pki.server_key_pem).await;
+    let url = format!(
+        "syslog+https://key-id:s3cret@localhost:{}/drain?auth=apikey&ca={}",
+        rec.port,
+        ca_param(&pki.ca_pem)
+    );
+    let tracker = TaskTracker::new();
+    let d = start(&url, &ctx_with(|_| {}), &tracker);
+    for i in 0..100 {
+        offer(&d, record("https.default", i));
+    }
+    wait_until("the first batch", LIMIT, || rec.accepted().len() == 1).await;
+    for i in 100..120 {
+        offer(&d, record("https.default", i));
+    }
+    wait_until("the second batch", LIMIT, || rec.accepted().len() == 2).await;
+    stop(&[&d], tracker).await;
+
+    let reqs = rec.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(rec.connections(), 1, "both batches on one TLS keep-alive connection");
+    let key = base64::engine::general_purpose::STANDARD.encode("key-id:s3cret");
+    let auth = format!("ApiKey {key}");
+    let mut frames = Vec::new();
+    let mut ids = Vec::new();
+    for (r, count) in reqs.iter().zip([100, 20]) {
+        assert_eq!(r.status, 200);
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.path, "/drain");
+        assert_eq!(r.header("host"), Some(format!("localhost:{}", rec.port).as_str()));
+        assert_eq!(r.header("content-type"), Some("application/logplex-1"));
+        assert_eq!(r.header("logplex-msg-count"), Some(count.to_string().as_str()));
+        assert_eq!(r.header("logplex-drain-token"), Some(id_of(&url).as_str()));
+        assert_eq!(r.header("authorization"), Some(auth.as_str()));
+        assert_eq!(r.header("content-length"), Some(r.body.len().to_string().as_str()));
+        let id = r.header("logplex-frame-id").unwrap().to_string();
+        assert_eq!(id.len(), 32);
+        assert!(id.bytes().all(|c| c.is_ascii_hexdigit()));
+        ids.push(id);
+        let f = octet_frames(&r.body);
+        assert_eq!(f.len(), count);
+        frames.extend(f);
+    }
+    assert_ne!(ids[0], ids[1]);
+    assert_eq!(frames.len(), 120);
+    for (i, m) in frames.iter().enumerate() {
+        assert_rfc5424(m, "https.default", i);
+    }
+    assert_eq!(d.sent_total(), 120);
+    assert_eq!(id_of(&url), format!("syslog+https://localhost:{}/drain", rec.port));
 }

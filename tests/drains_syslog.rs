@@ -1,4 +1,5 @@
-//! Syslog drains against a real rsyslog: TCP (both framings), UDP, TLS, and the
+//! Syslog drains against a real rsyslog: TCP (both framings), UDP (`syslog://`
+//! and `syslog+udp://` with `max_size=`), TLS, and the
 //! faults that matter — receiver down at start, killed mid-stream, hanging
 //! beside a healthy drain, wrong CA, queue overflow with the L10 summary.
 
@@ -177,6 +178,61 @@ async fn udp_sends_one_datagram_per_record_and_counts_truncations() {
     }
     assert_eq!(metric("logtrain_drain_truncated_total", &url), 3);
     assert_eq!(d.sent_total(), probes + 53);
+    d.close();
+    tracker.close();
+    tracker.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_udp_delivers_every_field_and_truncates_to_max_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = dir.path().join("out.json");
+    let inputs =
+        format!("module(load=\"imudp\")\ninput(type=\"imudp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"out\")");
+    let _rs = Rsyslog::start(dir.path(), &conf(&out, &inputs), &[]);
+    let tracker = TaskTracker::new();
+    let url = format!("syslog+udp://127.0.0.1:{port}?max_size=1024");
+    let id = DrainSpec::parse(&url).unwrap().id;
+    assert_eq!(id, format!("syslog+udp://127.0.0.1:{port}"));
+    let d = start(&url, &DrainContext::standalone(), &tracker);
+
+    // UDP has no handshake: probe until rsyslog is listening.
+    let mut probes = 0;
+    while entries(&out).is_empty() {
+        assert!(probes < 200, "rsyslog never received a UDP probe");
+        offer(&d, Record::new(InputKind::Internal, "probe", "probe"));
+        probes += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_until("probes to settle", LIMIT, || d.held() == 0).await;
+
+    for i in 0..40 {
+        assert!(offer(&d, full_record("udp-plus.default", i)));
+    }
+    // 1500 bytes fit the 2048 default but not max_size=1024: cut to 1024 bytes.
+    let mut big = Record::new(InputKind::Internal, "udp-plus.default", "y".repeat(1500));
+    big.timestamp = Some(Timestamp(0));
+    assert!(offer(&d, big));
+    let mine = || -> Vec<Value> {
+        entries(&out)
+            .into_iter()
+            .filter(|e| e["hostname"] == "udp-plus.default")
+            .collect()
+    };
+    wait_until("41 datagrams", LIMIT, || mine().len() >= 41).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let got = mine();
+    assert_eq!(got.len(), 41);
+    for (i, e) in got.iter().take(40).enumerate() {
+        assert_full(e, "udp-plus.default", i);
+    }
+    let header = "<14>1 1970-01-01T00:00:00.000000Z udp-plus.default - - - - ";
+    let last = &got[40];
+    assert_eq!(last["pri"], "14", "{last}");
+    assert_eq!(last["msg"], "y".repeat(1024 - header.len()), "{last}");
+    assert_eq!(metric("logtrain_drain_truncated_total", &id), 1);
+    assert_eq!(d.sent_total(), probes + 41);
     d.close();
     tracker.close();
     tracker.wait().await;

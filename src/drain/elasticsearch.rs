@@ -2,12 +2,14 @@
 //!
 //! | scheme | parameters (defaults) |
 //! |---|---|
-//! | `es://`, `elasticsearch://`, `es+https://`, `elasticsearch+https://` (HTTPS, port 443) | `index=` (default: the record's hostname, lowercased), `auth=basic\|bearer\|apikey` with `user:password@`, `ca=`, `insecure=false` |
-//! | `es+http://`, `elasticsearch+http://` (HTTP, port 80) | `index=`, `auth=` |
+//! | `es://`, `elasticsearch://`, `es+https://`, `elasticsearch+https://` (HTTPS, port 443) | `index=` (default: the record's hostname, lowercased), `auth=basic\|bearer\|apikey` with `user:password@`, `ca=`, `insecure=false`, `batch_bytes=5242880`, `linger_ms=1000` |
+//! | `es+http://`, `elasticsearch+http://` (HTTP, port 80) | `index=`, `auth=`, `batch_bytes=`, `linger_ms=` |
 //!
 //! The request goes to the URL's path with `/_bulk` appended (unless it already
-//! ends so). Batches are cut by size and time: up to 1000 records or 5 MiB,
-//! waiting at most 1 s for a batch to fill. The body is NDJSON
+//! ends so). Batches are cut by size and time: up to 1000 records or
+//! `batch_bytes=` of records (default [`BATCH_BYTES`], 5 MiB, counted before
+//! encoding; a single larger record goes alone), waiting at most `linger_ms=`
+//! (default [`LINGER`], 1 s) for a batch to fill. The body is NDJSON
 //! (`application/x-ndjson`), one `create` action and one document per record:
 //!
 //! ```text
@@ -52,9 +54,9 @@ use crate::record::{Record, SharedRecord};
 use crate::telemetry::OnceLog;
 use crate::time::Timestamp;
 
-/// Batching for `_bulk`: wait up to this long for a batch to fill.
+/// Batching for `_bulk`: wait up to this long for a batch to fill (default of `linger_ms=`).
 pub const LINGER: Duration = Duration::from_secs(1);
-/// Batching for `_bulk`: at most this many bytes of records per request.
+/// Batching for `_bulk`: at most this many bytes of records per request (default of `batch_bytes=`).
 pub const BATCH_BYTES: usize = 5 << 20;
 
 pub struct ElasticsearchSink {
@@ -63,6 +65,8 @@ pub struct ElasticsearchSink {
     index: Option<String>,
     rejections: OnceLog,
     salt: u128,
+    linger: Duration,
+    batch_bytes: usize,
 }
 
 impl ElasticsearchSink {
@@ -73,6 +77,8 @@ impl ElasticsearchSink {
             index: spec.index.clone(),
             rejections: OnceLog::default(),
             salt: rand::random(),
+            linger: spec.linger.unwrap_or(LINGER),
+            batch_bytes: spec.batch_bytes.unwrap_or(BATCH_BYTES),
         })
     }
 
@@ -247,7 +253,7 @@ impl Sink for ElasticsearchSink {
         if resp.status.as_u16() == 413 {
             return Err(SinkError::Refused(format!(
                 "Elasticsearch refused a bulk request of {len} bytes ({} documents) as too large (413); \
-                 raise http.max_content_length or lower the drain's batch size",
+                 raise http.max_content_length or lower the drain's batch_bytes=",
                 batch.len()
             )));
         }
@@ -290,8 +296,8 @@ impl Sink for ElasticsearchSink {
     }
 
     fn tune(&self, cfg: &mut DriverConfig) {
-        cfg.linger = LINGER;
-        cfg.batch_bytes = BATCH_BYTES;
+        cfg.linger = self.linger;
+        cfg.batch_bytes = self.batch_bytes;
     }
 }
 
@@ -315,6 +321,25 @@ mod tests {
         assert_eq!(sanitize_index("_a b/c:d"), "a_b_c_d");
         assert_eq!(sanitize_index(""), "logtrain");
         assert_eq!(sanitize_index("__"), "logtrain");
+    }
+
+    #[test]
+    fn batching_comes_from_the_url_or_the_defaults() {
+        let tuned = |url: &str| {
+            let sink = ElasticsearchSink::new(&DrainSpec::parse(url).unwrap(), None).unwrap();
+            let mut cfg = DriverConfig::default();
+            sink.tune(&mut cfg);
+            (cfg.batch_bytes, cfg.linger)
+        };
+        assert_eq!(tuned("es+http://127.0.0.1:9200"), (BATCH_BYTES, LINGER));
+        assert_eq!(
+            tuned("es+http://127.0.0.1:9200?batch_bytes=65536&linger_ms=250"),
+            (65536, Duration::from_millis(250))
+        );
+        assert_eq!(
+            tuned("es+http://127.0.0.1:9200?linger_ms=0"),
+            (BATCH_BYTES, Duration::ZERO)
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //!
 //! | scheme | body | parameters (defaults) |
 //! |---|---|---|
-//! | `syslog+http://host[:80]/path`, `syslog+https://host[:443]/path` | logplex frames | `framing=octet` or `framing=newline`, `auth=basic\|bearer` with `user:password@`, `ca=`, `insecure=false` (https) |
+//! | `syslog+http://host[:80]/path`, `syslog+https://host[:443]/path` | logplex frames | `framing=octet` or `framing=newline`, `auth=basic\|bearer\|apikey` with `user:password@`, `ca=`, `insecure=false` (https) |
 //! | `http://host[:80]/path`, `https://host[:443]/path` | NDJSON | `auth=basic\|bearer\|apikey` with `user:password@`, `ca=`, `insecure=false` (https); other query parameters are passed through |
 //!
 //! **Logplex** (`syslog+http(s)`, default): `Content-Type: application/logplex-1`,

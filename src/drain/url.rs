@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use base64::Engine;
 use url::Url;
@@ -132,6 +133,12 @@ pub struct DrainSpec {
     pub framing: Framing,
     /// UDP: largest datagram (`max_size=`, default 2048).
     pub max_datagram: usize,
+    /// Elasticsearch: record bytes per `_bulk` request at most (`batch_bytes=`,
+    /// [`BATCH_BYTES_RANGE`]); `None` leaves the drain's default.
+    pub batch_bytes: Option<usize>,
+    /// Elasticsearch: how long a batch waits to fill (`linger_ms=`,
+    /// [`LINGER_MS_RANGE`]); `None` leaves the drain's default.
+    pub linger: Option<Duration>,
     /// HTTP-based drains: the request target (scheme http/https, no credentials,
     /// logtrain's own parameters removed).
     pub target: Option<Url>,
@@ -146,6 +153,8 @@ impl fmt::Debug for DrainSpec {
             .field("insecure", &self.insecure)
             .field("index", &self.index)
             .field("framing", &self.framing)
+            .field("batch_bytes", &self.batch_bytes)
+            .field("linger", &self.linger)
             .finish()
     }
 }
@@ -170,6 +179,11 @@ pub struct DrainUrlError {
 
 /// Default datagram limit for UDP syslog (RFC 5426 recommends senders stay within 2048).
 pub const DEFAULT_MAX_DATAGRAM: usize = 2048;
+
+/// `batch_bytes=`: from 1 KiB to 100 MiB (Elasticsearch's default `http.max_content_length`).
+pub const BATCH_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1024..=100 << 20;
+/// `linger_ms=`: from 0 (send what is queued at once) to 60 s.
+pub const LINGER_MS_RANGE: std::ops::RangeInclusive<u64> = 0..=60_000;
 
 const TLS_PARAMS: &[&str] = &["ca", "insecure"];
 
@@ -209,9 +223,13 @@ impl DrainSpec {
             "es" | "elasticsearch" | "es+https" | "elasticsearch+https" => (
                 DrainKind::Elasticsearch { tls: true },
                 Some(443),
-                &["auth", "index", "ca", "insecure"],
+                &["auth", "index", "ca", "insecure", "batch_bytes", "linger_ms"],
             ),
-            "es+http" | "elasticsearch+http" => (DrainKind::Elasticsearch { tls: false }, Some(80), &["auth", "index"]),
+            "es+http" | "elasticsearch+http" => (
+                DrainKind::Elasticsearch { tls: false },
+                Some(80),
+                &["auth", "index", "batch_bytes", "linger_ms"],
+            ),
             "file" => (DrainKind::File { path: PathBuf::new() }, None, &[]),
             "stdout" => (DrainKind::Stdout, None, &[]),
             other => {
@@ -236,6 +254,8 @@ impl DrainSpec {
             index: None,
             framing: Framing::OctetCounting,
             max_datagram: DEFAULT_MAX_DATAGRAM,
+            batch_bytes: None,
+            linger: None,
             target: None,
         };
         let mut auth_kind: Option<String> = None;
@@ -308,6 +328,40 @@ impl DrainSpec {
                                 "max_size= takes a datagram size from 480 to 65507 bytes",
                             )
                         })?;
+                }
+                "batch_bytes" => {
+                    spec.batch_bytes = Some(
+                        v.parse::<usize>()
+                            .ok()
+                            .filter(|n| BATCH_BYTES_RANGE.contains(n))
+                            .ok_or_else(|| {
+                                err(
+                                    format!("parameter batch_bytes=\"{v}\""),
+                                    &format!(
+                                        "batch_bytes= takes a byte count from {} to {} (100 MiB)",
+                                        BATCH_BYTES_RANGE.start(),
+                                        BATCH_BYTES_RANGE.end()
+                                    ),
+                                )
+                            })?,
+                    );
+                }
+                "linger_ms" => {
+                    let ms = v
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| LINGER_MS_RANGE.contains(n))
+                        .ok_or_else(|| {
+                            err(
+                                format!("parameter linger_ms=\"{v}\""),
+                                &format!(
+                                    "linger_ms= takes milliseconds from {} to {}",
+                                    LINGER_MS_RANGE.start(),
+                                    LINGER_MS_RANGE.end()
+                                ),
+                            )
+                        })?;
+                    spec.linger = Some(Duration::from_millis(ms));
                 }
                 _ => unreachable!("allowed parameters are all handled"),
             }

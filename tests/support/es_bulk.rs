@@ -16,7 +16,8 @@
 //!   marker.
 //!
 //! Stored documents are kept by (index, id), so tests can assert there is no
-//! duplicate.
+//! duplicate. [`EsBulk::start_tls`] serves the same over HTTPS (rustls), as an
+//! Elasticsearch with security enabled does.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
@@ -75,7 +76,29 @@ pub struct EsBulk {
 }
 
 impl EsBulk {
+    /// Starts over plain HTTP on a free port.
     pub async fn start() -> EsBulk {
+        Self::launch(None).await
+    }
+
+    /// Starts over HTTPS with this certificate chain and key (PEM).
+    pub async fn start_tls(cert_pem: &str, key_pem: &str) -> EsBulk {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .map(|c| c.unwrap())
+            .collect();
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        Self::launch(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn launch(tls: Option<tokio_rustls::TlsAcceptor>) -> EsBulk {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(State::default());
@@ -84,11 +107,17 @@ impl EsBulk {
             let mut conns = JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
                 let st = st.clone();
+                let tls = tls.clone();
                 conns.spawn(async move {
-                    let svc = service_fn(move |req| handle(st.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    match tls {
+                        // A client refusing the certificate ends here.
+                        Some(acceptor) => {
+                            if let Ok(s) = acceptor.accept(stream).await {
+                                serve(st, s).await
+                            }
+                        }
+                        None => serve(st, stream).await,
+                    }
                 });
             }
         });
@@ -118,6 +147,17 @@ impl EsBulk {
     pub fn requests(&self) -> Vec<BulkRequest> {
         self.state.requests.lock().clone()
     }
+}
+
+/// Serves HTTP/1.1 on one accepted connection.
+async fn serve<I>(st: Arc<State>, io: I)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| handle(st.clone(), req));
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), svc)
+        .await;
 }
 
 impl Drop for EsBulk {

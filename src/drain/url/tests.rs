@@ -173,6 +173,44 @@ fn framing_and_datagram_size() {
 }
 
 #[test]
+fn elasticsearch_batch_size_and_linger() {
+    let s = ok("es+http://h:9200");
+    assert_eq!((s.batch_bytes, s.linger), (None, None));
+    let s = ok("es://h:9200?batch_bytes=65536&linger_ms=250");
+    assert_eq!(s.batch_bytes, Some(65536));
+    assert_eq!(s.linger, Some(Duration::from_millis(250)));
+    assert_eq!(
+        s.target.unwrap().as_str(),
+        "https://h:9200/_bulk",
+        "not passed on to Elasticsearch"
+    );
+    // The bounds are valid; zero linger sends what is queued at once.
+    assert_eq!(ok("elasticsearch+http://h?batch_bytes=1024").batch_bytes, Some(1024));
+    assert_eq!(ok("es+https://h?batch_bytes=104857600").batch_bytes, Some(100 << 20));
+    assert_eq!(ok("elasticsearch://h?linger_ms=0").linger, Some(Duration::ZERO));
+    assert_eq!(ok("es+http://h?linger_ms=60000").linger, Some(Duration::from_secs(60)));
+
+    for v in ["1023", "104857601", "-1", "5MiB", ""] {
+        let e = bad(&format!("es+http://h?batch_bytes={v}"));
+        assert_eq!(e.problem, format!("parameter batch_bytes=\"{v}\""));
+        assert!(e.valid.contains("from 1024 to 104857600"), "{e}");
+    }
+    for v in ["60001", "-5", "1s", "0.5"] {
+        let e = bad(&format!("es://h?linger_ms={v}"));
+        assert_eq!(e.problem, format!("parameter linger_ms=\"{v}\""));
+        assert!(e.valid.contains("milliseconds from 0 to 60000"), "{e}");
+    }
+    // Only Elasticsearch drains take them; http(s) passes them on to the receiver.
+    for u in ["syslog+http://h/?linger_ms=5", "syslog+tcp://h:1?batch_bytes=4096"] {
+        assert!(bad(u).problem.contains("unknown parameter"), "{u}");
+    }
+    let s = ok("https://h/?batch_bytes=4096");
+    assert_eq!(s.batch_bytes, None);
+    assert_eq!(s.target.unwrap().as_str(), "https://h/?batch_bytes=4096");
+    assert!(bad("es://h?foo=1").valid.contains("batch_bytes, linger_ms"));
+}
+
+#[test]
 fn errors_name_the_part_and_mask_passwords() {
     let e = bad("ftp://user:hunter2@h/");
     assert!(e.problem.contains("unknown scheme \"ftp\""));
