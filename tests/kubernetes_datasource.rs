@@ -597,6 +597,46 @@ async fn a_bad_drain_url_is_reported_once_and_the_others_work() {
         .unwrap_or_else(|| panic!("no report naming the workload in:\n{text}"));
     assert!(line.contains("ftp://deploy:***@logs.example.com/x"), "{line}");
     assert!(!text.contains("s3cret"), "{text}");
+    // And a Warning Event on the Deployment, once, for `kubectl describe`.
+    wait_until("an Event", SYNC, || !api.objects("events", "shop").is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = api.objects("events", "shop");
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let ev = &events[0];
+    assert_eq!(ev["reason"], "BadDrainURL");
+    assert_eq!(ev["type"], "Warning");
+    assert_eq!(ev["involvedObject"]["kind"], "Deployment");
+    assert_eq!(ev["involvedObject"]["name"], "bad");
+    assert_eq!(ev["involvedObject"]["apiVersion"], "apps/v1");
+    assert!(
+        ev["involvedObject"]["uid"].as_str().is_some_and(|u| !u.is_empty()),
+        "{ev}"
+    );
+    let msg = ev["message"].as_str().unwrap();
+    assert!(msg.contains("ftp://deploy:***@logs.example.com/x"), "{msg}");
+    assert!(!ev.to_string().contains("s3cret"), "{ev}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_rbac_for_events_bad_urls_are_only_logged() {
+    let api = KubeApi::start().await;
+    api.forbid_creates(true);
+    let dir = tempfile::tempdir().unwrap();
+    let a = file_url(&dir, "a.log");
+    let value = format!("{a};gopher://x");
+    deploy_with_pod(&api, "shop", "one", &[(DRAINS, &value)], NODE);
+    let h = Harness::start(&api, settings());
+    h.wait_drains("one.shop", &[&a], SYNC).await;
+    let posts = || api.requests().iter().filter(|r| r.starts_with("POST ")).count();
+    wait_until("one refused create", SYNC, || posts() == 1).await;
+    // A second bad URL elsewhere: no further attempt once refused.
+    api.apply(workload("Deployment", "shop", "two", &[(DRAINS, "gopher://y")], &[]));
+    api.apply(workload("Deployment", "shop", "three", &[(DRAINS, &a)], &[]));
+    h.wait_drains("three.shop", &[&a], LIVE).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(posts(), 1, "{:?}", api.requests());
+    assert!(api.objects("events", "shop").is_empty());
     h.stop().await;
 }
 

@@ -11,6 +11,7 @@
 //! off and relist, and the last routes keep serving meanwhile.
 
 pub mod annotations;
+pub mod events;
 pub mod owners;
 pub mod view;
 pub mod watch;
@@ -159,6 +160,7 @@ impl KubernetesSource {
         }
         let (stores, mut reports) = watch::start(&client, node);
         let mut p = Publisher {
+            events: events::Reporter::new(client.clone(), node.map(String::from)),
             stores,
             settings: self.settings.clone(),
             directory: self.pods.clone(),
@@ -231,6 +233,8 @@ impl KubernetesSource {
 
 /// Sends what changed since the last publication.
 struct Publisher {
+    /// Bad drain URLs of annotations as Kubernetes Events.
+    events: events::Reporter,
     stores: Stores,
     settings: Settings,
     directory: PodDirectory,
@@ -255,6 +259,7 @@ impl Publisher {
     /// Recomputes the view and sends it; false when the route writer is gone.
     async fn publish(&mut self) -> bool {
         let view = view::compute(&self.stores, &self.settings);
+        self.events.review(&view.objects, &self.stores);
         if view.pods != self.pods {
             self.directory.replace(view.pods.clone());
             self.pods = view.pods;

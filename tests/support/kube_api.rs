@@ -167,6 +167,8 @@ struct State {
     epoch: u64,
     frozen: bool,
     failing: bool,
+    /// Creates (POST) are refused 403, as RBAC without `create` does.
+    forbid_creates: bool,
     uid: u64,
     requests: Vec<String>,
     open_watches: usize,
@@ -212,7 +214,12 @@ impl KubeApi {
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         let inner = inner.clone();
-                        async move { Ok::<_, Infallible>(handle(inner, req)) }
+                        async move {
+                            if req.method() == hyper::Method::POST {
+                                return Ok::<_, Infallible>(create(inner, req).await);
+                            }
+                            Ok(handle(inner, req))
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(conn), svc)
@@ -257,69 +264,29 @@ impl KubeApi {
         object: Value,
         old: Option<Value>,
     ) {
-        st.log.push(Entry {
-            rv: st.rv,
-            plural: res.plural,
-            namespace: ns,
-            kind,
-            object,
-            old,
-        });
-        self.inner.changed.send_replace(st.rv);
+        record(&self.inner, st, kind, res, ns, object, old)
     }
 
     /// Creates or replaces an object (its `kind` picks the resource); returns
     /// its new resourceVersion. Fills in what the real server does: uid,
     /// creationTimestamp, resourceVersion, generation and managedFields.
-    pub fn apply(&self, mut obj: Value) -> u64 {
-        let kind = obj["kind"].as_str().expect("kind").to_string();
-        let res = res_by_kind(&kind);
-        obj["apiVersion"] = json!(res.group_version());
-        let name = obj["metadata"]["name"].as_str().expect("metadata.name").to_string();
-        let ns = if res.namespaced {
-            obj["metadata"]["namespace"].as_str().unwrap_or("default").to_string()
-        } else {
-            String::new()
-        };
-        let mut st = self.inner.state.lock();
-        st.rv += 1;
-        let rv = st.rv;
-        let key = (res.plural, ns.clone(), name);
-        let old = st.objects.get(&key).cloned();
-        let meta = obj["metadata"].as_object_mut().expect("metadata object");
-        if res.namespaced {
-            meta.insert("namespace".into(), json!(ns));
-        }
-        meta.insert("resourceVersion".into(), json!(rv.to_string()));
-        match &old {
-            Some(o) => {
-                meta.insert("uid".into(), o["metadata"]["uid"].clone());
-                meta.insert("creationTimestamp".into(), o["metadata"]["creationTimestamp"].clone());
-                let g = o["metadata"]["generation"].as_u64().unwrap_or(1) + 1;
-                meta.insert("generation".into(), json!(g));
-            }
-            None => {
-                st.uid += 1;
-                meta.insert("uid".into(), json!(format!("00000000-0000-4000-8000-{:012x}", st.uid)));
-                meta.insert("creationTimestamp".into(), json!("2026-01-01T00:00:00Z"));
-                meta.insert("generation".into(), json!(1));
-            }
-        }
-        meta.insert(
-            "managedFields".into(),
-            json!([{
-                "manager": "kubectl-client-side-apply",
-                "operation": "Update",
-                "apiVersion": res.group_version(),
-                "time": "2026-01-01T00:00:00Z",
-                "fieldsType": "FieldsV1",
-                "fieldsV1": {"f:metadata": {"f:annotations": {".": {}}, "f:labels": {".": {}}}, "f:spec": {}}
-            }]),
-        );
-        st.objects.insert(key, obj.clone());
-        let kind = if old.is_some() { "MODIFIED" } else { "ADDED" };
-        self.record(&mut st, kind, res, ns, obj, old);
-        rv
+    pub fn apply(&self, obj: Value) -> u64 {
+        apply(&self.inner, obj).0
+    }
+
+    /// Objects of a resource (plural) in a namespace, as stored.
+    pub fn objects(&self, plural: &str, ns: &str) -> Vec<Value> {
+        let st = self.inner.state.lock();
+        st.objects
+            .iter()
+            .filter(|(k, _)| k.0 == plural && k.1 == ns)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// While set, every create (POST) is answered 403 Forbidden.
+    pub fn forbid_creates(&self, forbid: bool) {
+        self.inner.state.lock().forbid_creates = forbid;
     }
 
     /// Changes an existing object in place (then as [`KubeApi::apply`]).
@@ -405,6 +372,162 @@ fn status(code: u16, reason: &str, message: &str) -> Value {
         "reason": reason,
         "code": code
     })
+}
+
+fn record(
+    inner: &Inner,
+    st: &mut State,
+    kind: &'static str,
+    res: &'static Res,
+    ns: String,
+    object: Value,
+    old: Option<Value>,
+) {
+    st.log.push(Entry {
+        rv: st.rv,
+        plural: res.plural,
+        namespace: ns,
+        kind,
+        object,
+        old,
+    });
+    inner.changed.send_replace(st.rv);
+}
+
+/// Creates or replaces an object (its `kind` picks the resource); returns
+/// its new resourceVersion. Fills in what the real server does: uid,
+/// creationTimestamp, resourceVersion, generation and managedFields.
+fn apply(inner: &Inner, mut obj: Value) -> (u64, Value) {
+    let kind = obj["kind"].as_str().expect("kind").to_string();
+    let res = res_by_kind(&kind);
+    obj["apiVersion"] = json!(res.group_version());
+    let name = obj["metadata"]["name"].as_str().expect("metadata.name").to_string();
+    let ns = if res.namespaced {
+        obj["metadata"]["namespace"].as_str().unwrap_or("default").to_string()
+    } else {
+        String::new()
+    };
+    let mut st = inner.state.lock();
+    st.rv += 1;
+    let rv = st.rv;
+    let key = (res.plural, ns.clone(), name);
+    let old = st.objects.get(&key).cloned();
+    let meta = obj["metadata"].as_object_mut().expect("metadata object");
+    if res.namespaced {
+        meta.insert("namespace".into(), json!(ns));
+    }
+    meta.insert("resourceVersion".into(), json!(rv.to_string()));
+    match &old {
+        Some(o) => {
+            meta.insert("uid".into(), o["metadata"]["uid"].clone());
+            meta.insert("creationTimestamp".into(), o["metadata"]["creationTimestamp"].clone());
+            let g = o["metadata"]["generation"].as_u64().unwrap_or(1) + 1;
+            meta.insert("generation".into(), json!(g));
+        }
+        None => {
+            st.uid += 1;
+            meta.insert("uid".into(), json!(format!("00000000-0000-4000-8000-{:012x}", st.uid)));
+            meta.insert("creationTimestamp".into(), json!("2026-01-01T00:00:00Z"));
+            meta.insert("generation".into(), json!(1));
+        }
+    }
+    meta.insert(
+        "managedFields".into(),
+        json!([{
+            "manager": "kubectl-client-side-apply",
+            "operation": "Update",
+            "apiVersion": res.group_version(),
+            "time": "2026-01-01T00:00:00Z",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:metadata": {"f:annotations": {".": {}}, "f:labels": {".": {}}}, "f:spec": {}}
+        }]),
+    );
+    st.objects.insert(key, obj.clone());
+    let kind = if old.is_some() { "MODIFIED" } else { "ADDED" };
+    record(inner, &mut st, kind, res, ns, obj.clone(), old);
+    (rv, obj)
+}
+
+/// `POST` of a new object (what logtrain creates: Events): 201 with the stored
+/// object, 409 when the name is taken, 403 while creates are forbidden.
+async fn create(inner: Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    {
+        let mut st = inner.state.lock();
+        st.requests
+            .push(format!("POST {path}?{}", req.uri().query().unwrap_or("")));
+        if st.failing {
+            return error(
+                500,
+                "InternalError",
+                "Internal error occurred: the test server is failing on purpose",
+            );
+        }
+    }
+    let Some(t) = target(&path) else {
+        return error(
+            404,
+            "NotFound",
+            &format!("the server could not find the requested resource ({path})"),
+        );
+    };
+    if t.name.is_some() {
+        return error(405, "MethodNotAllowed", "POST names a collection, not an object");
+    }
+    if inner.state.lock().forbid_creates {
+        return error(
+            403,
+            "Forbidden",
+            &format!(
+                "{} is forbidden: User \"system:serviceaccount:logtrain:logtrain\" cannot create resource \"{}\" in API group \"{}\" in the namespace \"{}\"",
+                t.res.plural,
+                t.res.plural,
+                t.res.group,
+                t.namespace.as_deref().unwrap_or_default()
+            ),
+        );
+    }
+    let Ok(body) = req.into_body().collect().await else {
+        return error(400, "BadRequest", "cannot read the body");
+    };
+    let mut obj: Value = match serde_json::from_slice(&body.to_bytes()) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => return error(400, "BadRequest", "the body is not an object"),
+        Err(e) => return error(400, "BadRequest", &format!("cannot decode the body: {e}")),
+    };
+    obj["kind"] = json!(t.res.kind);
+    if let Some(ns) = &t.namespace {
+        if obj["metadata"]["namespace"].as_str().is_some_and(|n| n != ns) {
+            return error(
+                400,
+                "BadRequest",
+                "the namespace of the provided object does not match the namespace sent on the request",
+            );
+        }
+        obj["metadata"]["namespace"] = json!(ns);
+    }
+    let name = match (
+        obj["metadata"]["name"].as_str(),
+        obj["metadata"]["generateName"].as_str(),
+    ) {
+        (Some(n), _) if !n.is_empty() => n.to_string(),
+        (_, Some(prefix)) => {
+            let n = inner.state.lock().uid + 1;
+            format!("{prefix}{n:05x}")
+        }
+        _ => return error(422, "Invalid", "name or generateName is required"),
+    };
+    obj["metadata"]["name"] = json!(name);
+    let key = (t.res.plural, t.namespace.clone().unwrap_or_default(), name.clone());
+    if inner.state.lock().objects.contains_key(&key) {
+        return error(
+            409,
+            "AlreadyExists",
+            &format!("{} \"{name}\" already exists", t.res.plural),
+        );
+    }
+    let (_, stored) = apply(&inner, obj);
+    json_response(StatusCode::CREATED, &stored)
 }
 
 fn error(code: u16, reason: &str, message: &str) -> Response<Body> {
