@@ -342,3 +342,59 @@ async fn overload_stays_in_memory_bounds_counts_its_drops_and_recovers() {
     }
     drop(s);
 }
+
+/// SIGHUP reopens `file://` drains: after logrotate renames the file, new lines
+/// go to a new file of the same name, the old one keeps what it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reopens_file_drains_for_logrotate() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.log");
+    let yaml = format!(
+        "routes:\n  - hostname: web.default\n    drains: [\"file://{}\"]\n",
+        out.display()
+    );
+    let bin = Binary::start(dir.path(), &yaml, &[("SYSLOG_TCP", "true"), ("SYSLOG_TCP_PORT", "0")]);
+    let port: u16 = {
+        let log = bin.log();
+        let l = log
+            .lines()
+            .find(|l| l.contains("Syslog listener started.") && l.contains("syslog_tcp"))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        v["fields"]["addr"]
+            .as_str()
+            .unwrap()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let lines = |p: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+            .collect()
+    };
+    for i in 0..3 {
+        let frame = format!("<14>1 2026-11-22T10:00:00Z web.default app - - - before-{i}\n");
+        conn.write_all(frame.as_bytes()).await.unwrap();
+    }
+    wait_until("lines before", Duration::from_secs(10), || lines(&out).len() == 3).await;
+    let rotated = dir.path().join("out.log.1");
+    std::fs::rename(&out, &rotated).unwrap();
+    bin.signal("HUP");
+    wait_until("the reopen", Duration::from_secs(10), || {
+        bin.log().contains("Reopening file drains")
+    })
+    .await;
+    for i in 0..3 {
+        let frame = format!("<14>1 2026-11-22T10:00:01Z web.default app - - - after-{i}\n");
+        conn.write_all(frame.as_bytes()).await.unwrap();
+    }
+    wait_until("lines after", Duration::from_secs(10), || lines(&out).len() == 3).await;
+    assert_eq!(lines(&rotated), ["before-0", "before-1", "before-2"]);
+    assert_eq!(lines(&out), ["after-0", "after-1", "after-2"]);
+}

@@ -165,6 +165,36 @@ async fn pool_grows_for_a_slow_receiver_not_for_a_deep_queue_alone() {
 }
 
 #[tokio::test]
+async fn the_pool_shrinks_to_one_connection_when_idle() {
+    let slow = Arc::new(Recorder::default());
+    slow.delay_ms.store(30, Ordering::SeqCst);
+    let t = TaskTracker::new();
+    let c = DriverConfig {
+        grow_above: 10,
+        grow_after: Duration::from_millis(10),
+        max_connections: 4,
+        queue_records: 100_000,
+        batch_records: 50,
+        idle_timeout: Duration::from_millis(200),
+        ..cfg()
+    };
+    let d = spawn("test-shrink", TestSink(slow.clone()), c, &t);
+    for i in 0..1_000 {
+        assert!(d.offer(&rec(&format!("h{}", i % 13), format!("{i}"))));
+    }
+    let open = || crate::telemetry::gauge("logtrain_drain_connections", &[("drain", "test-shrink")]).get();
+    wait_for(|| open() > 1).await;
+    wait_for(|| slow.got.lock().len() == 1_000).await;
+    // Idle now: every connection but the last is closed, one at a time.
+    wait_for(|| open() == 1).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(open(), 1, "the last connection stays open");
+    // And it still delivers.
+    assert!(d.offer(&rec("h0", "after".into())));
+    wait_for(|| slow.got.lock().len() == 1_001).await;
+}
+
+#[tokio::test]
 async fn overflow_drops_are_counted_exactly_and_told_to_the_drain() {
     let r = Arc::new(Recorder::default());
     r.stall.store(true, Ordering::SeqCst);
