@@ -40,7 +40,7 @@ const PING_EVERY: Duration = Duration::from_secs(15);
 pub enum PgError {
     #[error("DATABASE_URL is not a valid Postgres URL: {0}")]
     Url(String),
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", detail(.0))]
     Db(#[from] tokio_postgres::Error),
     #[error("postgres did not answer within {0:?}")]
     Timeout(Duration),
@@ -48,12 +48,48 @@ pub enum PgError {
     Closed,
 }
 
+/// The server's own words when it sent an error (tokio-postgres alone says
+/// only "db error"), else the error and its cause. Neither holds the password.
+fn detail(e: &tokio_postgres::Error) -> String {
+    match (e.as_db_error(), std::error::Error::source(e)) {
+        (Some(db), _) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+        (None, Some(cause)) => format!("{e}: {cause}"),
+        (None, None) => e.to_string(),
+    }
+}
+
 /// A row of the drains table, as loaded or as carried by a NOTIFY payload.
+/// Other columns (`created`, `updated`, anything an operator added) are ignored.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct DrainRow {
     pub drain: String,
     pub hostname: String,
     pub endpoint: String,
+    /// The optional `tag` column (the Go logtrain's writer fills it), read when
+    /// the table has one. Not applied yet: a route has no tag to carry it.
+    #[serde(default, deserialize_with = "any_text")]
+    pub tag: Option<String>,
+}
+
+/// Reads a column of any JSON type as text (`null` as none), so an unusual
+/// type of an optional column never makes a payload unreadable.
+fn any_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s),
+        other => Some(other.to_string()),
+    })
+}
+
+/// Says once per process that tags in the drain table are read but not applied.
+fn tag_not_applied(rows: &[&DrainRow]) {
+    static TOLD: AtomicBool = AtomicBool::new(false);
+    let Some(row) = rows.iter().find(|r| r.tag.as_deref().is_some_and(|t| !t.is_empty())) else {
+        return;
+    };
+    if !TOLD.swap(true, Ordering::Relaxed) {
+        warn!(drain = %row.drain, tag = ?row.tag, "Drain table rows carry a tag; it is not applied (the records keep their own app name).");
+    }
 }
 
 impl DrainRow {
@@ -82,10 +118,15 @@ struct UpdatePayload {
 pub fn events_for(channel: &str, payload: &str) -> Result<Vec<RouteEvent>, String> {
     let row = |p: &str| serde_json::from_str::<DrainRow>(p).map_err(|e| e.to_string());
     match channel {
-        "drains.insert" => Ok(vec![RouteEvent::Apply(row(payload)?.object())]),
+        "drains.insert" => {
+            let r = row(payload)?;
+            tag_not_applied(&[&r]);
+            Ok(vec![RouteEvent::Apply(r.object())])
+        }
         "drains.delete" => Ok(vec![RouteEvent::Delete(object_id(&row(payload)?.drain))]),
         "drains.update" => {
             let u: UpdatePayload = serde_json::from_str(payload).map_err(|e| e.to_string())?;
+            tag_not_applied(&[&u.new]);
             let mut ev = Vec::new();
             if u.old.drain != u.new.drain {
                 ev.push(RouteEvent::Delete(object_id(&u.old.drain)));
@@ -108,10 +149,14 @@ pub async fn ensure_schema(client: &mut Client) -> Result<(), PgError> {
     Ok(())
 }
 
-/// Every row of the table.
+/// Every row of the table. `tag` is read through `to_jsonb(row)`, which yields
+/// null when the table has no such column, so one query fits both schemas.
 pub async fn load(client: &Client) -> Result<Vec<DrainRow>, PgError> {
     let rows = client
-        .query("select drain::text, hostname, endpoint from drains order by drain", &[])
+        .query(
+            "select drain::text, hostname, endpoint, to_jsonb(d) ->> 'tag' from drains d order by drain",
+            &[],
+        )
         .await?;
     Ok(rows
         .iter()
@@ -119,6 +164,7 @@ pub async fn load(client: &Client) -> Result<Vec<DrainRow>, PgError> {
             drain: r.get(0),
             hostname: r.get(1),
             endpoint: r.get(2),
+            tag: r.get(3),
         })
         .collect())
 }
@@ -225,6 +271,7 @@ impl PostgresSource {
     async fn resync(&self, client: &Client, tx: &RouteSender) -> Result<(), PgError> {
         let rows = load(client).await?;
         telemetry::counter("logtrain_postgres_resyncs_total", &[]).inc();
+        tag_not_applied(&rows.iter().collect::<Vec<_>>());
         let mut events = Vec::with_capacity(rows.len() + 2);
         events.push(RouteEvent::Init);
         events.extend(rows.iter().map(|r| RouteEvent::InitApply(r.object())));
@@ -323,5 +370,31 @@ mod tests {
         assert!(events_for("drains.insert", "not json").is_err());
         assert!(events_for("drains.insert", r#"{"drain":"x"}"#).is_err());
         assert!(events_for("drains.update", ins).is_err());
+    }
+
+    #[test]
+    fn a_tag_column_is_read_and_changes_no_route() {
+        let base = r#""drain":"a1","hostname":"web.default","endpoint":"syslog+tcp://h:1""#;
+        let without = events_for("drains.insert", &format!("{{{base}}}")).unwrap();
+        for (tag, read) in [
+            (r#""shop""#, Some("shop")),
+            ("null", None),
+            ("7", Some("7")),
+            (r#"{"a":1}"#, Some(r#"{"a":1}"#)),
+        ] {
+            let payload = format!(r#"{{{base},"tag":{tag},"created":"2026-12-01T10:00:00+00:00"}}"#);
+            let row: DrainRow = serde_json::from_str(&payload).unwrap();
+            assert_eq!(row.tag.as_deref(), read, "{payload}");
+            assert_eq!(events_for("drains.insert", &payload).unwrap(), without, "{payload}");
+            assert_eq!(
+                events_for("drains.delete", &payload).unwrap(),
+                vec![RouteEvent::Delete("drain a1".into())]
+            );
+        }
+        // An update of the tag alone re-applies the same routes (a no-op for the writer).
+        let old = format!(r#"{{{base},"tag":"shop"}}"#);
+        let new = format!(r#"{{{base},"tag":"cart"}}"#);
+        let ev = events_for("drains.update", &format!(r#"{{"old":{old},"new":{new}}}"#)).unwrap();
+        assert_eq!(ev, without);
     }
 }
