@@ -39,6 +39,20 @@ pub struct RouteSpec {
     pub hostname: String,
     /// The drain URL as written by the user (validated by the route writer).
     pub drain: String,
+    /// The APP-NAME (logtrain's tag) the records of this route carry at this
+    /// drain, replacing their own (a Postgres row's `tag`); `None` keeps theirs.
+    pub tag: Option<String>,
+}
+
+impl RouteSpec {
+    /// A route without a tag.
+    pub fn new(hostname: impl Into<String>, drain: impl Into<String>) -> Self {
+        RouteSpec {
+            hostname: hostname.into(),
+            drain: drain.into(),
+            tag: None,
+        }
+    }
 }
 
 /// An object of a datasource and every route it declares.

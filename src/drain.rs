@@ -61,7 +61,8 @@ impl DrainContext {
 
 /// Starts the drain a spec describes.
 pub fn start(spec: &DrainSpec, ctx: &DrainContext, tracker: &TaskTracker) -> Result<Arc<Drain>, DrainError> {
-    let cfg = ctx.driver.clone();
+    let mut cfg = ctx.driver.clone();
+    cfg.app_name = spec.app_name.as_deref().map(|t| bytes::Bytes::from(t.to_string()));
     let id = spec.id.as_str();
     Ok(match &spec.kind {
         DrainKind::File { path } => {

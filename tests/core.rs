@@ -83,6 +83,7 @@ async fn a_route_removed_live_stops_delivery_and_closes_its_drain() {
         routes: vec![RouteSpec {
             hostname: "app.ns".into(),
             drain: url.clone(),
+            tag: None,
         }],
     };
     tx.send(RouteUpdate {

@@ -152,16 +152,6 @@ async fn next_notification(rx: &mut mpsc::UnboundedReceiver<(String, String)>) -
         .expect("listener alive")
 }
 
-fn apply(id: &str, host: &str, drain: &str) -> RouteEvent {
-    RouteEvent::Apply(RouteObject {
-        id: format!("drain {id}"),
-        routes: vec![RouteSpec {
-            hostname: host.into(),
-            drain: drain.into(),
-        }],
-    })
-}
-
 async fn client(url: &str) -> tokio_postgres::Client {
     let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
@@ -481,7 +471,7 @@ async fn a_bad_row_inserted_live_is_told_once_and_skipped_and_the_rest_keeps_wor
 }
 
 #[tokio::test]
-async fn a_tag_column_is_read_and_changes_are_followed_without_error() {
+async fn a_tag_column_becomes_the_app_name_of_the_rows_route_and_follows_changes() {
     captured();
     let pg = Pg::shared_or_private();
     let url = pg.fresh_db("lt_tag").await;
@@ -511,8 +501,27 @@ async fn a_tag_column_is_read_and_changes_are_followed_without_error() {
     );
 
     let app = start(&url).await;
-    assert_eq!(drains_of(&app, "shop.default"), vec![a.clone()]);
+    // A tagged route is a drain of its own, named with its tag.
+    assert_eq!(drains_of(&app, "shop.default"), vec![format!("{a} tag=shop")]);
     assert_eq!(drains_of(&app, "untagged.default"), vec![a.clone()]);
+    // Its records carry the tag as APP-NAME; the untagged route's keep theirs.
+    let send = |host: &str, app_name: &str, text: &str| {
+        let mut r = Record::new(InputKind::Internal, host.to_string(), text.to_string());
+        r.app_name = app_name.to_string().into();
+        let offered = app.router(InputKind::Internal).offer(&app.routes.load(), r);
+        assert_eq!(offered.queued, 1, "{host}");
+    };
+    send("shop.default", "web-1", "tagged line");
+    send("untagged.default", "web-2", "own line");
+    let a_log = dir.path().join("a.log");
+    wait_until("both lines", Duration::from_secs(10), || read_lines(&a_log).len() == 2).await;
+    let lines = read_lines(&a_log);
+    let app_name_of = |text: &str| -> String {
+        let l = lines.iter().find(|l| l.ends_with(text)).unwrap();
+        l.split(' ').nth(3).unwrap().to_string()
+    };
+    assert_eq!(app_name_of("tagged line"), "shop", "{lines:?}");
+    assert_eq!(app_name_of("own line"), "web-2", "{lines:?}");
     let (_listener, mut notes) = listen(&url).await;
 
     // Insert with a tag: the real payload carries it, and parses.
@@ -526,25 +535,44 @@ async fn a_tag_column_is_read_and_changes_are_followed_without_error() {
         .unwrap()
         .get(0);
     live("insert with a tag → route", t, || {
-        drains_of(&app, "cart.default") == vec![b.clone()]
+        drains_of(&app, "cart.default") == vec![format!("{b} tag=cart")]
     })
     .await;
     let (channel, payload) = next_notification(&mut notes).await;
     assert_eq!(channel, "drains.insert");
     assert!(payload.contains(r#""tag":"cart""#), "{payload}");
-    assert_eq!(
-        events_for(&channel, &payload).unwrap(),
-        vec![apply(&id, "cart.default", &b)]
-    );
+    let tagged = |drain: &str, tag: &str| {
+        RouteEvent::Apply(RouteObject {
+            id: format!("drain {id}"),
+            routes: vec![RouteSpec {
+                hostname: "cart.default".into(),
+                drain: drain.into(),
+                tag: Some(tag.into()),
+            }],
+        })
+    };
+    assert_eq!(events_for(&channel, &payload).unwrap(), vec![tagged(&b, "cart")]);
 
-    // An update of the tag alone leaves the route (and its drain) as it was.
-    let kept = app.routes.load().drains_for(b"shop.default")[0].clone();
+    // An update of the tag alone moves the route to the new tag.
+    let t = Instant::now();
     db.execute("update drains set tag = 'shop-2' where hostname = 'shop.default'", &[])
         .await
         .unwrap();
-    let (channel, payload) = next_notification(&mut notes).await;
+    live("tag update → route", t, || {
+        drains_of(&app, "shop.default") == vec![format!("{a} tag=shop-2")]
+    })
+    .await;
+    let (_, payload) = next_notification(&mut notes).await;
     assert!(payload.contains(r#""tag":"shop-2""#), "{payload}");
-    assert!(events_for(&channel, &payload).is_ok(), "{payload}");
+    // Removing the tag: records keep their own APP-NAME again, at the plain drain.
+    db.execute("update drains set tag = null where hostname = 'shop.default'", &[])
+        .await
+        .unwrap();
+    let _ = next_notification(&mut notes).await;
+    wait_until("untagged again", Duration::from_secs(5), || {
+        drains_of(&app, "shop.default") == vec![a.clone()]
+    })
+    .await;
     // An update of the endpoint with a tag present moves the route.
     let t = Instant::now();
     db.execute(
@@ -554,18 +582,11 @@ async fn a_tag_column_is_read_and_changes_are_followed_without_error() {
     .await
     .unwrap();
     live("endpoint update with a tag → route", t, || {
-        drains_of(&app, "cart.default") == vec![c.clone()]
+        drains_of(&app, "cart.default") == vec![format!("{c} tag=cart-2")]
     })
     .await;
     let (channel, payload) = next_notification(&mut notes).await;
-    assert_eq!(
-        events_for(&channel, &payload).unwrap(),
-        vec![apply(&id, "cart.default", &c)]
-    );
-    assert!(
-        Arc::ptr_eq(&kept, &app.routes.load().drains_for(b"shop.default")[0]),
-        "a tag-only update disturbed the route"
-    );
+    assert_eq!(events_for(&channel, &payload).unwrap(), vec![tagged(&c, "cart-2")]);
 
     // Delete with a tag.
     let t = Instant::now();
@@ -581,9 +602,6 @@ async fn a_tag_column_is_read_and_changes_are_followed_without_error() {
         events_for(&channel, &payload).unwrap(),
         vec![RouteEvent::Delete(format!("drain {id}"))]
     );
-    assert_eq!(drains_of(&app, "shop.default"), vec![a.clone()]);
-    // Said once that tags are read but not applied.
-    assert_eq!(logged(&["carry a tag", "not applied"]), 1);
     app.shutdown().await;
 }
 

@@ -193,7 +193,7 @@ proptest! {
             let mut model: BTreeMap<usize, BTreeMap<usize, Vec<(usize, usize)>>> = BTreeMap::new();
             let object = |id: usize, r: &[(usize, usize)]| RouteObject {
                 id: format!("obj{id}"),
-                routes: r.iter().map(|&(h, d)| RouteSpec { hostname: HOSTS[h].into(), drain: drain_urls[d].clone() }).collect(),
+                routes: r.iter().map(|&(h, d)| RouteSpec { hostname: HOSTS[h].into(), drain: drain_urls[d].clone(), tag: None }).collect(),
             };
             for s in &steps {
                 let before = routes.snapshot();

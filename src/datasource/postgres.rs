@@ -66,7 +66,8 @@ pub struct DrainRow {
     pub hostname: String,
     pub endpoint: String,
     /// The optional `tag` column (the Go logtrain's writer fills it), read when
-    /// the table has one. Not applied yet: a route has no tag to carry it.
+    /// the table has one: the route's records carry it as their APP-NAME at
+    /// this row's drain (empty or absent: they keep their own).
     #[serde(default, deserialize_with = "any_text")]
     pub tag: Option<String>,
 }
@@ -81,17 +82,6 @@ fn any_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D:
     })
 }
 
-/// Says once per process that tags in the drain table are read but not applied.
-fn tag_not_applied(rows: &[&DrainRow]) {
-    static TOLD: AtomicBool = AtomicBool::new(false);
-    let Some(row) = rows.iter().find(|r| r.tag.as_deref().is_some_and(|t| !t.is_empty())) else {
-        return;
-    };
-    if !TOLD.swap(true, Ordering::Relaxed) {
-        warn!(drain = %row.drain, tag = ?row.tag, "Drain table rows carry a tag; it is not applied (the records keep their own app name).");
-    }
-}
-
 impl DrainRow {
     fn object(&self) -> RouteObject {
         RouteObject {
@@ -99,6 +89,7 @@ impl DrainRow {
             routes: vec![RouteSpec {
                 hostname: self.hostname.clone(),
                 drain: self.endpoint.clone(),
+                tag: self.tag.clone().filter(|t| !t.is_empty()),
             }],
         }
     }
@@ -120,19 +111,17 @@ pub fn events_for(channel: &str, payload: &str) -> Result<Vec<RouteEvent>, Strin
     match channel {
         "drains.insert" => {
             let r = row(payload)?;
-            tag_not_applied(&[&r]);
             Ok(vec![RouteEvent::Apply(r.object())])
         }
         "drains.delete" => Ok(vec![RouteEvent::Delete(object_id(&row(payload)?.drain))]),
         "drains.update" => {
             let u: UpdatePayload = serde_json::from_str(payload).map_err(|e| e.to_string())?;
-            tag_not_applied(&[&u.new]);
             let mut ev = Vec::new();
             if u.old.drain != u.new.drain {
                 ev.push(RouteEvent::Delete(object_id(&u.old.drain)));
             }
             // The route writer ignores an Apply that changes nothing, so an update of
-            // other columns does not disturb the route.
+            // other columns does not disturb the route (a new tag does change it).
             ev.push(RouteEvent::Apply(u.new.object()));
             Ok(ev)
         }
@@ -271,7 +260,6 @@ impl PostgresSource {
     async fn resync(&self, client: &Client, tx: &RouteSender) -> Result<(), PgError> {
         let rows = load(client).await?;
         telemetry::counter("logtrain_postgres_resyncs_total", &[]).inc();
-        tag_not_applied(&rows.iter().collect::<Vec<_>>());
         let mut events = Vec::with_capacity(rows.len() + 2);
         events.push(RouteEvent::Init);
         events.extend(rows.iter().map(|r| RouteEvent::InitApply(r.object())));
@@ -355,7 +343,8 @@ mod tests {
                 id: "drain a1".into(),
                 routes: vec![RouteSpec {
                     hostname: "web.default".into(),
-                    drain: "syslog+tcp://h:1".into()
+                    drain: "syslog+tcp://h:1".into(),
+                    tag: None,
                 }]
             })]
         );
@@ -373,28 +362,46 @@ mod tests {
     }
 
     #[test]
-    fn a_tag_column_is_read_and_changes_no_route() {
+    fn a_tag_column_is_read_and_becomes_the_routes_tag() {
         let base = r#""drain":"a1","hostname":"web.default","endpoint":"syslog+tcp://h:1""#;
-        let without = events_for("drains.insert", &format!("{{{base}}}")).unwrap();
+        let tagged = |tag: Option<&str>| {
+            vec![RouteEvent::Apply(RouteObject {
+                id: "drain a1".into(),
+                routes: vec![RouteSpec {
+                    hostname: "web.default".into(),
+                    drain: "syslog+tcp://h:1".into(),
+                    tag: tag.map(String::from),
+                }],
+            })]
+        };
+        assert_eq!(
+            events_for("drains.insert", &format!("{{{base}}}")).unwrap(),
+            tagged(None)
+        );
         for (tag, read) in [
             (r#""shop""#, Some("shop")),
             ("null", None),
+            (r#""""#, None),
             ("7", Some("7")),
             (r#"{"a":1}"#, Some(r#"{"a":1}"#)),
         ] {
             let payload = format!(r#"{{{base},"tag":{tag},"created":"2026-12-01T10:00:00+00:00"}}"#);
             let row: DrainRow = serde_json::from_str(&payload).unwrap();
-            assert_eq!(row.tag.as_deref(), read, "{payload}");
-            assert_eq!(events_for("drains.insert", &payload).unwrap(), without, "{payload}");
+            assert_eq!(row.tag.as_deref().filter(|t| !t.is_empty()), read, "{payload}");
+            assert_eq!(
+                events_for("drains.insert", &payload).unwrap(),
+                tagged(read),
+                "{payload}"
+            );
             assert_eq!(
                 events_for("drains.delete", &payload).unwrap(),
                 vec![RouteEvent::Delete("drain a1".into())]
             );
         }
-        // An update of the tag alone re-applies the same routes (a no-op for the writer).
+        // An update of the tag alone moves the route to the new tag.
         let old = format!(r#"{{{base},"tag":"shop"}}"#);
         let new = format!(r#"{{{base},"tag":"cart"}}"#);
         let ev = events_for("drains.update", &format!(r#"{{"old":{old},"new":{new}}}"#)).unwrap();
-        assert_eq!(ev, without);
+        assert_eq!(ev, tagged(Some("cart")));
     }
 }

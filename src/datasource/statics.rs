@@ -30,6 +30,7 @@ impl StaticRoutes {
                     .map(|d| RouteSpec {
                         hostname: r.hostname.clone(),
                         drain: d.clone(),
+                        tag: None,
                     })
                     .collect(),
             }));

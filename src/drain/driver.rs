@@ -155,6 +155,8 @@ pub struct DriverConfig {
     /// ... but only once every connection spent at least this long on its last
     /// or current batch (zero: on queue depth alone).
     pub grow_after: Duration,
+    /// Every record gets this APP-NAME at this drain (a tagged route).
+    pub app_name: Option<Bytes>,
 }
 
 impl Default for DriverConfig {
@@ -173,6 +175,7 @@ impl Default for DriverConfig {
             idle_timeout: Duration::from_secs(60),
             grow_above: 2_000,
             grow_after: Duration::from_millis(10),
+            app_name: None,
         }
     }
 }
@@ -225,6 +228,8 @@ pub struct Drain {
     stats: Stats,
     dropped: Mutex<Option<Dropped>>,
     failing: AtomicBool,
+    /// Records get this APP-NAME here (a tagged route); see [`Drain::relabel`].
+    app_name: Option<Bytes>,
     /// Refusing batches for good (4xx): logged once until a batch is accepted.
     refusing: AtomicBool,
     in_flight: AtomicUsize,
@@ -247,7 +252,7 @@ impl Drain {
     /// Queues a record if there is room; otherwise drops it, counts the drop
     /// and marks its acknowledgement rejected. Returns whether it was queued.
     pub fn offer(&self, rec: &SharedRecord) -> bool {
-        match self.queue.try_push(rec.clone()) {
+        match self.queue.try_push(self.relabel(rec)) {
             Ok(()) => {
                 self.stats.queued.inc();
                 true
@@ -285,7 +290,7 @@ impl Drain {
     /// Queues a record, waiting while the queue is full (backpressure).
     /// Fails only when the drain has been closed; the record is then rejected.
     pub async fn send(&self, rec: SharedRecord) -> bool {
-        match self.queue.push(rec).await {
+        match self.queue.push(self.relabel(&rec)).await {
             Ok(()) => {
                 self.stats.queued.inc();
                 true
@@ -302,12 +307,34 @@ impl Drain {
     /// (it was closed) are rejected and counted as [`Drain::send`] does. Returns
     /// how many were queued.
     pub async fn send_batch(&self, recs: &[SharedRecord]) -> usize {
+        let relabelled: Vec<SharedRecord>;
+        let recs = match &self.app_name {
+            None => recs,
+            Some(_) => {
+                relabelled = recs.iter().map(|r| self.relabel(r)).collect();
+                &relabelled
+            }
+        };
         let queued = self.queue.push_batch(recs).await;
         self.stats.queued.add(queued as u64);
         for r in &recs[queued..] {
             self.note_drop(r);
         }
         queued
+    }
+
+    /// The record as this drain sends it: shared as is, or, for a tagged
+    /// route, a copy with the route's APP-NAME (the copy carries the same
+    /// acknowledgement, so delivery is still told to the record's input).
+    fn relabel(&self, rec: &SharedRecord) -> SharedRecord {
+        match &self.app_name {
+            Some(name) if rec.app_name != *name => {
+                let mut r = Record::clone(rec);
+                r.app_name = name.clone();
+                Arc::new(r)
+            }
+            _ => rec.clone(),
+        }
     }
 
     fn note_drop(&self, rec: &SharedRecord) {
@@ -377,6 +404,7 @@ pub fn spawn<S: Sink>(id: &str, sink: S, mut cfg: DriverConfig, tracker: &tokio_
         stats: Stats::new(id),
         dropped: Mutex::new(None),
         failing: AtomicBool::new(false),
+        app_name: cfg.app_name.clone(),
         refusing: AtomicBool::new(false),
         in_flight: AtomicUsize::new(0),
         finished: AtomicBool::new(false),

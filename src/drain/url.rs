@@ -139,6 +139,9 @@ pub struct DrainSpec {
     /// Elasticsearch: how long a batch waits to fill (`linger_ms=`,
     /// [`LINGER_MS_RANGE`]); `None` leaves the drain's default.
     pub linger: Option<Duration>,
+    /// The APP-NAME every record gets at this drain (a tagged route: see
+    /// [`DrainSpec::tagged`]); `None` keeps each record's own.
+    pub app_name: Option<String>,
     /// HTTP-based drains: the request target (scheme http/https, no credentials,
     /// logtrain's own parameters removed).
     pub target: Option<Url>,
@@ -188,6 +191,16 @@ pub const LINGER_MS_RANGE: std::ops::RangeInclusive<u64> = 0..=60_000;
 const TLS_PARAMS: &[&str] = &["ca", "insecure"];
 
 impl DrainSpec {
+    /// This drain for a route with a tag: its own drain (own queue and pool:
+    /// what it sends differs), keyed and named apart from the untagged one.
+    pub fn tagged(&self, tag: &str) -> DrainSpec {
+        let mut t = self.clone();
+        t.key = format!("{}#tag={tag}", self.key);
+        t.id = format!("{} tag={tag}", self.id);
+        t.app_name = Some(tag.to_string());
+        t
+    }
+
     /// Parses one drain URL.
     pub fn parse(raw: &str) -> Result<DrainSpec, DrainUrlError> {
         let raw = raw.trim();
@@ -256,6 +269,7 @@ impl DrainSpec {
             max_datagram: DEFAULT_MAX_DATAGRAM,
             batch_bytes: None,
             linger: None,
+            app_name: None,
             target: None,
         };
         let mut auth_kind: Option<String> = None;

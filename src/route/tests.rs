@@ -14,6 +14,7 @@ fn obj(id: &str, routes: &[(&str, &str)]) -> RouteObject {
             .map(|(h, d)| RouteSpec {
                 hostname: h.to_string(),
                 drain: d.to_string(),
+                tag: None,
             })
             .collect(),
     }

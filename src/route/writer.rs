@@ -118,8 +118,15 @@ impl RouteWriter {
                         .parsed
                         .entry(r.drain.clone())
                         .or_insert_with(|| DrainSpec::parse(&r.drain));
+                    let tagged;
                     let spec = match parsed {
-                        Ok(s) => s,
+                        Ok(s) => match r.tag.as_deref().filter(|t| !t.is_empty()) {
+                            Some(t) => {
+                                tagged = s.tagged(t);
+                                &tagged
+                            }
+                            None => s,
+                        },
                         Err(e) => {
                             if self.reported.first(&format!("{}\0{obj}\0{}", origin.as_str(), r.drain)) {
                                 telemetry::counter("logtrain_route_errors_total", &[("origin", origin.as_str())]).inc();

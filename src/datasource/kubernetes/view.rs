@@ -32,6 +32,7 @@ fn routes(hostname: &str, drains: &[String]) -> Vec<RouteSpec> {
         .map(|d| RouteSpec {
             hostname: hostname.to_string(),
             drain: d.clone(),
+            tag: None,
         })
         .collect()
 }
