@@ -45,13 +45,16 @@ for sc in ["receiver", "file_tcp", "tcp_tcp", "fanout4"]:
               f"{fmt(m['cpu'], '.2f')} | {fmt(m['rss'], '.1f')} | {'yes' if m['ok'] else 'NO'} |")
 
 print()
-print("| scenario | agent | peak RSS MB | idle CPU % of a core | freshness p50 / p99 ms | received |")
+print("| scenario | agent | peak RSS MB (idle RSS MB) | idle CPU % of a core | freshness p50 / p99 ms | received |")
 print("|---|---|---|---|---|---|")
 for agent in ["logtrain", "rsyslog", "syslog-ng"]:
     for r in cells.get(("at_rest", agent), []):
-        print(f"| at_rest (500 files) | {agent} | {r['rss_kb']/1024:.1f} | {r['idle_cpu_pct']:.2f} | — | "
+        idle_rss = r.get("idle_rss_kb")
+        idle_txt = f" ({idle_rss/1024:.1f})" if idle_rss else ""
+        print(f"| at_rest (500 files) | {agent} | {r['rss_kb']/1024:.1f}{idle_txt} | {r['idle_cpu_pct']:.2f} | — | "
               f"{r['recv']['messages']}/{r['recv']['expected']} |")
-        summary[("at_rest", agent)] = {"rss": r["rss_kb"] / 1024, "idle": r["idle_cpu_pct"]}
+        summary[("at_rest", agent)] = {"rss": r["rss_kb"] / 1024, "idle": r["idle_cpu_pct"],
+                                       "idle_rss": (idle_rss or 0) / 1024}
 for agent in ["logtrain", "rsyslog", "syslog-ng"]:
     for r in cells.get(("fresh", agent), []):
         f = r["fresh"]
