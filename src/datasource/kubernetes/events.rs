@@ -5,7 +5,7 @@
 //! when RBAC forbids creating them, that is logged once and they stop; they
 //! never hold up routing (each is created in a task of its own).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -30,6 +30,9 @@ pub struct Reporter {
     node: Option<String>,
     /// (object id, URL) pairs already reported and still present.
     reported: HashSet<(String, String)>,
+    /// Parse outcome of every URL named now (`Some(reason)`: bad), so a
+    /// republish does not parse every route again.
+    verdicts: HashMap<String, Option<String>>,
     /// Creating Events was refused (RBAC): stop trying.
     forbidden: Arc<AtomicBool>,
 }
@@ -40,6 +43,7 @@ impl Reporter {
             client,
             node,
             reported: HashSet::new(),
+            verdicts: HashMap::new(),
             forbidden: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -48,19 +52,28 @@ impl Reporter {
     /// reported; forgets pairs that are gone (fixed, then broken again: told again).
     pub fn review(&mut self, objects: &Objects, stores: &Stores) {
         let mut present = HashSet::new();
+        let mut verdicts = HashMap::with_capacity(self.verdicts.len());
         for (id, routes) in objects {
             for r in routes {
-                let Err(e) = DrainSpec::parse(&r.drain) else { continue };
-                let key = (id.clone(), r.drain.clone());
-                if !self.reported.contains(&key) && !self.forbidden.load(Ordering::Acquire) {
-                    if let Some(target) = involved(id, stores) {
-                        self.create(target, e.to_string());
+                let verdict = match self.verdicts.remove(&r.drain) {
+                    Some(v) => v,
+                    None => DrainSpec::parse(&r.drain).err().map(|e| e.to_string()),
+                };
+                if let Some(reason) = &verdict {
+                    let key = (id.clone(), r.drain.clone());
+                    if !self.reported.contains(&key)
+                        && !self.forbidden.load(Ordering::Acquire)
+                        && let Some(target) = involved(id, stores)
+                    {
+                        self.create(target, reason.clone());
                     }
+                    present.insert(key);
                 }
-                present.insert(key);
+                verdicts.insert(r.drain.clone(), verdict);
             }
         }
         self.reported = present;
+        self.verdicts = verdicts;
     }
 
     fn create(&self, target: ObjectReference, message: String) {

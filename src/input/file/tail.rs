@@ -514,12 +514,8 @@ impl Tailer {
             }
             // Woken by a write that may follow a truncation: look before
             // reading on from the old offset into new contents.
-            if let Ok(m) = tokio::fs::metadata(&self.path).await
-                && m.dev() == open.id.dev
-                && m.ino() == open.id.ino
-                && (m.len() < open.read_at || head_changed(open).await)
-            {
-                self.read_again(open, st, m.len()).await;
+            if let Some(now) = truncated_in_place(open).await {
+                self.read_again(open, st, now).await;
             }
         }
     }
@@ -752,20 +748,42 @@ async fn read_at(file: &Arc<std::fs::File>, offset: u64, mut buf: BytesMut) -> (
 /// (truncated in place and written again). Files opened empty have no head
 /// yet; their first read takes it.
 async fn head_changed(open: &Open) -> bool {
-    use std::os::unix::fs::FileExt;
-    if open.head_len == 0 || open.read_at < open.head_len as u64 {
+    if !has_head(open) {
         return false;
     }
     let (file, len, want) = (open.file.clone(), open.head_len, open.head);
-    let job = tokio::task::spawn_blocking(move || {
-        let mut buf = vec![0u8; len];
-        match file.read_exact_at(&mut buf, 0) {
-            Ok(()) => head_checksum(&buf) != want,
-            // Shorter than the head now: the length check sees it.
-            Err(_) => false,
-        }
-    });
-    job.await.unwrap_or(false)
+    tokio::task::spawn_blocking(move || head_differs(&file, len, want))
+        .await
+        .unwrap_or(false)
+}
+
+/// The open file's length when it was truncated in place since we read
+/// (shorter than our offset, or other first bytes): one `fstat` and at most
+/// one 256-byte read, in one job on the blocking pool.
+async fn truncated_in_place(open: &Open) -> Option<u64> {
+    let (file, read_at, check_head) = (open.file.clone(), open.read_at, has_head(open));
+    let (len, want) = (open.head_len, open.head);
+    tokio::task::spawn_blocking(move || {
+        let now = file.metadata().ok()?.len();
+        (now < read_at || (check_head && head_differs(&file, len, want))).then_some(now)
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+fn has_head(open: &Open) -> bool {
+    open.head_len > 0 && open.read_at >= open.head_len as u64
+}
+
+fn head_differs(file: &std::fs::File, len: usize, want: u64) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; len];
+    match file.read_exact_at(&mut buf, 0) {
+        Ok(()) => head_checksum(&buf) != want,
+        // Shorter than the head now: the length check sees it.
+        Err(_) => false,
+    }
 }
 
 fn file_key(open: &Open) -> u64 {
