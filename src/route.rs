@@ -83,24 +83,29 @@ impl Routes {
 pub struct Offered {
     /// Drains that queued it.
     pub queued: usize,
-    /// Drains whose queue was full (counted by the drain).
+    /// Drains whose queue was full (counted by the drain and, for
+    /// [`Router::offer_to`], in `logtrain_input_dropped_total{input}`).
     pub dropped: usize,
     /// No route at all (counted as unrouted).
     pub unrouted: bool,
 }
 
 /// The hot-path entry for push inputs: resolves a record's drains and offers it
-/// to each without waiting; full queues drop and count.
+/// to each without waiting; full queues drop and count (per drain in
+/// `logtrain_drain_dropped_total`, per input in `logtrain_input_dropped_total`).
 pub struct Router {
     routes: Routes,
     unrouted: Counter,
+    dropped: Counter,
 }
 
 impl Router {
     pub fn new(routes: Routes, input: InputKind) -> Self {
+        let l = [("input", input.as_str())];
         Router {
             routes,
-            unrouted: telemetry::counter("logtrain_unrouted_records_total", &[("input", input.as_str())]),
+            unrouted: telemetry::counter("logtrain_unrouted_records_total", &l),
+            dropped: telemetry::counter("logtrain_input_dropped_total", &l),
         }
     }
 
@@ -113,7 +118,10 @@ impl Router {
         self.offer_to(table, rec).1
     }
 
-    /// [`Router::offer`], also naming the drains the record went to.
+    /// [`Router::offer`], also naming the drains the record went to. Each drain
+    /// whose queue had no room drops it and counts one in
+    /// `logtrain_input_dropped_total{input}` (so the input's drops add up to the
+    /// drains' `logtrain_drain_dropped_total` for what it offered).
     pub fn offer_to<'t>(&self, table: &'t RouteTable, rec: Record) -> (&'t [Arc<Drain>], Offered) {
         let drains = table.drains_for(&rec.hostname);
         if drains.is_empty() {
@@ -132,6 +140,9 @@ impl Router {
             } else {
                 o.dropped += 1;
             }
+        }
+        if o.dropped > 0 {
+            self.dropped.add(o.dropped as u64);
         }
         (drains, o)
     }

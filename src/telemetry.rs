@@ -43,6 +43,11 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         "Frames an input truncated to its maximum size.",
     ),
     (
+        "logtrain_input_dropped_total",
+        Kind::Counter,
+        "Records a push input offered that a full drain queue dropped (one per drain that dropped it).",
+    ),
+    (
         "logtrain_input_rejected_total",
         Kind::Counter,
         "Records an input refused back to its sender (full queue, bad request).",
@@ -137,6 +142,16 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         "logtrain_kubernetes_relists_total",
         Kind::Counter,
         "Full relists of a Kubernetes resource after its first sync (410 Gone, watch restarts).",
+    ),
+    (
+        "logtrain_kubernetes_events_total",
+        Kind::Counter,
+        "Kubernetes Events created on objects whose annotation names a bad drain URL.",
+    ),
+    (
+        "logtrain_kubernetes_event_errors_total",
+        Kind::Counter,
+        "Kubernetes Events that could not be created (other than for lack of RBAC, which stops them).",
     ),
     ("logtrain_drains", Kind::Gauge, "Drains currently running."),
     (

@@ -329,7 +329,8 @@ async fn a_full_drain_queue_answers_503_with_retry_after() {
     assert_eq!(busy.status, 503, "{busy:?}");
     assert_eq!(busy.header("retry-after").as_deref(), Some("1"));
     let d = Counts::since("http_syslog", before);
-    assert_eq!((d.records, d.rejected), (accepted, 1));
+    // Refused before accepting: nothing the input took was dropped at the queue.
+    assert_eq!((d.records, d.rejected, d.dropped), (accepted, 1, 0));
 
     // Once the drain can deliver, exactly the accepted records arrive, in order.
     std::fs::create_dir(&later).unwrap();
@@ -340,5 +341,157 @@ async fn a_full_drain_queue_answers_503_with_retry_after() {
     let r = curl(&["-d", "<14>1 - web.default a - - - after", &url]).await;
     assert_eq!(r.status, 200);
     lt.records(accepted as usize + 1).await;
+    lt.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_over_long_line_or_octet_count_answers_400_and_accepts_nothing() {
+    let _serial = serial().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        syslog_max_line: 1024,
+        syslog_max_frame: 4096,
+        ..http_config()
+    };
+    let mut lt = start(dir.path(), config, &["web.default"]).await;
+    let url = format!("http://{}/syslog", lt.at.http);
+    let before = Counts::of("http_syslog");
+    let file = dir.path().join("body.bin");
+    let post = |body: Vec<u8>| {
+        std::fs::write(&file, body).unwrap();
+        let at = format!("@{}", file.display());
+        let url = url.clone();
+        async move { curl(&["--data-binary", &at, &url]).await }
+    };
+
+    // Newline framing: frame 1 of 3 is 2000 bytes long, over SYSLOG_MAX_LINE.
+    let long = format!("<14>1 - web.default a - - - {}", "x".repeat(2000));
+    let body = format!("<14>1 - web.default a - - - zero\n{long}\n<14>1 - web.default a - - - two\n");
+    let r = post(body.into_bytes()).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(
+        r.body,
+        "frame 1: line longer than 1024 bytes; no records of this body were accepted\n"
+    );
+
+    // Octet counting: frame 2 of 3 declares (and carries) 5000 bytes, over SYSLOG_MAX_FRAME.
+    let big = format!("<14>1 - web.default a - - - {}", "y".repeat(5000 - 28));
+    assert_eq!(big.len(), 5000);
+    let body = octet(&[
+        b"<14>1 - web.default a - - - zero",
+        b"<14>1 - web.default a - - - one",
+        big.as_bytes(),
+        b"<14>1 - web.default a - - - three",
+    ]);
+    let r = post(body).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(
+        r.body,
+        "frame 2: octet count 5000 is larger than 4096 bytes; no records of this body were accepted\n"
+    );
+
+    // Nothing of either body reached the drain, and each refusal counts once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(support::inputs::read(&lt.out).is_empty());
+    let d = Counts::since("http_syslog", before);
+    assert_eq!((d.records, d.parse_errors, d.truncated, d.rejected), (0, 2, 0, 0));
+
+    // Frames right at the limits are accepted whole.
+    let line = format!("<14>1 - web.default a - - - {}", "l".repeat(1024 - 28));
+    let frame = format!("<14>1 - web.default a - - - {}", "f".repeat(4096 - 28));
+    let mut body = format!("{line}\n").into_bytes();
+    body.extend(octet(&[frame.as_bytes()]));
+    let r = post(body).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "accepted 2\n"), "{r:?}");
+    let lines = lt.records(2).await;
+    assert_eq!(lines[0].msg.len(), 1024 - 28);
+    assert_eq!(lines[1].msg.len(), 4096 - 28);
+    lt.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_answers_405_to_other_methods() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lt = start(dir.path(), http_config(), &["web.default"]).await;
+    let url = format!("http://{}/events", lt.at.http);
+    for method in ["GET", "PUT", "DELETE", "PATCH"] {
+        let r = curl(&["-X", method, "-d", r#"{"hostname":"web.default","message":"m"}"#, &url]).await;
+        assert_eq!(
+            (r.status, r.header("allow").as_deref(), r.body.as_str()),
+            (405, Some("POST"), "use POST\n"),
+            "{method}"
+        );
+    }
+    let r = curl(&["-I", &url]).await;
+    assert_eq!((r.status, r.header("allow").as_deref()), (405, Some("POST")));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(support::inputs::read(&lt.out).is_empty());
+    lt.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_answers_503_until_every_datasource_has_synced() {
+    // A Postgres drain table that cannot be reached never finishes its first
+    // listing, so logtrain stays unready while it serves everything else.
+    let port = support::free_port();
+    let config = Config {
+        listen_address: "127.0.0.1".into(),
+        http_port: 0,
+        postgres: true,
+        database_url: Some(format!("postgres://logtrain@127.0.0.1:{port}/logtrain")),
+        shutdown_timeout: 3,
+        ..Config::default()
+    };
+    let app = logtrain::app::App::start(config);
+    let at = logtrain::input::start(&app).await.expect("inputs start");
+    let base = format!("http://{}", at.http);
+    for _ in 0..3 {
+        let r = curl(&[&format!("{base}/readyz")]).await;
+        assert_eq!((r.status, r.body.as_str()), (503, "not ready\n"));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(!app.is_ready());
+    let r = curl(&[&format!("{base}/healthz")]).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
+    let r = curl(&[&format!("{base}/metrics")]).await;
+    assert_eq!(r.status, 200);
+    let report = app.shutdown().await;
+    assert!(report.unflushed.is_empty(), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unrouted_http_records_are_accepted_and_counted_not_forwarded() {
+    let _serial = serial().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut lt = start(dir.path(), http_config(), &["web.default"]).await;
+    let base = format!("http://{}", lt.at.http);
+    let syslog_before = Counts::of("http_syslog");
+    let events_before = Counts::of("http_events");
+
+    let body =
+        "<14>1 - nobody.default a - - - lost\n<14>1 - web.default a - - - kept\n<14>1 - other.ns a - - - lost too\n";
+    let r = curl(&["--data-binary", body, &format!("{base}/syslog")]).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "accepted 3\n"), "{r:?}");
+    let events =
+        r#"[{"hostname":"nobody.default","message":"lost"},{"hostname":"web.default","message":"kept event"}]"#;
+    let r = curl(&["-d", events, &format!("{base}/events")]).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "accepted 2\n"), "{r:?}");
+
+    let lines = lt.records(2).await;
+    let msgs: Vec<String> = lines.iter().map(|l| l.msg_str()).collect();
+    assert_eq!(msgs, ["kept", "kept event"]);
+    let d = Counts::since("http_syslog", syslog_before);
+    assert_eq!((d.records, d.unrouted, d.parse_errors), (3, 2, 0));
+    let d = Counts::since("http_events", events_before);
+    assert_eq!((d.records, d.unrouted, d.parse_errors), (2, 1, 0));
+    let r = curl(&[&format!("{base}/metrics")]).await;
+    let series = |input: &str| {
+        let prefix = format!("logtrain_unrouted_records_total{{input=\"{input}\"}} ");
+        r.body
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix).map(|v| v.parse::<u64>().unwrap()))
+            .unwrap_or_else(|| panic!("no {prefix} series in /metrics"))
+    };
+    assert!(series("http_syslog") >= 2 && series("http_events") >= 1);
     lt.stop().await;
 }

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use logtrain::config::Config;
-use support::inputs::{Counts, gauge, machine_hostname, serial, start};
+use support::inputs::{Counts, gauge, machine_hostname, serial, start, start_to};
 use support::rsyslog::Rsyslog;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -601,4 +601,79 @@ async fn shutdown_stops_accepting_and_keeps_what_was_read() {
         TcpStream::connect(addr).await.is_err(),
         "still accepting after shutdown"
     );
+}
+
+/// `name{drain="…"}` for the file drain writing to `out`.
+fn drain_counter(name: &'static str, out: &std::path::Path) -> u64 {
+    let spec = logtrain::drain::DrainSpec::parse(&format!("file://{}", out.display())).unwrap();
+    logtrain::telemetry::counter(name, &[("drain", &spec.id)]).get()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_records_dropped_at_a_full_queue_are_counted_per_input_and_per_drain() {
+    let _serial = serial().await;
+    let dir = tempfile::tempdir().unwrap();
+    let host = machine_hostname();
+    // The drain's folder does not exist yet: it cannot deliver, so its queue fills.
+    let later = dir.path().join("later");
+    let out = later.join("out.log");
+    let config = Config {
+        drain_queue_records: 4,
+        ..syslog_config()
+    };
+    let mut lt = start_to(&out, config, &[&host]).await;
+    let udp = lt.at.syslog_udp.unwrap().port().to_string();
+    let before = Counts::of("syslog_udp");
+    let (queued_before, dropped_before) = (
+        drain_counter("logtrain_drain_queued_total", &out),
+        drain_counter("logtrain_drain_dropped_total", &out),
+    );
+    let sent = 20;
+    for i in 0..sent {
+        logger(&[
+            "-n",
+            "127.0.0.1",
+            "-P",
+            &udp,
+            "-d",
+            "--rfc5424",
+            "-t",
+            "app",
+            &format!("msg {i}"),
+        ])
+        .await;
+    }
+    support::wait_until("20 datagrams read", Duration::from_secs(10), || {
+        Counts::since("syslog_udp", before).records == sent
+    })
+    .await;
+    let d = Counts::since("syslog_udp", before);
+    let queued = drain_counter("logtrain_drain_queued_total", &out) - queued_before;
+    let dropped = drain_counter("logtrain_drain_dropped_total", &out) - dropped_before;
+    assert!(d.dropped > 0, "a queue of 4 took all {sent} records: {d:?}");
+    // Every record the input read was queued or dropped, and each drop is
+    // counted both for the input and for the drain.
+    assert_eq!((d.records, d.dropped, d.unrouted), (sent, dropped, 0));
+    assert_eq!(queued + dropped, sent);
+
+    // Once the drain can deliver, the queued records arrive in order, and one
+    // L10 line tells the drain how many it missed.
+    std::fs::create_dir(&later).unwrap();
+    let lines = lt.records(queued as usize + 1).await;
+    let (l10, msgs): (Vec<_>, Vec<_>) = lines.iter().partition(|l| l.msgid == "L10");
+    assert_eq!(l10.len(), 1, "{lines:#?}");
+    assert!(
+        l10[0].msg_str().starts_with(&format!(
+            "Error L10 (output buffer overflow): {dropped} messages dropped since "
+        )),
+        "{:?}",
+        l10[0]
+    );
+    let nums: Vec<u64> = msgs
+        .iter()
+        .map(|l| l.msg_str().strip_prefix("msg ").unwrap().parse().unwrap())
+        .collect();
+    assert!(nums.windows(2).all(|w| w[0] < w[1]), "{nums:?}");
+    assert_eq!(Counts::since("syslog_udp", before).dropped, dropped);
+    lt.stop().await;
 }

@@ -1,0 +1,190 @@
+//! The README documents every metric, environment variable and listener port
+//! the code has: each metric of `telemetry::CATALOG` is a row of the metrics
+//! table with its type, each variable `src/config.rs` reads is named in the
+//! Configuration table, and each listener's port variable is given with its
+//! default in the Listeners table. A failure lists everything that is missing.
+
+use std::path::PathBuf;
+
+use logtrain::config::Config;
+use logtrain::telemetry::{CATALOG, Kind};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn readme() -> String {
+    std::fs::read_to_string(root().join("README.md")).unwrap()
+}
+
+/// The text of the `## title` section (up to the next `## ` heading).
+fn section<'a>(text: &'a str, title: &str) -> &'a str {
+    let head = format!("\n## {title}\n");
+    let at = text
+        .find(&head)
+        .unwrap_or_else(|| panic!("README has no `## {title}` section"));
+    let body = &text[at + head.len()..];
+    &body[..body.find("\n## ").unwrap_or(body.len())]
+}
+
+/// The table rows (lines starting with `|`) of a section.
+fn rows(section: &str) -> Vec<&str> {
+    section.lines().filter(|l| l.starts_with('|')).collect()
+}
+
+/// The string literal that opens `s` (after whitespace), if any.
+fn leading_literal(s: &str) -> Option<&str> {
+    let s = s.trim_start().strip_prefix('"')?;
+    Some(&s[..s.find('"')?])
+}
+
+/// Every environment variable `src/config.rs` reads: the variable of each
+/// `set!(field, "VAR", …)` and each `env.var("VAR")`, outside its tests.
+fn config_env_vars(source: &str) -> Vec<String> {
+    let code = source.split("#[cfg(test)]").next().unwrap();
+    let mut out = Vec::new();
+    for (i, _) in code.match_indices("set!(") {
+        let args = &code[i + "set!(".len()..];
+        let second = args.split_once(',').map(|(_, rest)| rest);
+        if let Some(var) = second.and_then(leading_literal) {
+            out.push(var.to_string());
+        }
+    }
+    for (i, _) in code.match_indices("env.var(") {
+        if let Some(var) = leading_literal(&code[i + "env.var(".len()..]) {
+            out.push(var.to_string());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Metrics of `catalog` with no `` | `name` | type | `` row in the README's
+/// Observability section.
+fn missing_metrics(readme: &str, catalog: &[(&str, Kind, &str)]) -> Vec<String> {
+    let table = rows(section(readme, "Observability"));
+    catalog
+        .iter()
+        .filter(|(name, kind, _)| {
+            let kind = if *kind == Kind::Counter { "counter" } else { "gauge" };
+            let row = format!("| `{name}` | {kind} |");
+            !table.iter().any(|r| r.starts_with(&row))
+        })
+        .map(|(name, _, _)| name.to_string())
+        .collect()
+}
+
+/// Variables not named (in backticks) in a row of the Configuration table.
+fn missing_vars(readme: &str, vars: &[String]) -> Vec<String> {
+    let table = rows(section(readme, "Configuration"));
+    vars.iter()
+        .filter(|v| {
+            let quoted = format!("`{v}`");
+            !table.iter().any(|r| r.contains(&quoted))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Each listener's port variable with its default, as the code has them.
+fn port_defaults() -> Vec<(&'static str, u16)> {
+    let c = Config::default();
+    vec![
+        ("HTTP_PORT", c.http_port),
+        ("ENVOY_PORT", c.envoy_port),
+        ("SYSLOG_TCP_PORT", c.syslog_tcp_port),
+        ("SYSLOG_UDP_PORT", c.syslog_udp_port),
+        ("SYSLOG_TLS_PORT", c.syslog_tls_port),
+    ]
+}
+
+/// Ports not given as `` `VAR` (DEFAULT) `` in a row of the Listeners table.
+fn missing_ports(readme: &str, ports: &[(&str, u16)]) -> Vec<String> {
+    let table = rows(section(readme, "Listeners"));
+    ports
+        .iter()
+        .filter(|(var, port)| {
+            let cell = format!("`{var}` ({port})");
+            !table.iter().any(|r| r.contains(&cell))
+        })
+        .map(|(var, port)| format!("{var} ({port})"))
+        .collect()
+}
+
+#[test]
+fn every_metric_of_the_catalog_has_a_row_in_the_metrics_table() {
+    let missing = missing_metrics(&readme(), CATALOG);
+    assert!(
+        missing.is_empty(),
+        "README.md (## Observability) has no `| `name` | type |` row for: {missing:?}"
+    );
+}
+
+#[test]
+fn every_environment_variable_of_the_config_is_documented() {
+    let source = std::fs::read_to_string(root().join("src/config.rs")).unwrap();
+    let vars = config_env_vars(&source);
+    // The parser must find what the config reads, or this test would check nothing.
+    for known in [
+        "HTTP_PORT",
+        "NODE",
+        "NODE_NAME",
+        "TAIL_START_AT",
+        "EXCLUDE_NAMESPACES",
+        "LOG_FORMAT",
+        "DRAIN_MAX_CONNECTIONS",
+    ] {
+        assert!(
+            vars.iter().any(|v| v == known),
+            "{known} not found in src/config.rs: {vars:?}"
+        );
+    }
+    assert!(vars.len() >= 40, "only {} variables found: {vars:?}", vars.len());
+    let missing = missing_vars(&readme(), &vars);
+    assert!(
+        missing.is_empty(),
+        "README.md (## Configuration) does not document: {missing:?}"
+    );
+}
+
+#[test]
+fn every_listener_port_default_is_documented() {
+    let ports = port_defaults();
+    assert_eq!(
+        ports.iter().map(|p| p.1).collect::<Vec<_>>(),
+        [9000, 9001, 9002, 9003, 9004]
+    );
+    let missing = missing_ports(&readme(), &ports);
+    assert!(
+        missing.is_empty(),
+        "README.md (## Listeners) does not give these ports: {missing:?}"
+    );
+}
+
+/// The checks report what a README without it lacks (so they can fail).
+#[test]
+fn the_checks_name_what_is_missing() {
+    let text = readme();
+    let cut = |needle: &str| -> String {
+        text.lines()
+            .filter(|l| !(l.starts_with('|') && l.contains(needle)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let without = cut("`logtrain_input_dropped_total`");
+    assert_eq!(missing_metrics(&without, CATALOG), ["logtrain_input_dropped_total"]);
+    let wrong_type = text.replace("| `logtrain_routes` | gauge |", "| `logtrain_routes` | counter |");
+    assert_eq!(missing_metrics(&wrong_type, CATALOG), ["logtrain_routes"]);
+    let vars = vec!["TAIL_START_AT".to_string(), "HTTP_MAX_BODY".to_string()];
+    assert_eq!(missing_vars(&cut("`TAIL_START_AT`"), &vars), ["TAIL_START_AT"]);
+    let ports = port_defaults();
+    assert_eq!(
+        missing_ports(&text.replace("`SYSLOG_UDP_PORT` (9003)", "`SYSLOG_UDP_PORT`"), &ports),
+        ["SYSLOG_UDP_PORT (9003)"]
+    );
+    let parsed = config_env_vars(
+        "set!(a, \"ONE\", bool);\nset!(\n    b,\n    \"TWO\",\n    num,\n    \"n\"\n);\nif let Some(v) = env.var(\"THREE\") {}\n#[cfg(test)]\nset!(c, \"FOUR\", bool);",
+    );
+    assert_eq!(parsed, ["ONE", "THREE", "TWO"]);
+}
