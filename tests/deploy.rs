@@ -1,7 +1,10 @@
 //! Deployment artifacts: the Helm chart rendered by Helm's own template engine, the
 //! kubectl-apply manifests generated from it, their validity against the Kubernetes
-//! JSON schemas and kubectl's decoder, the least-privilege promises, the Grafana
-//! dashboard against the metric catalog, and the Dockerfile.
+//! JSON schemas and kubectl's decoder, the least-privilege promises, the order
+//! `kubectl apply` creates the plain manifests in, every variable of src/config.rs
+//! being set or settable through a documented value, the resources against the
+//! measured figures, the Grafana dashboard against the metric catalog, and the
+//! Dockerfile.
 //!
 //! Tools, installed by `tests/run`: `.venv/deploy` (or `$LOGTRAIN_TEST_DEPLOY_VENV`)
 //! holding helm-python-sdk (Helm's Go SDK behind a C ABI: the same engine as
@@ -146,6 +149,9 @@ fn objects(dir: &Path) -> BTreeMap<String, Value> {
     out
 }
 
+/// The DaemonSet's file in deployments/kubernetes/ (last: kubectl applies in name order).
+const PLAIN_DAEMONSET: &str = "05-daemonset.yaml";
+
 fn plain_dir() -> PathBuf {
     root().join("deployments/kubernetes")
 }
@@ -206,13 +212,14 @@ fn committed_manifests_are_the_charts_default_render() {
     assert_eq!(
         fresh.keys().map(String::as_str).collect::<Vec<_>>(),
         [
-            "clusterrole.yaml",
-            "clusterrolebinding.yaml",
-            "daemonset.yaml",
-            "namespace.yaml",
-            "service.yaml",
-            "serviceaccount.yaml"
-        ]
+            "00-namespace.yaml",
+            "01-serviceaccount.yaml",
+            "02-clusterrole.yaml",
+            "03-clusterrolebinding.yaml",
+            "04-service.yaml",
+            "05-daemonset.yaml"
+        ],
+        "kubectl applies a folder's files in name order: the numeric prefixes are that order"
     );
 }
 
@@ -246,6 +253,26 @@ fn bad_values_are_refused_with_the_reason() {
             r#"{"serviceMonitor": {"enabled": true}, "service": {"enabled": false}}"#,
             "serviceMonitor.enabled needs service.enabled",
         ),
+        // The HTTP token comes from a Secret, never from a plain value.
+        (
+            r#"{"http": {"token": "s3cret"}}"#,
+            "additional properties 'token' not allowed",
+        ),
+        (
+            r#"{"extraEnv": [{"name": "HTTP_TOKEN", "value": "s3cret"}]}"#,
+            "extraEnv: HTTP_TOKEN must come from a Secret, never a plain value: set http.tokenSecret.name",
+        ),
+        (
+            r#"{"extraEnv": [{"name": "DATABASE_URL", "value": "postgres://u:p@db/x"}]}"#,
+            "set datasources.postgres.databaseUrlSecret.name",
+        ),
+        (
+            r#"{"inputs": {"kubernetes": {"startAt": "middle"}}}"#,
+            "/inputs/kubernetes/startAt",
+        ),
+        (r#"{"inputs": {"syslog": {"maxFrame": 0}}}"#, "/inputs/syslog/maxFrame"),
+        (r#"{"inputs": {"maxConnections": "many"}}"#, "/inputs/maxConnections"),
+        (r#"{"http": {"maxBody": -1}}"#, "/http/maxBody"),
     ];
     for (values, reason) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -302,7 +329,7 @@ fn manifests_match_the_kubernetes_schemas() {
 
     // The check has teeth: a misspelt field and a wrongly typed one are refused.
     let bad = tempfile::tempdir().unwrap();
-    let ds = std::fs::read_to_string(plain_dir().join("daemonset.yaml")).unwrap();
+    let ds = std::fs::read_to_string(plain_dir().join(PLAIN_DAEMONSET)).unwrap();
     for (name, from, to) in [
         (
             "misspelt.yaml",
@@ -399,7 +426,7 @@ fn kubectl_decodes_every_manifest_as_written() {
     // The typed check has teeth: a wrongly typed field is refused.
     let bad = tempfile::tempdir().unwrap();
     let p = bad.path().join("daemonset.yaml");
-    let ds = std::fs::read_to_string(plain_dir().join("daemonset.yaml")).unwrap();
+    let ds = std::fs::read_to_string(plain_dir().join(PLAIN_DAEMONSET)).unwrap();
     std::fs::write(
         &p,
         ds.replace(
@@ -424,7 +451,7 @@ fn kubectl_decodes_every_manifest_as_written() {
 fn default_deployment_is_least_privilege() {
     let objs = objects(&plain_dir());
 
-    // RBAC: read-only on exactly the routed kinds (logtrain emits no Events).
+    // RBAC: read-only on exactly the routed kinds, plus creating Events.
     let role = get(&objs, "ClusterRole/logtrain");
     let mut granted: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for rule in seq(&role["rules"]) {
@@ -449,6 +476,7 @@ fn default_deployment_is_least_privilege() {
     ] {
         want.insert((g.into(), r.into()), read.clone());
     }
+    want.insert(("".into(), "events".into()), ["create"].map(String::from).into());
     assert_eq!(granted, want);
     for ((_, r), verbs) in &granted {
         assert!(
@@ -531,9 +559,9 @@ fn default_deployment_is_least_privilege() {
         assert_eq!(s(&c[probe]["httpGet"]["port"]), "http", "{probe}");
     }
     assert_eq!(s(&c["resources"]["requests"]["cpu"]), "50m");
-    assert_eq!(s(&c["resources"]["requests"]["memory"]), "32Mi");
+    assert_eq!(s(&c["resources"]["requests"]["memory"]), "64Mi");
     assert_eq!(s(&c["resources"]["limits"]["cpu"]), "500m");
-    assert_eq!(s(&c["resources"]["limits"]["memory"]), "128Mi");
+    assert_eq!(s(&c["resources"]["limits"]["memory"]), "192Mi");
 
     // Host paths: the logs read-only, only the checkpoint folder writable.
     let volumes: BTreeMap<&str, &Value> = seq(&pod["volumes"]).iter().map(|v| (s(&v["name"]), v)).collect();
@@ -584,7 +612,7 @@ fn default_deployment_is_least_privilege() {
     assert_eq!(strings(&osc["capabilities"]["add"]), ["CHOWN"].into());
     assert!(s(&seq(&owner["command"])[2]).contains("chown 65532:65532 /var/lib/logtrain"));
     // The inotify init container is offered commented out, explained.
-    let ds_text = std::fs::read_to_string(plain_dir().join("daemonset.yaml")).unwrap();
+    let ds_text = std::fs::read_to_string(plain_dir().join(PLAIN_DAEMONSET)).unwrap();
     assert!(ds_text.contains("#   - name: raise-inotify-limits"));
     assert!(ds_text.contains("fs.inotify.max_user_watches=524288"));
 
@@ -916,4 +944,591 @@ fn dockerfile_builds_locked_and_runs_as_nonroot() {
             ".dockerignore drops {needed}"
         );
     }
+}
+
+/// Objects of YAML `files` (name, text), in the order given, as (kind, name, namespace).
+fn objects_in_order<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for (file, body) in files {
+        for doc in serde_yaml::Deserializer::from_str(body) {
+            let v = Value::deserialize(doc).unwrap_or_else(|e| panic!("{file}: not YAML: {e}"));
+            if v.is_null() {
+                continue;
+            }
+            out.push((
+                s(&v["kind"]).to_string(),
+                s(&v["metadata"]["name"]).to_string(),
+                s(&v["metadata"]["namespace"]).to_string(),
+            ));
+        }
+    }
+    out
+}
+
+/// The objects of a folder in the order kubectl visits them (`kubectl apply -f DIR/`
+/// walks the folder the same way; `--local` needs no cluster).
+fn kubectl_visit_order(dir: &Path) -> Vec<(String, String, String)> {
+    let o = run(kubectl()
+        .args(["annotate", "--local", "-f"])
+        .arg(dir)
+        .arg("logtrain.akkeris.io/order-check=yes")
+        .args([
+            "-o",
+            r#"jsonpath={.kind}{"\t"}{.metadata.name}{"\t"}{.metadata.namespace}{"\n"}"#,
+        ]));
+    assert!(
+        o.status.success(),
+        "kubectl cannot read {}: {}",
+        dir.display(),
+        text(&o.stderr)
+    );
+    text(&o.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert_eq!(f.len(), 3, "unexpected kubectl output line {l:?}");
+            (f[0].to_string(), f[1].to_string(), f[2].to_string())
+        })
+        .collect()
+}
+
+/// What fails when `objs` are created one after the other in an empty cluster: a
+/// namespaced object before its Namespace, or one that names no namespace (it would
+/// land in whatever namespace the user's context has).
+fn apply_order_problems(objs: &[(String, String, String)]) -> Vec<String> {
+    const CLUSTER_SCOPED: [&str; 3] = ["Namespace", "ClusterRole", "ClusterRoleBinding"];
+    let mut created = BTreeSet::new();
+    let mut out = Vec::new();
+    for (kind, name, ns) in objs {
+        if CLUSTER_SCOPED.contains(&kind.as_str()) {
+            if !ns.is_empty() {
+                out.push(format!("{kind}/{name} is cluster-scoped but names namespace {ns}"));
+            }
+            if kind == "Namespace" {
+                created.insert(name.as_str());
+            }
+        } else if ns.is_empty() {
+            out.push(format!("{kind}/{name} names no namespace"));
+        } else if !created.contains(ns.as_str()) {
+            out.push(format!("{kind}/{name} comes before its Namespace {ns}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn kubectl_apply_creates_the_namespace_before_what_lives_in_it() {
+    let files = yaml_files(&plain_dir());
+    // In sorted file order, which is how `kubectl apply -f deployments/kubernetes/` goes.
+    let sorted = objects_in_order(files.iter().map(|(n, b)| (n.as_str(), b.as_str())));
+    assert_eq!(apply_order_problems(&sorted), Vec::<String>::new());
+    assert_eq!(
+        sorted.iter().map(|(k, _, _)| k.as_str()).collect::<Vec<_>>(),
+        [
+            "Namespace",
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Service",
+            "DaemonSet"
+        ],
+        "the Namespace first, the DaemonSet after the ServiceAccount and RBAC its pods use"
+    );
+    assert!(
+        sorted.iter().filter(|(_, _, ns)| ns == "logtrain").count() >= 3,
+        "{sorted:?}"
+    );
+    // kubectl itself visits them in that order.
+    assert_eq!(kubectl_visit_order(&plain_dir()), sorted);
+
+    // The check has teeth: the same files under their template names (the layout
+    // before the numeric prefixes) put the DaemonSet before its Namespace.
+    let old = tempfile::tempdir().unwrap();
+    for (name, body) in &files {
+        let (prefix, bare) = name.split_once('-').unwrap();
+        assert!(
+            prefix.len() == 2 && prefix.bytes().all(|b| b.is_ascii_digit()),
+            "{name}"
+        );
+        std::fs::write(old.path().join(bare), body).unwrap();
+    }
+    let problems = apply_order_problems(&kubectl_visit_order(old.path()));
+    assert!(
+        problems.contains(&"DaemonSet/logtrain comes before its Namespace logtrain".to_string()),
+        "{problems:?}"
+    );
+}
+
+/// The environment variables src/config.rs reads: every upper-case string literal of
+/// `Config::apply_env` (however it reads them: `set!`, `env.var("…")`, a table of
+/// names), each with the Config field `set!(field, "VAR", …)` gives it, else the
+/// variable's own name in parentheses.
+fn config_env_vars() -> BTreeMap<String, String> {
+    let src = std::fs::read_to_string(root().join("src/config.rs")).unwrap();
+    let start = src.find("fn apply_env").expect("src/config.rs has no apply_env");
+    let body = &src[start..];
+    let end = ["\n    pub fn ", "\n    fn "]
+        .iter()
+        .filter_map(|m| body[1..].find(m))
+        .min()
+        .map_or(body.len(), |e| e + 1);
+    let body = &body[..end];
+    let mut out = BTreeMap::new();
+    for (at, _) in body.match_indices("set!(") {
+        let rest = &body[at + "set!(".len()..];
+        let args: Vec<&str> = rest[..rest.find(')').unwrap()].split(',').map(str::trim).collect();
+        if let Some(var) = args.get(1).and_then(|a| a.strip_prefix('"')?.strip_suffix('"')) {
+            out.insert(var.to_string(), args[0].to_string());
+        }
+    }
+    for lit in body.split('"').skip(1).step_by(2) {
+        let is_var = lit.len() >= 3
+            && lit.starts_with(|c: char| c.is_ascii_uppercase())
+            && lit
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if is_var {
+            out.entry(lit.to_string()).or_insert_with(|| format!("({lit})"));
+        }
+    }
+    out
+}
+
+/// Every key of values.yaml by path, with the comment lines right above it.
+fn values_comments() -> Vec<(Vec<String>, String)> {
+    let yaml = std::fs::read_to_string(root().join("charts/logtrain/values.yaml")).unwrap();
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    let mut comment = String::new();
+    let mut out = Vec::new();
+    for line in yaml.lines() {
+        let body = line.trim_start();
+        let indent = line.len() - body.len();
+        if let Some(c) = body.strip_prefix('#') {
+            comment.push_str(c);
+            comment.push(' ');
+            continue;
+        }
+        let key = body
+            .split_once(':')
+            .map(|(k, _)| k)
+            .filter(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
+        let Some(key) = key else {
+            // A blank line, a list item or a continuation: the comment was not a key's.
+            comment.clear();
+            continue;
+        };
+        while stack.last().is_some_and(|(i, _)| *i >= indent) {
+            stack.pop();
+        }
+        stack.push((indent, key.to_string()));
+        out.push((
+            stack.iter().map(|(_, k)| k.clone()).collect(),
+            std::mem::take(&mut comment),
+        ));
+    }
+    out
+}
+
+/// Whether `comment` names the variable `var` as a whole word.
+fn names_var(comment: &str, var: &str) -> bool {
+    comment.match_indices(var).any(|(at, _)| {
+        let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        !word(comment[..at].chars().next_back()) && !word(comment[at + var.len()..].chars().next())
+    })
+}
+
+/// The environment variables of the logtrain container of a rendered folder.
+fn rendered_env(dir: &Path) -> BTreeMap<String, Value> {
+    let objs = objects(dir);
+    let c = container(
+        &get(&objs, "DaemonSet/logtrain")["spec"]["template"]["spec"],
+        "containers",
+        "logtrain",
+    );
+    seq(&c["env"])
+        .iter()
+        .map(|e| (s(&e["name"]).to_string(), e.clone()))
+        .collect()
+}
+
+/// How each variable logtrain reads can be set: "default render", "alias of X",
+/// or the values.yaml paths whose comments name it. Err lists the forgotten ones.
+fn env_coverage(
+    vars: &BTreeMap<String, String>,
+    default_env: &BTreeSet<String>,
+    comments: &[(Vec<String>, String)],
+) -> Result<BTreeMap<String, Vec<Vec<String>>>, Vec<String>> {
+    let mut by_value = BTreeMap::new();
+    let mut forgotten = Vec::new();
+    for (var, field) in vars {
+        if default_env.contains(var) {
+            continue;
+        }
+        // Another name of the same setting (the Go logtrain's NODE for NODE_NAME).
+        if vars
+            .iter()
+            .any(|(v, f)| f == field && v != var && default_env.contains(v))
+        {
+            continue;
+        }
+        let paths: Vec<Vec<String>> = comments
+            .iter()
+            .filter(|(_, c)| names_var(c, var))
+            .map(|(p, _)| p.clone())
+            .collect();
+        if paths.is_empty() {
+            forgotten.push(var.clone());
+        } else {
+            by_value.insert(var.clone(), paths);
+        }
+    }
+    if forgotten.is_empty() {
+        Ok(by_value)
+    } else {
+        Err(forgotten)
+    }
+}
+
+/// A valid value for the values.yaml key at `path`, made from values.schema.json.
+fn sample_value(schema: &serde_json::Value, path: &[String]) -> serde_json::Value {
+    let node = path.iter().fold(schema, |n, k| &n["properties"][k.as_str()]);
+    assert!(
+        node.is_object(),
+        "values.yaml key {} is not in values.schema.json",
+        path.join(".")
+    );
+    if let Some(e) = node["enum"].as_array() {
+        return e.iter().find(|v| *v != "").cloned().unwrap();
+    }
+    if let Some(first) = node["anyOf"].as_array().and_then(|a| a.first()) {
+        return sample_value(first, &[]);
+    }
+    let types: Vec<&str> = match &node["type"] {
+        serde_json::Value::String(t) => vec![t.as_str()],
+        serde_json::Value::Array(a) => a.iter().filter_map(|t| t.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    if types.contains(&"integer") {
+        return serde_json::json!(node["minimum"].as_i64().unwrap_or(0) + 7);
+    }
+    if types.contains(&"boolean") {
+        return serde_json::json!(true);
+    }
+    if types.contains(&"string") {
+        return serde_json::json!("sample");
+    }
+    if types.contains(&"object") && node["properties"]["name"].is_object() {
+        // A Secret reference.
+        return serde_json::json!({"name": "sample"});
+    }
+    panic!("no sample value for {}: {node}", path.join("."))
+}
+
+fn set_path(values: &mut serde_json::Value, path: &[String], v: serde_json::Value) {
+    let mut at = values;
+    for k in &path[..path.len() - 1] {
+        at = at
+            .as_object_mut()
+            .unwrap()
+            .entry(k.clone())
+            .or_insert_with(|| serde_json::json!({}));
+    }
+    at.as_object_mut().unwrap().insert(path[path.len() - 1].clone(), v);
+}
+
+#[test]
+fn every_variable_logtrain_reads_is_set_or_settable() {
+    let vars = config_env_vars();
+    // The parser sees what src/config.rs reads, including both kinds of read.
+    for (var, field) in [
+        ("HTTP_PORT", "http_port"),
+        ("NODE", "node_name"),
+        ("NODE_NAME", "node_name"),
+        ("HTTP_TOKEN", "http_token"),
+        ("TAIL_START_AT", "(TAIL_START_AT)"),
+        ("TAIL_STDERR_SEVERITY", "(TAIL_STDERR_SEVERITY)"),
+        ("LOG_FORMAT", "(LOG_FORMAT)"),
+    ] {
+        assert_eq!(vars.get(var).map(String::as_str), Some(field), "{var}: {vars:?}");
+    }
+    assert!(vars.len() >= 45, "only {} variables found: {vars:?}", vars.len());
+
+    let default_env: BTreeSet<String> = rendered_env(&plain_dir()).into_keys().collect();
+    let comments = values_comments();
+    let by_value = env_coverage(&vars, &default_env, &comments).unwrap_or_else(|forgotten| {
+        panic!(
+            "read by src/config.rs but neither set by the chart's default render nor named in a \
+             charts/logtrain/values.yaml comment (add a value, its schema and its template line): {forgotten:?}"
+        )
+    });
+    // What is not rendered by default: the Secrets, the TLS files and the limits.
+    for var in [
+        "DATABASE_URL",
+        "HTTP_TOKEN",
+        "SYSLOG_TLS_CERT_PEM",
+        "TAIL_START_AT",
+        "TAIL_MAX_BACKLOG_BYTES",
+        "HTTP_MAX_BODY",
+    ] {
+        assert!(by_value.contains_key(var), "{var}: {by_value:?}");
+    }
+
+    // Each documented value really sets its variable: every one of them set (over
+    // every opt-in, which some depend on), and each variable is in the render.
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("charts/logtrain/values.schema.json")).unwrap())
+            .unwrap();
+    let mut values: serde_json::Value = serde_json::from_str(EVERYTHING_ON).unwrap();
+    for paths in by_value.values() {
+        for p in paths {
+            set_path(&mut values, p, sample_value(&schema, p));
+        }
+    }
+    let values = values.to_string();
+    let full = rendered(&[&values]);
+    let env = rendered_env(full.path());
+    for (var, paths) in &by_value {
+        assert!(
+            env.contains_key(var),
+            "{var} is named by values.yaml ({}) but setting it renders no {var}: {values}",
+            paths.iter().map(|p| p.join(".")).collect::<Vec<_>>().join(", ")
+        );
+    }
+
+    // The check has teeth: a variable config.rs would read that the chart forgot.
+    let mut more = vars.clone();
+    more.insert("TAIL_NEW_LIMIT".into(), "tail_new_limit".into());
+    assert_eq!(
+        env_coverage(&more, &default_env, &comments).unwrap_err(),
+        ["TAIL_NEW_LIMIT"]
+    );
+}
+
+/// The limits the chart renders only when set: (variable, values path, value set).
+const LIMITS: [(&str, &str, &str); 11] = [
+    ("TAIL_START_AT", "inputs.kubernetes.startAt", "end"),
+    ("TAIL_MAX_RECORD_BYTES", "inputs.kubernetes.maxRecordBytes", "131072"),
+    ("TAIL_MAX_BACKLOG_BYTES", "inputs.kubernetes.maxBacklogBytes", "0"),
+    ("TAIL_MAX_BACKLOG_AGE", "inputs.kubernetes.maxBacklogAgeSeconds", "3600"),
+    ("TAIL_STDOUT_SEVERITY", "inputs.kubernetes.stdoutSeverity", "5"),
+    ("TAIL_STDERR_SEVERITY", "inputs.kubernetes.stderrSeverity", "warning"),
+    ("SYSLOG_MAX_LINE", "inputs.syslog.maxLine", "16384"),
+    ("SYSLOG_MAX_FRAME", "inputs.syslog.maxFrame", "262144"),
+    ("INPUT_MAX_CONNECTIONS", "inputs.maxConnections", "256"),
+    ("INPUT_IDLE_TIMEOUT", "inputs.idleTimeoutSeconds", "60"),
+    ("HTTP_MAX_BODY", "http.maxBody", "1048576"),
+];
+
+#[test]
+fn limits_are_rendered_only_when_set_and_reach_logtrain() {
+    let d = logtrain::config::Config::default();
+    let defaults: BTreeMap<&str, String> = [
+        (
+            "TAIL_START_AT",
+            if d.tail_start_at_end { "end" } else { "beginning" }.to_string(),
+        ),
+        ("TAIL_MAX_RECORD_BYTES", d.tail_max_record_bytes.to_string()),
+        ("TAIL_MAX_BACKLOG_BYTES", d.tail_max_backlog_bytes.to_string()),
+        ("TAIL_MAX_BACKLOG_AGE", d.tail_max_backlog_age.to_string()),
+        ("TAIL_STDOUT_SEVERITY", d.tail_stdout_severity.to_string()),
+        ("TAIL_STDERR_SEVERITY", d.tail_stderr_severity.to_string()),
+        ("SYSLOG_MAX_LINE", d.syslog_max_line.to_string()),
+        ("SYSLOG_MAX_FRAME", d.syslog_max_frame.to_string()),
+        ("INPUT_MAX_CONNECTIONS", d.input_max_connections.to_string()),
+        ("INPUT_IDLE_TIMEOUT", d.input_idle_timeout.to_string()),
+        ("HTTP_MAX_BODY", d.http_max_body.to_string()),
+    ]
+    .into();
+
+    // Unset in values.yaml, not rendered, and the comment gives logtrain's own default.
+    let values: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root().join("charts/logtrain/values.yaml")).unwrap()).unwrap();
+    let comments = values_comments();
+    let default_env = rendered_env(&plain_dir());
+    for (var, path, _) in LIMITS {
+        let keys: Vec<String> = path.split('.').map(String::from).collect();
+        let v = keys.iter().fold(&values, |v, k| &v[k.as_str()]);
+        assert!(
+            v.is_null() || v.as_str() == Some(""),
+            "{path} must default to unset, not {v:?}"
+        );
+        let (_, comment) = comments.iter().find(|(p, _)| *p == keys).unwrap();
+        assert!(
+            names_var(comment, var),
+            "the comment of {path} does not name {var}: {comment}"
+        );
+        let want = format!("logtrain's default, {}", defaults[var]);
+        assert!(
+            comment.contains(&want),
+            "the comment of {path} should say {want:?}: {comment}"
+        );
+        assert!(!default_env.contains_key(var), "{var} is rendered by default");
+    }
+    assert!(!default_env.contains_key("HTTP_TOKEN"));
+
+    // Set, each is rendered with its value, and the token comes from its Secret.
+    let mut set = serde_json::json!({"http": {"tokenSecret": {"name": "logtrain-http"}}});
+    for (_, path, value) in LIMITS {
+        let keys: Vec<String> = path.split('.').map(String::from).collect();
+        let v = value
+            .parse::<u64>()
+            .map(serde_json::Value::from)
+            .unwrap_or_else(|_| value.into());
+        set_path(&mut set, &keys, v);
+    }
+    let dir = rendered(&[&set.to_string()]);
+    let env = rendered_env(dir.path());
+    for (var, _, value) in LIMITS {
+        assert_eq!(s(&env[var]["value"]), value, "{var}");
+    }
+    let token = &env["HTTP_TOKEN"];
+    assert!(token["value"].is_null(), "HTTP_TOKEN must never be a plain value");
+    assert_eq!(s(&token["valueFrom"]["secretKeyRef"]["name"]), "logtrain-http");
+    assert_eq!(s(&token["valueFrom"]["secretKeyRef"]["key"]), "HTTP_TOKEN");
+
+    // logtrain reads them as set.
+    let mut vars: HashMap<String, String> = HashMap::new();
+    for (name, e) in &env {
+        let value = match name.as_str() {
+            "NODE_NAME" => "node-a",
+            "HTTP_TOKEN" => "from-the-secret",
+            _ => s(&e["value"]),
+        };
+        vars.insert(name.clone(), value.into());
+    }
+    let cfg = logtrain::config::Config::load(None, &vars)
+        .unwrap_or_else(|errs| panic!("{:?}", errs.iter().map(|e| e.to_string()).collect::<Vec<_>>()));
+    assert!(cfg.tail_start_at_end);
+    assert_eq!(
+        (
+            cfg.tail_max_record_bytes,
+            cfg.tail_max_backlog_bytes,
+            cfg.tail_max_backlog_age,
+            cfg.syslog_max_line,
+            cfg.syslog_max_frame,
+            cfg.input_max_connections,
+            cfg.input_idle_timeout,
+            cfg.http_max_body
+        ),
+        (131072, 0, 3600, 16384, 262144, 256, 60, 1048576)
+    );
+    assert_eq!((cfg.tail_stdout_severity, cfg.tail_stderr_severity), (5, 4));
+    assert_eq!(cfg.http_token.as_deref(), Some("from-the-secret"));
+}
+
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn the_events_grant_is_create_only_and_used() {
+    // logtrain creates Events (bad drain URLs in annotations)...
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    assert!(
+        files
+            .iter()
+            .any(|f| std::fs::read_to_string(f).unwrap().contains("Api<Event>")),
+        "nothing in src/ creates Events any more: turn rbac.events off by default"
+    );
+    // ...so the grant is on by default, exactly `create` on core events.
+    let values: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root().join("charts/logtrain/values.yaml")).unwrap()).unwrap();
+    assert_eq!(values["rbac"]["events"], Value::Bool(true));
+    let grants_events = |objs: &BTreeMap<String, Value>| -> Option<BTreeSet<String>> {
+        seq(&get(objs, "ClusterRole/logtrain")["rules"])
+            .iter()
+            .find(|r| strings(&r["resources"]).contains("events"))
+            .map(|r| strings(&r["verbs"]).into_iter().map(String::from).collect())
+    };
+    let create: Option<BTreeSet<String>> = Some(["create"].map(String::from).into());
+    assert_eq!(grants_events(&objects(&plain_dir())), create);
+    assert_eq!(grants_events(&objects(rendered(&[]).path())), create);
+    // Turned off, nothing is granted on events.
+    let off = rendered(&[r#"{"rbac": {"events": false}}"#]);
+    assert_eq!(grants_events(&objects(off.path())), None);
+}
+
+/// A Kubernetes quantity in bytes (`64Mi`, `1Gi`, `500M`, `1048576`).
+fn bytes(q: &str) -> f64 {
+    let (num, mult) = [
+        ("Ki", 1024f64),
+        ("Mi", 1024f64.powi(2)),
+        ("Gi", 1024f64.powi(3)),
+        ("M", 1e6),
+        ("G", 1e9),
+    ]
+    .iter()
+    .find_map(|(suffix, m)| q.strip_suffix(suffix).map(|n| (n, *m)))
+    .unwrap_or((q, 1.0));
+    num.parse::<f64>().unwrap_or_else(|_| panic!("not a quantity: {q:?}")) * mult
+}
+
+#[test]
+fn resources_follow_the_measured_memory() {
+    // bench/RESULTS.md: peak RSS at rest with 500 idle files.
+    let results = std::fs::read_to_string(root().join("bench/RESULTS.md")).unwrap();
+    let row = results
+        .lines()
+        .find(|l| l.starts_with("| at_rest (500 files) | logtrain |"))
+        .expect("bench/RESULTS.md has no at_rest row for logtrain");
+    let at_rest_mb: f64 = row.split('|').nth(3).unwrap().trim().parse().unwrap();
+    assert!(at_rest_mb > 10.0, "{row}");
+    let at_rest = at_rest_mb * 1e6;
+    // README, Kubernetes datasource: syncing 10,000 workloads raised the peak RSS by ~40 MiB.
+    let workloads_10k = 40.0 * 1024f64.powi(2);
+    // A busy drain's queue can fill up to DRAIN_QUEUE_BYTES.
+    let queue = logtrain::config::Config::default().drain_queue_bytes as f64;
+
+    let objs = objects(&plain_dir());
+    let c = container(
+        &get(&objs, "DaemonSet/logtrain")["spec"]["template"]["spec"],
+        "containers",
+        "logtrain",
+    );
+    let request = bytes(s(&c["resources"]["requests"]["memory"]));
+    let limit = bytes(s(&c["resources"]["limits"]["memory"]));
+    assert!(
+        request >= at_rest + queue,
+        "memory request {request} is below the measured at-rest RSS plus one busy drain ({})",
+        at_rest + queue
+    );
+    let busy = at_rest + workloads_10k + 8.0 * queue;
+    assert!(
+        limit >= 1.25 * busy,
+        "memory limit {limit} is below 10,000 workloads and 8 busy drains plus 25% ({})",
+        1.25 * busy
+    );
+    assert!(
+        limit <= 2.0 * busy,
+        "memory limit {limit} is far above the sizing formula ({busy})"
+    );
+
+    // The README's Sizing section shows the same numbers.
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let sizing = readme
+        .split("### Sizing")
+        .nth(1)
+        .and_then(|r| r.split("\n#").next())
+        .expect("README has no Sizing section");
+    for q in [
+        s(&c["resources"]["requests"]["memory"]),
+        s(&c["resources"]["limits"]["memory"]),
+        s(&c["resources"]["requests"]["cpu"]),
+        s(&c["resources"]["limits"]["cpu"]),
+    ] {
+        assert!(sizing.contains(q), "README's Sizing section does not mention {q}");
+    }
+    assert!(
+        sizing.contains(&format!("{at_rest_mb} MB")),
+        "Sizing should start from the {at_rest_mb} MB at rest"
+    );
 }
