@@ -50,6 +50,24 @@ fn env_refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
     v.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
+/// The port the binary's syslog TCP listener bound (it was asked for port 0).
+fn syslog_tcp_port(bin: &Binary) -> u16 {
+    let log = bin.log();
+    let l = log
+        .lines()
+        .find(|l| l.contains("Syslog listener started.") && l.contains("syslog_tcp"))
+        .unwrap_or_else(|| panic!("no syslog TCP listener in:\n{log}"));
+    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+    v["fields"]["addr"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// Line numbers of the frames received (in arrival order).
 fn numbers(rx: &Receiver) -> Vec<usize> {
     rx.frames()
@@ -240,22 +258,7 @@ async fn overload_stays_in_memory_bounds_counts_its_drops_and_recovers() {
         ("DEBUG", "false"),
     ];
     let bin = Binary::start(dir.path(), &yaml, &env);
-    let input: u16 = {
-        let log = bin.log();
-        let l = log
-            .lines()
-            .find(|l| l.contains("Syslog listener started.") && l.contains("syslog_tcp"))
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_str(l).unwrap();
-        v["fields"]["addr"]
-            .as_str()
-            .unwrap()
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let input = syslog_tcp_port(&bin);
     let baseline = bin.status_kib("VmRSS");
     let body = "o".repeat(100);
     // The drain takes 4 KiB per 20 ms (~1 400 records/s); we send 14 000/s.
@@ -354,22 +357,7 @@ async fn sighup_reopens_file_drains_for_logrotate() {
         out.display()
     );
     let bin = Binary::start(dir.path(), &yaml, &[("SYSLOG_TCP", "true"), ("SYSLOG_TCP_PORT", "0")]);
-    let port: u16 = {
-        let log = bin.log();
-        let l = log
-            .lines()
-            .find(|l| l.contains("Syslog listener started.") && l.contains("syslog_tcp"))
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_str(l).unwrap();
-        v["fields"]["addr"]
-            .as_str()
-            .unwrap()
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let port = syslog_tcp_port(&bin);
     let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let lines = |p: &std::path::Path| -> Vec<String> {
         std::fs::read_to_string(p)

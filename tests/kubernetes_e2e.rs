@@ -49,6 +49,37 @@ fn pod(api: &KubeApi, root: &Path, name: &str) -> PathBuf {
     log
 }
 
+/// The logtrain binary as a DaemonSet pod runs it: tailing `root/containers`,
+/// the Kubernetes datasource on the test API server (through a kubeconfig),
+/// this node's name, its HTTP server on `http_port`.
+fn start_logtrain(api: &KubeApi, root: &Path, http_port: u16, env: &[(&str, &str)], stderr: Stdio) -> Child {
+    let kubeconfig = root.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: t, cluster: {{server: \"{}\"}}}}]\nusers: [{{name: u, user: {{}}}}]\ncontexts: [{{name: c, context: {{cluster: t, user: u}}}}]\ncurrent-context: c\n",
+            api.url()
+        ),
+    )
+    .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_logtrain"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("KUBERNETES", "true")
+        .env("KUBERNETES_DATASOURCE", "true")
+        .env("KUBECONFIG", &kubeconfig)
+        .env("NODE_NAME", NODE)
+        .env("KUBERNETES_LOG_PATH", root.join("containers"))
+        .env("CHECKPOINT_PATH", root.join("state/checkpoints.json"))
+        .env("HTTP_PORT", http_port.to_string())
+        .env("LISTEN_ADDRESS", "127.0.0.1")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 struct Logtrain(Child);
 
 impl Drop for Logtrain {
@@ -89,33 +120,8 @@ async fn annotated_deployment_logs_reach_rsyslog_and_follow_annotation_changes()
     ));
     let cri_log = pod(&api, root, "web-5d8f7c9b6-aaaaa");
     let docker_log = pod(&api, root, "web-5d8f7c9b6-bbbbb");
-    let kubeconfig = root.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: t, cluster: {{server: \"{}\"}}}}]\nusers: [{{name: u, user: {{}}}}]\ncontexts: [{{name: c, context: {{cluster: t, user: u}}}}]\ncurrent-context: c\n",
-            api.url()
-        ),
-    )
-    .unwrap();
-
     let http_port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_logtrain"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("KUBERNETES", "true")
-        .env("KUBERNETES_DATASOURCE", "true")
-        .env("KUBECONFIG", &kubeconfig)
-        .env("NODE_NAME", NODE)
-        .env("KUBERNETES_LOG_PATH", root.join("containers"))
-        .env("CHECKPOINT_PATH", root.join("state/checkpoints.json"))
-        .env("HTTP_PORT", http_port.to_string())
-        .env("LISTEN_ADDRESS", "127.0.0.1")
-        .env("SHUTDOWN_TIMEOUT", "5")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = start_logtrain(&api, root, http_port, &[("SHUTDOWN_TIMEOUT", "5")], Stdio::piped());
     let mut lt = Logtrain(child);
     wait_until("/readyz", Duration::from_secs(20), || {
         http_get(http_port, "/readyz").is_some_and(|(c, _)| c == 200)
@@ -286,32 +292,8 @@ async fn a_backlog_waits_for_the_first_sync_and_a_moved_route_loses_and_repeats_
         }
     }
     api.set_failing(true);
-    let kubeconfig = root.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: t, cluster: {{server: \"{}\"}}}}]\nusers: [{{name: u, user: {{}}}}]\ncontexts: [{{name: c, context: {{cluster: t, user: u}}}}]\ncurrent-context: c\n",
-            api.url()
-        ),
-    )
-    .unwrap();
     let http_port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_logtrain"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("KUBERNETES", "true")
-        .env("KUBERNETES_DATASOURCE", "true")
-        .env("KUBECONFIG", &kubeconfig)
-        .env("NODE_NAME", NODE)
-        .env("KUBERNETES_LOG_PATH", root.join("containers"))
-        .env("CHECKPOINT_PATH", root.join("state/checkpoints.json"))
-        .env("HTTP_PORT", http_port.to_string())
-        .env("LISTEN_ADDRESS", "127.0.0.1")
-        .env("SHUTDOWN_TIMEOUT", "5")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = start_logtrain(&api, root, http_port, &[("SHUTDOWN_TIMEOUT", "5")], Stdio::null());
     let _lt = Logtrain(child);
     wait_until("/healthz", Duration::from_secs(20), || {
         http_get(http_port, "/healthz").is_some_and(|(c, _)| c == 200)
@@ -412,31 +394,8 @@ async fn ten_thousand_workloads_keep_the_process_small() {
         o["metadata"]["namespace"] = json!(format!("ns-{}", i % 50));
         api.apply(o);
     }
-    let kubeconfig = root.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: t, cluster: {{server: \"{}\"}}}}]\nusers: [{{name: u, user: {{}}}}]\ncontexts: [{{name: c, context: {{cluster: t, user: u}}}}]\ncurrent-context: c\n",
-            api.url()
-        ),
-    )
-    .unwrap();
     let http_port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_logtrain"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("KUBERNETES", "true")
-        .env("KUBERNETES_DATASOURCE", "true")
-        .env("KUBECONFIG", &kubeconfig)
-        .env("NODE_NAME", NODE)
-        .env("KUBERNETES_LOG_PATH", root.join("containers"))
-        .env("CHECKPOINT_PATH", root.join("state/checkpoints.json"))
-        .env("HTTP_PORT", http_port.to_string())
-        .env("LISTEN_ADDRESS", "127.0.0.1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = start_logtrain(&api, root, http_port, &[], Stdio::null());
     let lt = Logtrain(child);
     let pid = lt.0.id();
     let started = std::time::Instant::now();
