@@ -8,7 +8,7 @@ mod support;
 
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use logtrain::app::App;
@@ -140,32 +140,9 @@ impl Harness {
 const SYNC: Duration = Duration::from_secs(10);
 const LIVE: Duration = Duration::from_secs(1);
 
-/// Log lines of this test binary, for checking what was said (and not said).
+/// Log lines of this test binary (see [`support::captured_logs`]).
 fn captured() -> Arc<Mutex<Vec<u8>>> {
-    static BUF: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    BUF.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let w = buf.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_env_filter("info")
-            .with_writer(move || Capture(w.clone()))
-            .try_init();
-        buf
-    })
-    .clone()
-}
-
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    support::captured_logs()
 }
 
 fn metric(name_and_labels: &str) -> u64 {

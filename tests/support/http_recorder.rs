@@ -83,19 +83,7 @@ impl Recorder {
 
     /// Starts an HTTPS recorder with this certificate chain and key (PEM).
     pub async fn start_tls(cert_pem: &str, key_pem: &str) -> Recorder {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-            .map(|c| c.unwrap())
-            .collect();
-        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap();
-        Self::launch(0, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+        Self::launch(0, Some(super::tls::acceptor(cert_pem, key_pem))).await
     }
 
     async fn launch(port: u16, tls: Option<tokio_rustls::TlsAcceptor>) -> Recorder {
