@@ -438,10 +438,6 @@ impl Tailer {
         let mut eof_checks_after_rotation = 0u8;
         loop {
             let permit = self.shared.reads.acquire().await;
-            if buf.capacity() < READ_CHUNK {
-                // Reuses the allocation when no record still holds a part of it.
-                buf.reserve(READ_CHUNK);
-            }
             let (read, back) = read_at(&open.file, open.read_at, buf).await;
             drop(permit);
             buf = back;
@@ -726,14 +722,27 @@ impl Tailer {
     }
 }
 
-/// Reads up to [`READ_CHUNK`] bytes at `offset`, appended to `buf`, on the
-/// blocking pool (a regular file read may wait for the disk).
+/// Reads what the file holds past `offset`, up to [`READ_CHUNK`] bytes,
+/// appended to `buf`, on the blocking pool (a regular file read may wait for
+/// the disk). The buffer grows only by what there is to read (rounded up to
+/// 4 KiB): records keep slices of it until delivered, so a small append must
+/// not pin a whole chunk, and nothing is zero-filled that is not read into.
 async fn read_at(file: &Arc<std::fs::File>, offset: u64, mut buf: BytesMut) -> (std::io::Result<usize>, BytesMut) {
     use std::os::unix::fs::FileExt;
     let file = file.clone();
     let job = tokio::task::spawn_blocking(move || {
+        let avail = match file.metadata() {
+            Ok(m) => m.len().saturating_sub(offset),
+            Err(e) => return (Err(e), buf),
+        };
+        if avail == 0 {
+            return (Ok(0), buf);
+        }
+        let want = (avail as usize).next_multiple_of(4096).min(READ_CHUNK);
         let start = buf.len();
-        buf.resize(start + READ_CHUNK, 0);
+        // Reuses the allocation's free end when there is room.
+        buf.reserve(want);
+        buf.resize(start + want, 0);
         let read = file.read_at(&mut buf[start..], offset);
         buf.truncate(start + read.as_ref().map_or(0, |n| *n));
         (read, buf)
