@@ -434,11 +434,13 @@ impl Tailer {
     /// (a rotated file that no longer grows).
     async fn follow(&self, open: &mut Open, st: &mut LineState, pod: &Arc<PodRef>, once: bool) -> bool {
         let mut buf = BytesMut::new();
+        // The last read filled a whole chunk: there is more, no need to look.
+        let mut more = false;
         let mut last_data = Instant::now();
         let mut eof_checks_after_rotation = 0u8;
         loop {
             let permit = self.shared.reads.acquire().await;
-            let (read, back) = read_at(&open.file, open.read_at, buf).await;
+            let (read, back) = read_at(&open.file, open.read_at, buf, more).await;
             drop(permit);
             buf = back;
             let n = match read {
@@ -449,6 +451,7 @@ impl Tailer {
                     return true;
                 }
             };
+            more = n == READ_CHUNK;
             if n > 0 {
                 last_data = Instant::now();
                 let chunk = buf.split().freeze();
@@ -727,13 +730,24 @@ impl Tailer {
 /// the disk). The buffer grows only by what there is to read (rounded up to
 /// 4 KiB): records keep slices of it until delivered, so a small append must
 /// not pin a whole chunk, and nothing is zero-filled that is not read into.
-async fn read_at(file: &Arc<std::fs::File>, offset: u64, mut buf: BytesMut) -> (std::io::Result<usize>, BytesMut) {
+/// With `more` (the last read filled a chunk: a backlog), a whole chunk is read
+/// without looking at the length first.
+async fn read_at(
+    file: &Arc<std::fs::File>,
+    offset: u64,
+    mut buf: BytesMut,
+    more: bool,
+) -> (std::io::Result<usize>, BytesMut) {
     use std::os::unix::fs::FileExt;
     let file = file.clone();
     let job = tokio::task::spawn_blocking(move || {
-        let avail = match file.metadata() {
-            Ok(m) => m.len().saturating_sub(offset),
-            Err(e) => return (Err(e), buf),
+        let avail = if more {
+            READ_CHUNK as u64
+        } else {
+            match file.metadata() {
+                Ok(m) => m.len().saturating_sub(offset),
+                Err(e) => return (Err(e), buf),
+            }
         };
         if avail == 0 {
             return (Ok(0), buf);
