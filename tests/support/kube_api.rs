@@ -255,18 +255,6 @@ impl KubeApi {
         self.inner.state.lock().open_watches
     }
 
-    fn record(
-        &self,
-        st: &mut State,
-        kind: &'static str,
-        res: &'static Res,
-        ns: String,
-        object: Value,
-        old: Option<Value>,
-    ) {
-        record(&self.inner, st, kind, res, ns, object, old)
-    }
-
     /// Creates or replaces an object (its `kind` picks the resource); returns
     /// its new resourceVersion. Fills in what the real server does: uid,
     /// creationTimestamp, resourceVersion, generation and managedFields.
@@ -319,7 +307,7 @@ impl KubeApi {
         };
         st.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(st.rv.to_string());
-        self.record(&mut st, "DELETED", res, ns, obj, None);
+        record(&self.inner, &mut st, "DELETED", res, ns, obj, None);
         true
     }
 
