@@ -251,26 +251,6 @@ fn parse_bool(var: &str, v: &str) -> Result<bool, ConfigError> {
     }
 }
 
-/// A syslog severity by number (0–7) or by its usual names.
-fn parse_severity(v: &str) -> Option<u8> {
-    let v = v.trim().to_ascii_lowercase();
-    if let Ok(n) = v.parse::<u8>() {
-        return (n <= 7).then_some(n);
-    }
-    let n = match v.as_str() {
-        "emerg" | "emergency" | "panic" => 0,
-        "alert" => 1,
-        "crit" | "critical" => 2,
-        "err" | "error" => 3,
-        "warning" | "warn" => 4,
-        "notice" => 5,
-        "info" | "informational" => 6,
-        "debug" => 7,
-        _ => return None,
-    };
-    Some(n)
-}
-
 fn parse_num<T: std::str::FromStr>(var: &str, v: &str, what: &str) -> Result<T, ConfigError> {
     v.trim().parse().map_err(|_| ConfigError::Env {
         var: var.into(),
@@ -310,27 +290,23 @@ impl Config {
         let mut errors = Vec::new();
         let mut cfg = match file {
             None => Config::default(),
-            Some(p) => match std::fs::read_to_string(p) {
-                Err(source) => {
-                    errors.push(ConfigError::Read { path: p.into(), source }.to_string());
-                    Config::default()
+            Some(p) => Self::from_file(p).unwrap_or_else(|first| {
+                // Unreadable as a whole: read it key by key to name each bad one.
+                let (c, each) = std::fs::read_to_string(p)
+                    .map(|text| Self::from_yaml_by_key(&text))
+                    .unwrap_or_default();
+                if each.is_empty() {
+                    errors.push(first.to_string());
                 }
-                Ok(text) => match Self::from_yaml(&text) {
-                    Ok(c) => c,
-                    Err(first) => {
-                        let (c, each) = Self::from_yaml_by_key(&text);
-                        let each = if each.is_empty() { vec![first] } else { each };
-                        errors.extend(each.into_iter().map(|message| {
-                            ConfigError::Parse {
-                                path: p.into(),
-                                message,
-                            }
-                            .to_string()
-                        }));
-                        c
+                errors.extend(each.into_iter().map(|message| {
+                    ConfigError::Parse {
+                        path: p.into(),
+                        message,
                     }
-                },
-            },
+                    .to_string()
+                }));
+                c
+            }),
         };
         errors.extend(cfg.apply_env(env).iter().map(ToString::to_string));
         let problems = cfg.problems();
@@ -444,8 +420,8 @@ impl Config {
             ("TAIL_STDERR_SEVERITY", &mut self.tail_stderr_severity),
         ] {
             if let Some(v) = env.var(var).filter(|v| !v.is_empty()) {
-                match parse_severity(&v) {
-                    Some(n) => *field = n,
+                match crate::record::Severity::parse(&v) {
+                    Some(n) => *field = n.get(),
                     None => errors.push(ConfigError::Env {
                         var: var.into(),
                         value: v,

@@ -30,6 +30,29 @@ impl Severity {
     pub fn new(v: u8) -> Self {
         Severity(v.min(7))
     }
+
+    /// A severity by its usual names (`emerg` … `debug`, any case, aliases
+    /// such as `error` and `warn`), or by its number 0–7.
+    pub fn parse(v: &str) -> Option<Severity> {
+        const NAMES: [&[&str]; 8] = [
+            &["emerg", "emergency", "panic"],
+            &["alert"],
+            &["crit", "critical"],
+            &["err", "error"],
+            &["warning", "warn"],
+            &["notice"],
+            &["info", "informational"],
+            &["debug"],
+        ];
+        let v = v.trim();
+        if let Ok(n) = v.parse::<u8>() {
+            return (n <= 7).then_some(Severity(n));
+        }
+        NAMES
+            .iter()
+            .position(|names| names.iter().any(|n| n.eq_ignore_ascii_case(v)))
+            .map(|i| Severity(i as u8))
+    }
     pub fn get(self) -> u8 {
         self.0
     }

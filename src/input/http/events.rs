@@ -30,17 +30,6 @@ struct Event {
     message: String,
 }
 
-const SEVERITIES: [&[&str]; 8] = [
-    &["emerg", "emergency", "panic"],
-    &["alert"],
-    &["crit", "critical"],
-    &["err", "error"],
-    &["warning", "warn"],
-    &["notice"],
-    &["info", "informational"],
-    &["debug"],
-];
-
 const FACILITIES: [&str; 24] = [
     "kern",
     "user",
@@ -71,11 +60,9 @@ const FACILITIES: [&str; 24] = [
 fn severity(l: &Level) -> Result<Severity, String> {
     match l {
         Level::Num(n) if *n <= 7 => Ok(Severity::new(*n)),
-        Level::Name(s) => SEVERITIES
-            .iter()
-            .position(|names| names.iter().any(|n| n.eq_ignore_ascii_case(s.trim())))
-            .map(|i| Severity::new(i as u8))
-            .ok_or_else(|| format!("unknown severity {s:?} (use 0-7 or a name such as \"info\")")),
+        Level::Name(s) => {
+            Severity::parse(s).ok_or_else(|| format!("unknown severity {s:?} (use 0-7 or a name such as \"info\")"))
+        }
         Level::Num(n) => Err(format!("severity {n} is out of range 0-7")),
     }
 }
