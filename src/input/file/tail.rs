@@ -388,18 +388,20 @@ impl Tailer {
                 (e.offset, e.head, e.head_len, true)
             }
             _ => {
-                let stale = self.shared.max_backlog_age.is_some_and(|age| {
-                    meta.modified()
-                        .ok()
-                        .and_then(|m| m.elapsed().ok())
-                        .is_some_and(|idle| idle > age)
-                });
-                if stale && start == StartAt::Beginning && meta.len() > 0 {
+                let stale = start == StartAt::Beginning
+                    && self.shared.max_backlog_age.is_some_and(|age| {
+                        meta.modified()
+                            .ok()
+                            .and_then(|m| m.elapsed().ok())
+                            .is_some_and(|idle| idle > age)
+                    });
+                if stale && meta.len() > 0 {
                     info!(path = %path.display(), bytes = meta.len(), "Container log last written before TAIL_MAX_BACKLOG_AGE; starting at its end.");
                 }
-                let offset = match start {
-                    StartAt::Beginning if !stale => 0,
-                    _ => meta.len(),
+                let offset = if start == StartAt::Beginning && !stale {
+                    0
+                } else {
+                    meta.len()
                 };
                 (offset, head_checksum(&head_buf), n, false)
             }
@@ -476,9 +478,10 @@ impl Tailer {
             // At the end: has the path moved on to a new file, or was this one truncated?
             match tokio::fs::metadata(&self.path).await {
                 Ok(m) if m.dev() == open.id.dev && m.ino() == open.id.ino => {
-                    // Shorter than where we are, or (truncated and written
-                    // past our offset again before we looked) other first bytes.
-                    if m.len() < open.read_at || head_changed(open).await {
+                    // Shorter than where we are. (Truncated and written past
+                    // our offset again shows in the first bytes: that is
+                    // looked at after the wake below, before reading on.)
+                    if m.len() < open.read_at {
                         self.read_again(open, st, m.len()).await;
                         continue;
                     }
@@ -765,19 +768,6 @@ async fn read_at(
         Ok(done) => done,
         Err(e) => (Err(std::io::Error::other(e)), BytesMut::new()),
     }
-}
-
-/// Whether the file's first bytes are no longer those it was opened with
-/// (truncated in place and written again). Files opened empty have no head
-/// yet; their first read takes it.
-async fn head_changed(open: &Open) -> bool {
-    if !has_head(open) {
-        return false;
-    }
-    let (file, len, want) = (open.file.clone(), open.head_len, open.head);
-    tokio::task::spawn_blocking(move || head_differs(&file, len, want))
-        .await
-        .unwrap_or(false)
 }
 
 /// The open file's length when it was truncated in place since we read
