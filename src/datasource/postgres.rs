@@ -109,10 +109,7 @@ struct UpdatePayload {
 pub fn events_for(channel: &str, payload: &str) -> Result<Vec<RouteEvent>, String> {
     let row = |p: &str| serde_json::from_str::<DrainRow>(p).map_err(|e| e.to_string());
     match channel {
-        "drains.insert" => {
-            let r = row(payload)?;
-            Ok(vec![RouteEvent::Apply(r.object())])
-        }
+        "drains.insert" => Ok(vec![RouteEvent::Apply(row(payload)?.object())]),
         "drains.delete" => Ok(vec![RouteEvent::Delete(object_id(&row(payload)?.drain))]),
         "drains.update" => {
             let u: UpdatePayload = serde_json::from_str(payload).map_err(|e| e.to_string())?;
