@@ -379,3 +379,86 @@ async fn hostile_lines_are_bounded_and_counted() {
     assert!(m.contains("logtrain_tail_split_records_total"), "{m}");
     app.shutdown().await;
 }
+
+/// The backlog limits apply to files nobody has read: a file without a
+/// checkpoint starts at most `TAIL_MAX_BACKLOG_BYTES` back (at the next whole
+/// line) and not at all when last written before `TAIL_MAX_BACKLOG_AGE`; a file
+/// with a checkpoint is read on from it however far it grew meanwhile.
+#[tokio::test]
+async fn backlog_limits_spare_checkpointed_files() {
+    let node = Node::new();
+    let kept = node.pod("default", "kept-1-a", "app");
+    let config = || Config {
+        tail_max_backlog_bytes: 4096,
+        tail_max_backlog_age: 3600,
+        ..node.config(&[
+            ("big.default", "big.log"),
+            ("old.default", "old.log"),
+            ("kept.default", "kept.log"),
+        ])
+    };
+    // `kept` is read once, so it has a checkpoint.
+    append(&kept, &cri("stdout", "F", "kept 0"));
+    let app = start(config()).await;
+    wait_until("first run", Duration::from_secs(10), || {
+        read_lines(&node.out("kept.log")).len() == 1
+    })
+    .await;
+    app.shutdown().await;
+    // While logtrain is down: `kept` grows far past the byte limit, `big` is
+    // new and as large, `old` is new but was last written two hours ago.
+    let big = node.pod("default", "big-1-a", "app");
+    let old = node.pod("default", "old-1-a", "app");
+    let line = |tag: &str, i: usize| cri("stdout", "F", &format!("{tag} {i:04} {}", "x".repeat(100)));
+    let mut text = String::new();
+    for i in 1..200 {
+        text.push_str(&line("kept", i));
+    }
+    append(&kept, &text);
+    let mut text = String::new();
+    for i in 0..200 {
+        text.push_str(&line("big", i));
+    }
+    append(&big, &text);
+    append(&old, &cri("stdout", "F", "old 0"));
+    let f = std::fs::File::options().append(true).open(&old).unwrap();
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(7200))
+        .unwrap();
+    drop(f);
+
+    let app = start(config()).await;
+    wait_until("the checkpointed file read on", Duration::from_secs(10), || {
+        read_lines(&node.out("kept.log")).len() >= 200
+    })
+    .await;
+    wait_until("the new file's last lines", Duration::from_secs(10), || {
+        messages(&read_lines(&node.out("big.log")))
+            .last()
+            .is_some_and(|m| m.starts_with("big 0199"))
+    })
+    .await;
+    append(&old, &cri("stdout", "F", "old 1"));
+    wait_until("the old file's new line", Duration::from_secs(10), || {
+        !read_lines(&node.out("old.log")).is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Every line past the checkpoint, none cut by the byte limit.
+    let kept_msgs = messages(&read_lines(&node.out("kept.log")));
+    assert_eq!(kept_msgs.len(), 200);
+    assert!(
+        kept_msgs[1..]
+            .iter()
+            .zip(1..)
+            .all(|(m, i)| m.starts_with(&format!("kept {i:04}")))
+    );
+    // The new file: only the last 4096 bytes, starting at a whole line.
+    let big_msgs = messages(&read_lines(&node.out("big.log")));
+    let line_len = line("big", 0).len();
+    assert_eq!(big_msgs.len(), 4096 / line_len, "first: {:?}", big_msgs.first());
+    let first: usize = big_msgs[0][4..8].parse().unwrap();
+    assert_eq!(first, 200 - big_msgs.len());
+    // The stale file: its old line skipped, the new one sent.
+    assert_eq!(messages(&read_lines(&node.out("old.log"))), ["old 1"]);
+    app.shutdown().await;
+}
