@@ -25,6 +25,11 @@ use support::rsyslog::Rsyslog;
 use support::{free_port, wait_until};
 use tokio_util::task::TaskTracker;
 
+/// What rsyslog wrote to `out` for one hostname, in order.
+fn entries_of(out: &std::path::Path, host: &str) -> Vec<Value> {
+    entries(out).into_iter().filter(|e| e["hostname"] == host).collect()
+}
+
 fn conf(out: &Path, inputs: &str) -> String {
     support::rsyslog::receiver_conf(out, inputs)
 }
@@ -159,12 +164,7 @@ async fn udp_sends_one_datagram_per_record_and_counts_truncations() {
         r.timestamp = Some(Timestamp(0));
         assert!(offer(&d, r));
     }
-    let mine = || -> Vec<Value> {
-        entries(&out)
-            .into_iter()
-            .filter(|e| e["hostname"] == "udp.default")
-            .collect()
-    };
+    let mine = || entries_of(&out, "udp.default");
     wait_until("53 datagrams", LIMIT, || mine().len() >= 53).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let got = mine();
@@ -214,12 +214,7 @@ async fn syslog_udp_delivers_every_field_and_truncates_to_max_size() {
     let mut big = Record::new(InputKind::Internal, "udp-plus.default", "y".repeat(1500));
     big.timestamp = Some(Timestamp(0));
     assert!(offer(&d, big));
-    let mine = || -> Vec<Value> {
-        entries(&out)
-            .into_iter()
-            .filter(|e| e["hostname"] == "udp-plus.default")
-            .collect()
-    };
+    let mine = || entries_of(&out, "udp-plus.default");
     wait_until("41 datagrams", LIMIT, || mine().len() >= 41).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let got = mine();
