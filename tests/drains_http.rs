@@ -143,21 +143,28 @@ async fn stop(ds: &[&Arc<Drain>], tracker: TaskTracker) {
         .expect("drains flush");
 }
 
+/// Sends records `0..first` for `host` through a drain at `url`, waits for the
+/// recorder to take them as one request, then `first..total` as a second one.
+async fn two_batches(url: &str, rec: &Recorder, host: &str, first: usize, total: usize) -> Arc<Drain> {
+    let tracker = TaskTracker::new();
+    let d = start(url, &ctx_with(|_| {}), &tracker);
+    for i in 0..first {
+        offer(&d, record(host, i));
+    }
+    wait_until("the first batch", LIMIT, || rec.accepted().len() == 1).await;
+    for i in first..total {
+        offer(&d, record(host, i));
+    }
+    wait_until("the second batch", LIMIT, || rec.accepted().len() == 2).await;
+    stop(&[&d], tracker).await;
+    d
+}
+
 #[tokio::test]
 async fn logplex_batches_carry_frames_and_headers_on_one_keep_alive_connection() {
     let rec = Recorder::start().await;
     let url = format!("syslog+http://user:pa%40ss@127.0.0.1:{}/logs", rec.port);
-    let tracker = TaskTracker::new();
-    let d = start(&url, &ctx_with(|_| {}), &tracker);
-    for i in 0..250 {
-        offer(&d, record("web.default", i));
-    }
-    wait_until("the first batch", LIMIT, || rec.accepted().len() == 1).await;
-    for i in 250..300 {
-        offer(&d, record("web.default", i));
-    }
-    wait_until("the second batch", LIMIT, || rec.accepted().len() == 2).await;
-    stop(&[&d], tracker).await;
+    let d = two_batches(&url, &rec, "web.default", 250, 300).await;
 
     let reqs = rec.requests();
     assert_eq!(reqs.len(), 2);
@@ -505,17 +512,7 @@ async fn syslog_https_delivers_logplex_batches_over_tls_with_the_given_ca() {
         rec.port,
         ca_param(&pki.ca_pem)
     );
-    let tracker = TaskTracker::new();
-    let d = start(&url, &ctx_with(|_| {}), &tracker);
-    for i in 0..100 {
-        offer(&d, record("https.default", i));
-    }
-    wait_until("the first batch", LIMIT, || rec.accepted().len() == 1).await;
-    for i in 100..120 {
-        offer(&d, record("https.default", i));
-    }
-    wait_until("the second batch", LIMIT, || rec.accepted().len() == 2).await;
-    stop(&[&d], tracker).await;
+    let d = two_batches(&url, &rec, "https.default", 100, 120).await;
 
     let reqs = rec.requests();
     assert_eq!(reqs.len(), 2);
