@@ -51,7 +51,7 @@ impl App {
         let mut datasources: Vec<Box<dyn Datasource>> = vec![Box::new(StaticRoutes::new(config.routes.clone()))];
         if config.postgres {
             // `Config::problems` refuses a missing or malformed URL before we get here.
-            match config.database_url.as_deref().map(PostgresSource::new) {
+            match config.database_url.as_ref().map(|u| PostgresSource::new(u.expose())) {
                 Some(Ok(pg)) => datasources.push(Box::new(pg)),
                 Some(Err(e)) => error!(error = %e, "Postgres datasource not started."),
                 None => error!("POSTGRES is on but DATABASE_URL is not set."),

@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::drain::{DrainKind, DrainSpec, DriverConfig};
+use crate::egress::{self, Cidr};
+use crate::secret::Secret;
 
 /// Where environment variables come from.
 pub trait Env {
@@ -53,6 +55,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which hostnames a workload's `logtrain.akkeris.io/hostname` annotation may claim.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HostnameScope {
+    /// Only hostnames of the object's own namespace: `<name>.<namespace>`, or
+    /// `<name>-<namespace>` with `AKKERIS=true`.
+    #[default]
+    Namespace,
+    /// Any hostname (the Go logtrain): whoever can annotate a workload can read
+    /// any hostname's logs and write into its drains.
+    Any,
+}
+
 /// Everything logtrain can be told. Each field's env var is its name in upper case
 /// unless noted.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -81,7 +96,7 @@ pub struct Config {
     /// Server certificate chain: PEM text, or a path to a PEM file. `SYSLOG_TLS_CERT_PEM`.
     pub syslog_tls_cert_pem: Option<String>,
     /// Server private key: PEM text or a path. `SYSLOG_TLS_KEY_PEM`.
-    pub syslog_tls_key_pem: Option<String>,
+    pub syslog_tls_key_pem: Option<Secret>,
     /// When set, clients must present a certificate signed by this CA (PEM text or path). `SYSLOG_TLS_CA_PEM`.
     pub syslog_tls_ca_pem: Option<String>,
     /// Accepted for compatibility with logtrain; the certificate names the server. `SYSLOG_TLS_SERVER_NAME`.
@@ -103,7 +118,7 @@ pub struct Config {
     /// Route by the Postgres drain table. `POSTGRES`, false.
     pub postgres: bool,
     /// `DATABASE_URL` (never logged).
-    pub database_url: Option<String>,
+    pub database_url: Option<Secret>,
     /// Akkeris naming (`name-namespace` hostnames). `AKKERIS`, false.
     pub akkeris: bool,
     /// Namespaces never tailed or routed. `EXCLUDE_NAMESPACES`, comma-separated.
@@ -164,7 +179,25 @@ pub struct Config {
     pub http_max_body: usize,
     /// When set, POSTs to the HTTP inputs need `Authorization: Bearer <token>`
     /// (401 otherwise); health and metrics stay open. `HTTP_TOKEN` (never logged).
-    pub http_token: Option<String>,
+    pub http_token: Option<Secret>,
+    /// Which hostnames an annotation may claim: `namespace` (only its own
+    /// namespace's) or `any` (the Go logtrain). `ROUTE_HOSTNAME_SCOPE`, namespace.
+    pub route_hostname_scope: HostnameScope,
+    /// Networks (comma-separated CIDRs) that drains named in annotations may
+    /// never connect to, checked on every resolved address; empty allows all.
+    /// `DRAIN_DENY_NETWORKS`, loopback, link-local and cloud metadata addresses.
+    pub drain_deny_networks: Vec<Cidr>,
+    /// Drains one annotated object may name at most; the rest are refused.
+    /// `ANNOTATION_MAX_DRAINS`, 16.
+    pub annotation_max_drains: usize,
+    /// Drains running at once at most; routes to more are refused.
+    /// `DRAIN_MAX`, 1000.
+    pub drain_max: usize,
+    /// Bytes push inputs may hold before their records are queued (frames being
+    /// assembled, request bodies, decoded events and gRPC messages), over all
+    /// connections; when spent, TCP stops reading, HTTP answers 503, gRPC
+    /// RESOURCE_EXHAUSTED and UDP drops. `INPUT_MEMORY_BYTES`, 67108864.
+    pub input_memory_bytes: usize,
     /// Static routes (file only).
     pub routes: Vec<StaticRoute>,
 }
@@ -219,6 +252,11 @@ impl Default for Config {
             input_idle_timeout: 300,
             http_max_body: 5 << 20,
             http_token: None,
+            route_hostname_scope: HostnameScope::Namespace,
+            drain_deny_networks: egress::parse_list(egress::DEFAULT_DENY).expect("default networks parse"),
+            annotation_max_drains: 16,
+            drain_max: 1000,
+            input_memory_bytes: 64 << 20,
             routes: Vec::new(),
         }
     }
@@ -370,7 +408,7 @@ impl Config {
             };
             ($field:ident, $var:literal, opt) => {
                 if let Some(v) = env.var($var).filter(|v| !v.is_empty()) {
-                    self.$field = Some(v);
+                    self.$field = Some(v.into());
                 }
             };
         }
@@ -452,6 +490,31 @@ impl Config {
         set!(input_idle_timeout, "INPUT_IDLE_TIMEOUT", num, "whole seconds");
         set!(http_max_body, "HTTP_MAX_BODY", num, "a byte count");
         set!(http_token, "HTTP_TOKEN", opt);
+        set!(annotation_max_drains, "ANNOTATION_MAX_DRAINS", num, "a drain count");
+        set!(drain_max, "DRAIN_MAX", num, "a drain count");
+        set!(input_memory_bytes, "INPUT_MEMORY_BYTES", num, "a byte count");
+        if let Some(v) = env.var("ROUTE_HOSTNAME_SCOPE").filter(|v| !v.is_empty()) {
+            match v.to_ascii_lowercase().as_str() {
+                "namespace" => self.route_hostname_scope = HostnameScope::Namespace,
+                "any" => self.route_hostname_scope = HostnameScope::Any,
+                _ => errors.push(ConfigError::Env {
+                    var: "ROUTE_HOSTNAME_SCOPE".into(),
+                    value: v,
+                    expected: "expected namespace or any".into(),
+                }),
+            }
+        }
+        // Set but empty means "deny nothing", so it is read even when empty.
+        if let Some(v) = env.var("DRAIN_DENY_NETWORKS") {
+            match egress::parse_list(&v) {
+                Ok(list) => self.drain_deny_networks = list,
+                Err(e) => errors.push(ConfigError::Env {
+                    var: "DRAIN_DENY_NETWORKS".into(),
+                    value: v,
+                    expected: format!("expected comma-separated networks: {e}"),
+                }),
+            }
+        }
         if let Some(v) = env.var("EXCLUDE_NAMESPACES") {
             self.exclude_namespaces = v
                 .split(',')
@@ -526,7 +589,7 @@ impl Config {
             out.push("SYSLOG_TLS is on but SYSLOG_TLS_CERT_PEM and SYSLOG_TLS_KEY_PEM are not both set".into());
         }
         if self.postgres {
-            match self.database_url.as_deref() {
+            match self.database_url.as_ref().map(Secret::expose) {
                 None => out.push("POSTGRES is on but DATABASE_URL is not set".into()),
                 Some(u) => {
                     if let Err(e) = crate::datasource::postgres::PostgresSource::new(u) {

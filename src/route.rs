@@ -3,6 +3,7 @@
 //! single [`writer`]. Readers on the hot path load the current snapshot without
 //! taking a lock and resolve each record in one hash lookup.
 
+pub mod policy;
 pub mod writer;
 
 use std::collections::HashMap;

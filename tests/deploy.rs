@@ -1413,7 +1413,7 @@ fn limits_are_rendered_only_when_set_and_reach_logtrain() {
         (131072, 0, 3600, 16384, 262144, 256, 60, 1048576)
     );
     assert_eq!((cfg.tail_stdout_severity, cfg.tail_stderr_severity), (5, 4));
-    assert_eq!(cfg.http_token.as_deref(), Some("from-the-secret"));
+    assert_eq!(cfg.http_token.as_ref().map(|t| t.expose()), Some("from-the-secret"));
 }
 
 /// Every `.rs` file under `dir`.

@@ -154,7 +154,7 @@ async fn tls_handshakes_that_never_start_are_capped_then_closed() {
     let config = Config {
         syslog_tls: true,
         syslog_tls_cert_pem: Some(pki.server_cert.display().to_string()),
-        syslog_tls_key_pem: Some(pki.server_key.display().to_string()),
+        syslog_tls_key_pem: Some(pki.server_key.display().to_string().into()),
         input_idle_timeout: 1,
         input_max_connections: 2,
         ..Config::default()

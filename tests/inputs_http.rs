@@ -438,7 +438,7 @@ async fn readyz_answers_503_until_every_datasource_has_synced() {
         listen_address: "127.0.0.1".into(),
         http_port: 0,
         postgres: true,
-        database_url: Some(format!("postgres://logtrain@127.0.0.1:{port}/logtrain")),
+        database_url: Some(format!("postgres://logtrain@127.0.0.1:{port}/logtrain").into()),
         shutdown_timeout: 3,
         ..Config::default()
     };

@@ -246,7 +246,7 @@ fn tls_config(pki: &support::tls::Pki, with_ca: bool) -> Config {
     Config {
         syslog_tls: true,
         syslog_tls_cert_pem: Some(pki.server_cert_pem.clone()),
-        syslog_tls_key_pem: Some(pki.server_key.display().to_string()),
+        syslog_tls_key_pem: Some(pki.server_key.display().to_string().into()),
         syslog_tls_ca_pem: with_ca.then(|| pki.ca_path.display().to_string()),
         ..Config::default()
     }

@@ -138,7 +138,7 @@ async fn client(url: &str) -> tokio_postgres::Client {
 async fn start(url: &str) -> App {
     let config = Config {
         postgres: true,
-        database_url: Some(url.to_string()),
+        database_url: Some(url.to_string().into()),
         shutdown_timeout: 2,
         ..Config::default()
     };
@@ -868,7 +868,7 @@ async fn a_failing_session_is_logged_with_the_servers_reason() {
     let target = format!("{}:{}/lt_no_such_database", u.host_str().unwrap(), u.port().unwrap());
     let app = App::start(Config {
         postgres: true,
-        database_url: Some(u.to_string()),
+        database_url: Some(u.to_string().into()),
         shutdown_timeout: 2,
         ..Config::default()
     });

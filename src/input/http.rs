@@ -61,7 +61,7 @@ struct Endpoint {
 struct Server {
     syslog: Option<Endpoint>,
     events: Option<Endpoint>,
-    token: Option<String>,
+    token: Option<crate::secret::Secret>,
     max_body: usize,
     limits: Limits,
     app_ready: watch::Receiver<bool>,
@@ -218,7 +218,7 @@ impl Server {
         }
         if let Some(token) = &self.token {
             let given = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or(b"");
-            let want = format!("Bearer {token}");
+            let want = format!("Bearer {}", token.expose());
             if !same(given, want.as_bytes()) {
                 return with(
                     text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n"),

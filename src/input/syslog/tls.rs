@@ -24,16 +24,21 @@ fn setup(reason: String) -> InputError {
     }
 }
 
-/// PEM text as given, or the contents of the file it names.
+/// PEM text as given, or the contents of the file it names. The error quotes
+/// the value only when it could be a path (one short line): a private key
+/// pasted without its PEM armour must not reach a log.
 fn pem_bytes(var: &str, value: &str) -> Result<Vec<u8>, InputError> {
     if value.contains("-----BEGIN") {
         return Ok(value.as_bytes().to_vec());
     }
-    std::fs::read(value.trim()).map_err(|e| {
-        setup(format!(
-            "{var}: neither PEM text nor a readable file ({}: {e})",
-            value.trim()
-        ))
+    let path = value.trim();
+    std::fs::read(path).map_err(|e| {
+        let shown = if path.len() <= 256 && !path.contains(['\n', '\r']) && path.starts_with(['/', '.']) {
+            format!("{path}: {e}")
+        } else {
+            format!("a value of {} bytes that is not a readable file path", value.len())
+        };
+        setup(format!("{var}: neither PEM text nor a readable file ({shown})"))
     })
 }
 
@@ -56,7 +61,7 @@ pub fn acceptor(config: &Config) -> Result<TlsAcceptor, InputError> {
         ));
     };
     let chain = certs("SYSLOG_TLS_CERT_PEM", cert)?;
-    let key_pem = pem_bytes("SYSLOG_TLS_KEY_PEM", key)?;
+    let key_pem = pem_bytes("SYSLOG_TLS_KEY_PEM", key.expose())?;
     let key = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|e| setup(format!("SYSLOG_TLS_KEY_PEM: no usable private key: {e}")))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
