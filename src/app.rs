@@ -65,7 +65,8 @@ impl App {
             }
         }
         let origins: Vec<OriginKind> = datasources.iter().map(|d| d.origin()).collect();
-        let writer = RouteWriter::new(registry.clone(), routes.clone(), origins);
+        let writer = RouteWriter::new(registry.clone(), routes.clone(), origins)
+            .with_egress(crate::egress::Egress::new(config.drain_deny_networks.clone()));
         let ready = writer.ready();
         let (tx, rx) = mpsc::channel(ROUTE_EVENTS);
         let writer = tokio::spawn(writer.run(rx));

@@ -145,6 +145,9 @@ pub struct DrainSpec {
     /// HTTP-based drains: the request target (scheme http/https, no credentials,
     /// logtrain's own parameters removed).
     pub target: Option<Url>,
+    /// A drain named by a tenant (an annotation): the networks it may not reach,
+    /// checked on every address it connects to. `None` for the operator's drains.
+    pub egress: Option<std::sync::Arc<crate::egress::Egress>>,
 }
 
 impl fmt::Debug for DrainSpec {
@@ -198,6 +201,16 @@ impl DrainSpec {
         t.key = format!("{}#tag={tag}", self.key);
         t.id = format!("{} tag={tag}", self.id);
         t.app_name = Some(tag.to_string());
+        t
+    }
+
+    /// This drain as named by a tenant: its own drain (keyed apart from the
+    /// operator's drain of the same URL), whose every connection is checked
+    /// against `egress`.
+    pub fn restricted(&self, egress: std::sync::Arc<crate::egress::Egress>) -> DrainSpec {
+        let mut t = self.clone();
+        t.key = format!("{}#tenant", self.key);
+        t.egress = Some(egress);
         t
     }
 
@@ -271,6 +284,7 @@ impl DrainSpec {
             linger: None,
             app_name: None,
             target: None,
+            egress: None,
         };
         let mut auth_kind: Option<String> = None;
         let mut passthrough: Vec<(String, String)> = Vec::new();

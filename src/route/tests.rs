@@ -73,21 +73,15 @@ async fn origins_are_counted_separately() {
     assert!(!before.is_finished());
 
     // Two objects of the same origin: deleting one keeps the route.
-    w.apply(up(
-        OriginKind::Kubernetes,
-        RouteEvent::Apply(obj("Deployment a/x", &[("x.a", a)])),
-    ));
-    w.apply(up(
-        OriginKind::Kubernetes,
-        RouteEvent::Apply(obj("Deployment a/y", &[("x.a", a)])),
-    ));
-    w.apply(up(OriginKind::Kubernetes, RouteEvent::Delete("Deployment a/x".into())));
+    w.apply(up(OriginKind::Postgres, RouteEvent::Apply(obj("row x", &[("x.a", a)]))));
+    w.apply(up(OriginKind::Postgres, RouteEvent::Apply(obj("row y", &[("x.a", a)]))));
+    w.apply(up(OriginKind::Postgres, RouteEvent::Delete("row x".into())));
     w.publish();
     assert_eq!(drains(&routes, "x.a"), vec![a]);
 
     // Last reference gone: route removed and the drain closed.
     w.apply(up(OriginKind::Static, RouteEvent::Delete("s1".into())));
-    w.apply(up(OriginKind::Kubernetes, RouteEvent::Delete("Deployment a/y".into())));
+    w.apply(up(OriginKind::Postgres, RouteEvent::Delete("row y".into())));
     w.publish();
     assert!(drains(&routes, "web.default").is_empty());
     assert!(registry.drains().is_empty());
@@ -129,9 +123,9 @@ async fn relist_replaces_an_origin_atomically_and_sets_ready() {
 async fn bad_urls_skip_only_themselves() {
     let (mut w, routes, _r) = setup(&[]);
     w.apply(up(
-        OriginKind::Kubernetes,
+        OriginKind::Static,
         RouteEvent::Apply(obj(
-            "Deployment default/web",
+            "routes[0]",
             &[
                 ("web.default", "gopher://x"),
                 ("web.default", "stdout://"),
@@ -142,8 +136,45 @@ async fn bad_urls_skip_only_themselves() {
     w.publish();
     assert_eq!(drains(&routes, "web.default"), vec!["stdout://"]);
     let m = crate::telemetry::render();
-    assert!(m.contains("logtrain_route_errors_total{origin=\"kubernetes\"}"));
+    assert!(m.contains("logtrain_route_errors_total{origin=\"static\"}"));
     assert!(!m.contains("pw"));
+}
+
+#[tokio::test]
+async fn annotations_get_network_drains_only_each_checked_against_the_egress_policy() {
+    let (w, routes, registry) = setup(&[]);
+    let mut w = w.with_egress(crate::egress::Egress::default());
+    let named = "syslog+tcp://logs.example.invalid:514";
+    w.apply(up(
+        OriginKind::Kubernetes,
+        RouteEvent::Apply(obj(
+            "Deployment evil/x",
+            &[
+                ("x.evil", "file:///tmp/logtrain-tenant-file.log"),
+                ("x.evil", "stdout://"),
+                ("x.evil", "syslog+tcp://127.0.0.1:514"),
+                ("x.evil", "https://169.254.169.254/latest"),
+                ("x.evil", named),
+            ],
+        )),
+    ));
+    w.apply(up(
+        OriginKind::Static,
+        RouteEvent::Apply(obj("routes[0]", &[("x.ops", named)])),
+    ));
+    w.publish();
+    let tenant = routes.load().drains_for(b"x.evil").to_vec();
+    assert_eq!(tenant.len(), 1, "only the network drain to a name is admitted");
+    let operator = routes.load().drains_for(b"x.ops").to_vec();
+    assert_eq!(operator.len(), 1);
+    assert!(
+        !Arc::ptr_eq(&tenant[0], &operator[0]),
+        "a tenant's drain is its own, checked at connect time; the operator's is not"
+    );
+    assert_eq!(registry.drains().len(), 2);
+    assert!(!std::path::Path::new("/tmp/logtrain-tenant-file.log").exists());
+    let m = crate::telemetry::render();
+    assert!(m.contains("logtrain_route_errors_total{origin=\"kubernetes\"}"), "{m}");
 }
 
 #[tokio::test]

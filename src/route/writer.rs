@@ -14,9 +14,11 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
+use super::policy::{self, Trust};
 use super::{RouteTable, Routes};
 use crate::datasource::{OriginKind, RouteEvent, RouteObject, RouteSpec, RouteUpdate};
 use crate::drain::{Drain, DrainSpec, DrainUrlError, Registry};
+use crate::egress::Egress;
 use crate::telemetry::{self, OnceLog};
 
 type Objects = HashMap<String, Vec<RouteSpec>>;
@@ -32,6 +34,8 @@ pub struct RouteWriter {
     expected: BTreeSet<OriginKind>,
     synced: BTreeSet<OriginKind>,
     ready: watch::Sender<bool>,
+    /// Where tenants' drains may connect (`DRAIN_DENY_NETWORKS`).
+    egress: Arc<Egress>,
 }
 
 impl RouteWriter {
@@ -50,7 +54,15 @@ impl RouteWriter {
             expected,
             synced: BTreeSet::new(),
             ready,
+            egress: Arc::new(Egress::default()),
         }
+    }
+
+    /// Sets where drains named by tenants may connect (the default denies
+    /// loopback, link-local and cloud metadata addresses).
+    pub fn with_egress(mut self, egress: Egress) -> Self {
+        self.egress = Arc::new(egress);
+        self
     }
 
     /// Becomes true once every expected origin has completed a full listing.
@@ -118,15 +130,32 @@ impl RouteWriter {
                         .parsed
                         .entry(r.drain.clone())
                         .or_insert_with(|| DrainSpec::parse(&r.drain));
-                    let tagged;
+                    let trust = Trust::of(origin);
+                    let adapted;
                     let spec = match parsed {
-                        Ok(s) => match r.tag.as_deref().filter(|t| !t.is_empty()) {
-                            Some(t) => {
-                                tagged = s.tagged(t);
-                                &tagged
+                        Ok(s) => {
+                            if let Err(refusal) = policy::admit(s, trust, &self.egress) {
+                                if self.reported.first(&format!("{}\0{obj}\0{}", origin.as_str(), r.drain)) {
+                                    telemetry::counter("logtrain_route_errors_total", &[("origin", origin.as_str())])
+                                        .inc();
+                                    warn!(origin = origin.as_str(), object = %obj, hostname = %r.hostname, drain = %s.id, error = %refusal, "Route refused: drain not allowed to this origin.");
+                                }
+                                continue;
                             }
-                            None => s,
-                        },
+                            let tag = r.tag.as_deref().filter(|t| !t.is_empty());
+                            let tenant = trust == Trust::Tenant && !self.egress.networks().is_empty();
+                            match (tag, tenant) {
+                                (None, false) => s,
+                                (tag, tenant) => {
+                                    let mut a = tag.map_or_else(|| s.clone(), |t| s.tagged(t));
+                                    if tenant {
+                                        a = a.restricted(self.egress.clone());
+                                    }
+                                    adapted = a;
+                                    &adapted
+                                }
+                            }
+                        }
                         Err(e) => {
                             if self.reported.first(&format!("{}\0{obj}\0{}", origin.as_str(), r.drain)) {
                                 telemetry::counter("logtrain_route_errors_total", &[("origin", origin.as_str())]).inc();
