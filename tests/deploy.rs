@@ -273,6 +273,28 @@ fn bad_values_are_refused_with_the_reason() {
         (r#"{"inputs": {"syslog": {"maxFrame": 0}}}"#, "/inputs/syslog/maxFrame"),
         (r#"{"inputs": {"maxConnections": "many"}}"#, "/inputs/maxConnections"),
         (r#"{"http": {"maxBody": -1}}"#, "/http/maxBody"),
+        (r#"{"inputs": {"memoryBytes": 0}}"#, "/inputs/memoryBytes"),
+        (r#"{"drain": {"max": 0}}"#, "/drain/max"),
+        (
+            r#"{"security": {"hostnameScope": "cluster"}}"#,
+            "/security/hostnameScope",
+        ),
+        (
+            r#"{"security": {"annotationMaxDrains": "many"}}"#,
+            "/security/annotationMaxDrains",
+        ),
+        (
+            r#"{"security": {"denyNetworks": "10.0.0.0/8"}}"#,
+            "/security/denyNetworks",
+        ),
+        (
+            r#"{"security": {"denyNetworks": ["10.0.0.0/33"]}}"#,
+            "/security/denyNetworks/0",
+        ),
+        (
+            r#"{"security": {"denyNetworks": ["metadata.internal/32"]}}"#,
+            "/security/denyNetworks/0",
+        ),
     ];
     for (values, reason) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -561,7 +583,7 @@ fn default_deployment_is_least_privilege() {
     assert_eq!(s(&c["resources"]["requests"]["cpu"]), "50m");
     assert_eq!(s(&c["resources"]["requests"]["memory"]), "64Mi");
     assert_eq!(s(&c["resources"]["limits"]["cpu"]), "500m");
-    assert_eq!(s(&c["resources"]["limits"]["memory"]), "192Mi");
+    assert_eq!(s(&c["resources"]["limits"]["memory"]), "256Mi");
 
     // Host paths: the logs read-only, only the checkpoint folder writable.
     let volumes: BTreeMap<&str, &Value> = seq(&pod["volumes"]).iter().map(|v| (s(&v["name"]), v)).collect();
@@ -714,6 +736,17 @@ fn the_daemonsets_environment_is_a_valid_logtrain_configuration() {
     assert_eq!(cfg.node_name.as_deref(), Some("node-a"));
     assert_eq!(cfg.log_format, logtrain::config::LogFormat::Json);
     assert!(cfg.exclude_namespaces.is_empty());
+    // The security model is logtrain's own: annotations claim only their namespace's
+    // hostnames (said in the manifest, where an operator reads it), and tenants'
+    // drains keep off the default networks within the default limits.
+    assert_eq!(s(&env(c, "ROUTE_HOSTNAME_SCOPE")["value"]), "namespace");
+    assert_eq!(cfg.route_hostname_scope, logtrain::config::HostnameScope::Namespace);
+    assert_eq!(cfg.drain_deny_networks, d.drain_deny_networks);
+    assert!(!cfg.drain_deny_networks.is_empty());
+    assert_eq!(
+        (cfg.annotation_max_drains, cfg.drain_max, cfg.input_memory_bytes),
+        (d.annotation_max_drains, d.drain_max, d.input_memory_bytes)
+    );
 }
 
 #[test]
@@ -1197,6 +1230,10 @@ fn sample_value(schema: &serde_json::Value, path: &[String]) -> serde_json::Valu
         "values.yaml key {} is not in values.schema.json",
         path.join(".")
     );
+    // A value no type alone describes (a list of networks) carries its own example.
+    if let Some(e) = node["examples"].as_array().and_then(|e| e.first()) {
+        return e.clone();
+    }
     if let Some(e) = node["enum"].as_array() {
         return e.iter().find(|v| *v != "").cloned().unwrap();
     }
@@ -1305,7 +1342,7 @@ fn every_variable_logtrain_reads_is_set_or_settable() {
 }
 
 /// The limits the chart renders only when set: (variable, values path, value set).
-const LIMITS: [(&str, &str, &str); 11] = [
+const LIMITS: [(&str, &str, &str); 14] = [
     ("TAIL_START_AT", "inputs.kubernetes.startAt", "end"),
     ("TAIL_MAX_RECORD_BYTES", "inputs.kubernetes.maxRecordBytes", "131072"),
     ("TAIL_MAX_BACKLOG_BYTES", "inputs.kubernetes.maxBacklogBytes", "0"),
@@ -1316,7 +1353,10 @@ const LIMITS: [(&str, &str, &str); 11] = [
     ("SYSLOG_MAX_FRAME", "inputs.syslog.maxFrame", "262144"),
     ("INPUT_MAX_CONNECTIONS", "inputs.maxConnections", "256"),
     ("INPUT_IDLE_TIMEOUT", "inputs.idleTimeoutSeconds", "60"),
+    ("INPUT_MEMORY_BYTES", "inputs.memoryBytes", "33554432"),
     ("HTTP_MAX_BODY", "http.maxBody", "1048576"),
+    ("ANNOTATION_MAX_DRAINS", "security.annotationMaxDrains", "4"),
+    ("DRAIN_MAX", "drain.max", "200"),
 ];
 
 #[test]
@@ -1336,7 +1376,10 @@ fn limits_are_rendered_only_when_set_and_reach_logtrain() {
         ("SYSLOG_MAX_FRAME", d.syslog_max_frame.to_string()),
         ("INPUT_MAX_CONNECTIONS", d.input_max_connections.to_string()),
         ("INPUT_IDLE_TIMEOUT", d.input_idle_timeout.to_string()),
+        ("INPUT_MEMORY_BYTES", d.input_memory_bytes.to_string()),
         ("HTTP_MAX_BODY", d.http_max_body.to_string()),
+        ("ANNOTATION_MAX_DRAINS", d.annotation_max_drains.to_string()),
+        ("DRAIN_MAX", d.drain_max.to_string()),
     ]
     .into();
 
@@ -1387,17 +1430,7 @@ fn limits_are_rendered_only_when_set_and_reach_logtrain() {
     assert_eq!(s(&token["valueFrom"]["secretKeyRef"]["key"]), "HTTP_TOKEN");
 
     // logtrain reads them as set.
-    let mut vars: HashMap<String, String> = HashMap::new();
-    for (name, e) in &env {
-        let value = match name.as_str() {
-            "NODE_NAME" => "node-a",
-            "HTTP_TOKEN" => "from-the-secret",
-            _ => s(&e["value"]),
-        };
-        vars.insert(name.clone(), value.into());
-    }
-    let cfg = logtrain::config::Config::load(None, &vars)
-        .unwrap_or_else(|errs| panic!("{:?}", errs.iter().map(|e| e.to_string()).collect::<Vec<_>>()));
+    let cfg = logtrain_config(&env);
     assert!(cfg.tail_start_at_end);
     assert_eq!(
         (
@@ -1412,8 +1445,79 @@ fn limits_are_rendered_only_when_set_and_reach_logtrain() {
         ),
         (131072, 0, 3600, 16384, 262144, 256, 60, 1048576)
     );
+    assert_eq!(
+        (cfg.input_memory_bytes, cfg.annotation_max_drains, cfg.drain_max),
+        (33554432, 4, 200)
+    );
     assert_eq!((cfg.tail_stdout_severity, cfg.tail_stderr_severity), (5, 4));
     assert_eq!(cfg.http_token.as_ref().map(|t| t.expose()), Some("from-the-secret"));
+}
+
+/// What logtrain reads from a rendered container environment (the downward API's
+/// node name and a Secret's token stand in as placeholders).
+fn logtrain_config(env: &BTreeMap<String, Value>) -> logtrain::config::Config {
+    let vars: HashMap<String, String> = env
+        .iter()
+        .map(|(name, e)| {
+            let value = match name.as_str() {
+                "NODE_NAME" => "node-a",
+                "HTTP_TOKEN" => "from-the-secret",
+                _ => s(&e["value"]),
+            };
+            (name.clone(), value.to_string())
+        })
+        .collect();
+    logtrain::config::Config::load(None, &vars)
+        .unwrap_or_else(|errs| panic!("{:?}", errs.iter().map(|e| e.to_string()).collect::<Vec<_>>()))
+}
+
+#[test]
+fn security_settings_reach_logtrain_as_written() {
+    use logtrain::config::{Config, HostnameScope};
+    use logtrain::egress::DEFAULT_DENY;
+
+    // The hostname scope is rendered (the plain manifest says it); `any` is the Go
+    // logtrain's behaviour, there for whoever needs it.
+    let env = rendered_env(rendered(&[r#"{"security": {"hostnameScope": "any"}}"#]).path());
+    assert_eq!(s(&env["ROUTE_HOSTNAME_SCOPE"]["value"]), "any");
+    assert_eq!(logtrain_config(&env).route_hostname_scope, HostnameScope::Any);
+
+    // The deny list, unset, is not rendered (logtrain's default applies), and its
+    // comment lists that default, for an operator who extends it.
+    assert!(!rendered_env(&plain_dir()).contains_key("DRAIN_DENY_NETWORKS"));
+    let path: Vec<String> = ["security", "denyNetworks"].map(String::from).into();
+    let comments = values_comments();
+    let (_, comment) = comments.iter().find(|(p, _)| *p == path).unwrap();
+    assert!(names_var(comment, "DRAIN_DENY_NETWORKS"), "{comment}");
+    for net in DEFAULT_DENY.split(',') {
+        assert!(
+            comment.contains(&format!(" {net}")),
+            "the comment of security.denyNetworks does not list {net}: {comment}"
+        );
+    }
+    // Copied as it is, the default passes the schema and means the same to logtrain.
+    let copied = serde_json::json!({"security": {"denyNetworks": DEFAULT_DENY.split(',').collect::<Vec<_>>()}});
+    let env = rendered_env(rendered(&[&copied.to_string()]).path());
+    assert_eq!(
+        logtrain_config(&env).drain_deny_networks,
+        Config::default().drain_deny_networks
+    );
+
+    // A list replaces the default, joined with commas.
+    let env =
+        rendered_env(rendered(&[r#"{"security": {"denyNetworks": ["10.0.0.0/8", "fd00::/8", "192.0.2.7"]}}"#]).path());
+    assert_eq!(s(&env["DRAIN_DENY_NETWORKS"]["value"]), "10.0.0.0/8,fd00::/8,192.0.2.7");
+    let nets: Vec<String> = logtrain_config(&env)
+        .drain_deny_networks
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(nets, ["10.0.0.0/8", "fd00::/8", "192.0.2.7/32"]);
+
+    // [] is rendered as an empty value, which allows every address (it is not unset).
+    let env = rendered_env(rendered(&[r#"{"security": {"denyNetworks": []}}"#]).path());
+    assert_eq!(env["DRAIN_DENY_NETWORKS"]["value"], Value::from(""));
+    assert!(logtrain_config(&env).drain_deny_networks.is_empty());
 }
 
 /// Every `.rs` file under `dir`.
@@ -1495,6 +1599,9 @@ fn resources_follow_the_measured_memory() {
     let workloads_10k = 40.0 * 1024f64.powi(2);
     // A busy drain's queue can fill up to DRAIN_QUEUE_BYTES.
     let queue = logtrain::config::Config::default().drain_queue_bytes as f64;
+    // The push inputs together hold at most INPUT_MEMORY_BYTES before their records
+    // are queued (the chart leaves it at logtrain's default).
+    let inputs = logtrain::config::Config::default().input_memory_bytes as f64;
 
     let objs = objects(&plain_dir());
     let c = container(
@@ -1509,10 +1616,11 @@ fn resources_follow_the_measured_memory() {
         "memory request {request} is below the measured at-rest RSS plus one busy drain ({})",
         at_rest + queue
     );
-    let busy = at_rest + workloads_10k + 8.0 * queue;
+    let busy = at_rest + workloads_10k + 8.0 * queue + inputs;
     assert!(
         limit >= 1.25 * busy,
-        "memory limit {limit} is below 10,000 workloads and 8 busy drains plus 25% ({})",
+        "memory limit {limit} is below 10,000 workloads, 8 busy drains and the push inputs' whole budget \
+         plus 25% ({})",
         1.25 * busy
     );
     assert!(
