@@ -3,8 +3,8 @@
 //! JSON schemas and kubectl's decoder, the least-privilege promises, the order
 //! `kubectl apply` creates the plain manifests in, every variable of src/config.rs
 //! being set or settable through a documented value, the resources against the
-//! measured figures, the Grafana dashboard against the metric catalog, and the
-//! Dockerfile.
+//! measured figures, the optional NetworkPolicy admitting only the peers it names,
+//! the Grafana dashboard against the metric catalog, and the Dockerfile.
 //!
 //! Tools, installed by `tests/run`: `.venv/deploy` (or `$LOGTRAIN_TEST_DEPLOY_VENV`)
 //! holding helm-python-sdk (Helm's Go SDK behind a C ABI: the same engine as
@@ -33,7 +33,15 @@ const EVERYTHING_ON: &str = r#"{
   "priorityClassName": "system-node-critical",
   "excludeNamespaces": ["kube-system", "istio-system"],
   "extraEnv": [{"name": "RUST_BACKTRACE", "value": "1"}],
-  "updateStrategy": {"maxUnavailable": "10%"}
+  "updateStrategy": {"maxUnavailable": "10%"},
+  "networkPolicy": {
+    "enabled": true,
+    "http": {"nodeCIDRs": ["10.0.0.0/16", "fd00:10::/64"]},
+    "egress": {"restrict": true, "rules": [
+      {"to": [{"ipBlock": {"cidr": "10.0.0.10/32"}}], "ports": [{"port": 6443, "protocol": "TCP"}]},
+      {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}], "ports": [{"port": 6514, "protocol": "TCP"}, {"port": 443}]}
+    ]}
+  }
 }"#;
 
 const INSTALL_HINT: &str = "run `bash tests/run` once (its deploy block installs .venv/deploy with \
@@ -294,6 +302,30 @@ fn bad_values_are_refused_with_the_reason() {
         (
             r#"{"security": {"denyNetworks": ["metadata.internal/32"]}}"#,
             "/security/denyNetworks/0",
+        ),
+        // A peer that names nothing, or mixes an ipBlock with selectors, is refused
+        // here rather than by the API server at install time.
+        (
+            r#"{"networkPolicy": {"inputs": {"from": [{}]}}}"#,
+            "/networkPolicy/inputs/from/0",
+        ),
+        (
+            r#"{"networkPolicy": {"http": {"from": [{"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}]}}}"#,
+            "/networkPolicy/http/from/0",
+        ),
+        // ipBlock.cidr needs a prefix.
+        (
+            r#"{"networkPolicy": {"http": {"nodeCIDRs": ["10.0.0.1"]}}}"#,
+            "/networkPolicy/http/nodeCIDRs/0",
+        ),
+        // An empty egress rule would allow everything the restriction is for.
+        (
+            r#"{"networkPolicy": {"egress": {"rules": [{}]}}}"#,
+            "/networkPolicy/egress/rules/0",
+        ),
+        (
+            r#"{"networkPolicy": {"enabled": true, "egress": {"restrict": true}}}"#,
+            "networkPolicy.egress.restrict needs networkPolicy.egress.rules",
         ),
     ];
     for (values, reason) in cases {
@@ -849,6 +881,108 @@ fn opt_in_variants_keep_their_promises() {
         (s(&ep["port"]), s(&ep["path"]), s(&ep["interval"])),
         ("http", "/metrics", "30s")
     );
+}
+
+/// (port, protocol) of each entry of a NetworkPolicy rule's `ports`.
+fn policy_ports(rule: &Value) -> BTreeSet<(i64, String)> {
+    seq(&rule["ports"])
+        .iter()
+        .map(|p| (p["port"].as_i64().unwrap(), s(&p["protocol"]).to_string()))
+        .collect()
+}
+
+#[test]
+fn the_network_policy_admits_only_the_peers_it_names() {
+    // An opt-in: the plain manifests hold none.
+    assert!(!objects(&plain_dir()).keys().any(|k| k.starts_with("NetworkPolicy/")));
+
+    // EVERYTHING_ON: node addresses for the HTTP port, egress restricted.
+    let full = rendered(&[EVERYTHING_ON]);
+    let objs = objects(full.path());
+    let np = get(&objs, "NetworkPolicy/logtrain");
+    let ds = get(&objs, "DaemonSet/logtrain");
+    assert_eq!(s(&np["metadata"]["namespace"]), "logtrain");
+    assert_eq!(
+        np["spec"]["podSelector"]["matchLabels"],
+        ds["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(strings(&np["spec"]["policyTypes"]), ["Ingress", "Egress"].into());
+    let ingress = seq(&np["spec"]["ingress"]);
+    assert_eq!(ingress.len(), 2, "{ingress:?}");
+    for rule in ingress {
+        assert!(
+            !seq(&rule["from"]).is_empty(),
+            "a rule without peers admits every source: {rule:?}"
+        );
+    }
+    // The HTTP port: the nodes' addresses and Prometheus' namespace.
+    let tcp = |port: i64| (port, "TCP".to_string());
+    assert_eq!(policy_ports(&ingress[0]), [tcp(9000)].into());
+    let peers = seq(&ingress[0]["from"]);
+    let cidrs: Vec<&str> = peers
+        .iter()
+        .map(|p| s(&p["ipBlock"]["cidr"]))
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(cidrs, ["10.0.0.0/16", "fd00:10::/64"]);
+    assert!(
+        peers
+            .iter()
+            .any(|p| s(&p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]) == "monitoring"),
+        "{peers:?}"
+    );
+    // The push listeners: exactly the container's other ports, from every pod.
+    let c = container(&ds["spec"]["template"]["spec"], "containers", "logtrain");
+    let listeners: BTreeSet<(i64, String)> = seq(&c["ports"])
+        .iter()
+        .filter(|p| s(&p["name"]) != "http")
+        .map(|p| (p["containerPort"].as_i64().unwrap(), s(&p["protocol"]).to_string()))
+        .collect();
+    assert_eq!(listeners.len(), 4, "{listeners:?}");
+    assert_eq!(policy_ports(&ingress[1]), listeners);
+    assert_eq!(
+        seq(&ingress[1]["from"]),
+        [serde_yaml::from_str::<Value>("namespaceSelector: {}").unwrap()]
+    );
+    // Egress: DNS, then the rules as given.
+    let egress = seq(&np["spec"]["egress"]);
+    assert_eq!(egress.len(), 3, "{egress:?}");
+    assert_eq!(policy_ports(&egress[0]), [tcp(53), (53, "UDP".to_string())].into());
+    assert_eq!(
+        s(&egress[0]["to"][0]["podSelector"]["matchLabels"]["k8s-app"]),
+        "kube-dns"
+    );
+    assert_eq!(s(&egress[1]["to"][0]["ipBlock"]["cidr"]), "10.0.0.10/32");
+    assert_eq!(policy_ports(&egress[1]), [tcp(6443)].into());
+
+    // Turned on alone: egress stays open (drains are wherever their URLs point), and
+    // the HTTP port admits Prometheus (the kubelet is the pod's own node).
+    let objs = objects(rendered(&[r#"{"networkPolicy": {"enabled": true}}"#]).path());
+    let np = get(&objs, "NetworkPolicy/logtrain");
+    assert_eq!(strings(&np["spec"]["policyTypes"]), ["Ingress"].into());
+    assert!(np["spec"]["egress"].is_null());
+    let ingress = seq(&np["spec"]["ingress"]);
+    assert_eq!(ingress.len(), 2);
+    assert_eq!(seq(&ingress[0]["from"]).len(), 1);
+
+    // With the push listeners off, no rule for them, whatever the peers.
+    let off = r#"{"networkPolicy": {"enabled": true},
+        "inputs": {"envoy": {"enabled": false}, "syslogTcp": {"enabled": false}, "syslogUdp": {"enabled": false}}}"#;
+    let objs = objects(rendered(&[off]).path());
+    let ingress = seq(&get(&objs, "NetworkPolicy/logtrain")["spec"]["ingress"]);
+    assert_eq!(ingress.len(), 1);
+    assert_eq!(policy_ports(&ingress[0]), [tcp(9000)].into());
+
+    // No peers anywhere: no rule at all (an empty one would admit everyone), so
+    // nothing may connect; the result is still a valid NetworkPolicy.
+    let nobody = rendered(&[r#"{"networkPolicy": {"enabled": true, "http": {"from": []}, "inputs": {"from": []}}}"#]);
+    let objs = objects(nobody.path());
+    assert_eq!(
+        get(&objs, "NetworkPolicy/logtrain")["spec"]["ingress"],
+        Value::Sequence(Vec::new())
+    );
+    let o = schema_check(&[nobody.path().join("networkpolicy.yaml")], "1.26.0");
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
 }
 
 #[test]
