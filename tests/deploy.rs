@@ -3,8 +3,8 @@
 //! JSON schemas and kubectl's decoder, the least-privilege promises, the order
 //! `kubectl apply` creates the plain manifests in, every variable of src/config.rs
 //! being set or settable through a documented value, the resources against the
-//! measured figures, the Grafana dashboard against the metric catalog, and the
-//! Dockerfile.
+//! measured figures, the optional NetworkPolicy admitting only the peers it names,
+//! the Grafana dashboard against the metric catalog, and the Dockerfile.
 //!
 //! Tools, installed by `tests/run`: `.venv/deploy` (or `$LOGTRAIN_TEST_DEPLOY_VENV`)
 //! holding helm-python-sdk (Helm's Go SDK behind a C ABI: the same engine as
@@ -33,7 +33,15 @@ const EVERYTHING_ON: &str = r#"{
   "priorityClassName": "system-node-critical",
   "excludeNamespaces": ["kube-system", "istio-system"],
   "extraEnv": [{"name": "RUST_BACKTRACE", "value": "1"}],
-  "updateStrategy": {"maxUnavailable": "10%"}
+  "updateStrategy": {"maxUnavailable": "10%"},
+  "networkPolicy": {
+    "enabled": true,
+    "http": {"nodeCIDRs": ["10.0.0.0/16", "fd00:10::/64"]},
+    "egress": {"restrict": true, "rules": [
+      {"to": [{"ipBlock": {"cidr": "10.0.0.10/32"}}], "ports": [{"port": 6443, "protocol": "TCP"}]},
+      {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}], "ports": [{"port": 6514, "protocol": "TCP"}, {"port": 443}]}
+    ]}
+  }
 }"#;
 
 const INSTALL_HINT: &str = "run `bash tests/run` once (its deploy block installs .venv/deploy with \
@@ -273,6 +281,52 @@ fn bad_values_are_refused_with_the_reason() {
         (r#"{"inputs": {"syslog": {"maxFrame": 0}}}"#, "/inputs/syslog/maxFrame"),
         (r#"{"inputs": {"maxConnections": "many"}}"#, "/inputs/maxConnections"),
         (r#"{"http": {"maxBody": -1}}"#, "/http/maxBody"),
+        (r#"{"inputs": {"memoryBytes": 0}}"#, "/inputs/memoryBytes"),
+        (r#"{"drain": {"max": 0}}"#, "/drain/max"),
+        (
+            r#"{"security": {"hostnameScope": "cluster"}}"#,
+            "/security/hostnameScope",
+        ),
+        (
+            r#"{"security": {"annotationMaxDrains": "many"}}"#,
+            "/security/annotationMaxDrains",
+        ),
+        (
+            r#"{"security": {"denyNetworks": "10.0.0.0/8"}}"#,
+            "/security/denyNetworks",
+        ),
+        (
+            r#"{"security": {"denyNetworks": ["10.0.0.0/33"]}}"#,
+            "/security/denyNetworks/0",
+        ),
+        (
+            r#"{"security": {"denyNetworks": ["metadata.internal/32"]}}"#,
+            "/security/denyNetworks/0",
+        ),
+        // A peer that names nothing, or mixes an ipBlock with selectors, is refused
+        // here rather than by the API server at install time.
+        (
+            r#"{"networkPolicy": {"inputs": {"from": [{}]}}}"#,
+            "/networkPolicy/inputs/from/0",
+        ),
+        (
+            r#"{"networkPolicy": {"http": {"from": [{"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}]}}}"#,
+            "/networkPolicy/http/from/0",
+        ),
+        // ipBlock.cidr needs a prefix.
+        (
+            r#"{"networkPolicy": {"http": {"nodeCIDRs": ["10.0.0.1"]}}}"#,
+            "/networkPolicy/http/nodeCIDRs/0",
+        ),
+        // An empty egress rule would allow everything the restriction is for.
+        (
+            r#"{"networkPolicy": {"egress": {"rules": [{}]}}}"#,
+            "/networkPolicy/egress/rules/0",
+        ),
+        (
+            r#"{"networkPolicy": {"enabled": true, "egress": {"restrict": true}}}"#,
+            "networkPolicy.egress.restrict needs networkPolicy.egress.rules",
+        ),
     ];
     for (values, reason) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -561,7 +615,7 @@ fn default_deployment_is_least_privilege() {
     assert_eq!(s(&c["resources"]["requests"]["cpu"]), "50m");
     assert_eq!(s(&c["resources"]["requests"]["memory"]), "64Mi");
     assert_eq!(s(&c["resources"]["limits"]["cpu"]), "500m");
-    assert_eq!(s(&c["resources"]["limits"]["memory"]), "192Mi");
+    assert_eq!(s(&c["resources"]["limits"]["memory"]), "256Mi");
 
     // Host paths: the logs read-only, only the checkpoint folder writable.
     let volumes: BTreeMap<&str, &Value> = seq(&pod["volumes"]).iter().map(|v| (s(&v["name"]), v)).collect();
@@ -714,6 +768,17 @@ fn the_daemonsets_environment_is_a_valid_logtrain_configuration() {
     assert_eq!(cfg.node_name.as_deref(), Some("node-a"));
     assert_eq!(cfg.log_format, logtrain::config::LogFormat::Json);
     assert!(cfg.exclude_namespaces.is_empty());
+    // The security model is logtrain's own: annotations claim only their namespace's
+    // hostnames (said in the manifest, where an operator reads it), and tenants'
+    // drains keep off the default networks within the default limits.
+    assert_eq!(s(&env(c, "ROUTE_HOSTNAME_SCOPE")["value"]), "namespace");
+    assert_eq!(cfg.route_hostname_scope, logtrain::config::HostnameScope::Namespace);
+    assert_eq!(cfg.drain_deny_networks, d.drain_deny_networks);
+    assert!(!cfg.drain_deny_networks.is_empty());
+    assert_eq!(
+        (cfg.annotation_max_drains, cfg.drain_max, cfg.input_memory_bytes),
+        (d.annotation_max_drains, d.drain_max, d.input_memory_bytes)
+    );
 }
 
 #[test]
@@ -816,6 +881,108 @@ fn opt_in_variants_keep_their_promises() {
         (s(&ep["port"]), s(&ep["path"]), s(&ep["interval"])),
         ("http", "/metrics", "30s")
     );
+}
+
+/// (port, protocol) of each entry of a NetworkPolicy rule's `ports`.
+fn policy_ports(rule: &Value) -> BTreeSet<(i64, String)> {
+    seq(&rule["ports"])
+        .iter()
+        .map(|p| (p["port"].as_i64().unwrap(), s(&p["protocol"]).to_string()))
+        .collect()
+}
+
+#[test]
+fn the_network_policy_admits_only_the_peers_it_names() {
+    // An opt-in: the plain manifests hold none.
+    assert!(!objects(&plain_dir()).keys().any(|k| k.starts_with("NetworkPolicy/")));
+
+    // EVERYTHING_ON: node addresses for the HTTP port, egress restricted.
+    let full = rendered(&[EVERYTHING_ON]);
+    let objs = objects(full.path());
+    let np = get(&objs, "NetworkPolicy/logtrain");
+    let ds = get(&objs, "DaemonSet/logtrain");
+    assert_eq!(s(&np["metadata"]["namespace"]), "logtrain");
+    assert_eq!(
+        np["spec"]["podSelector"]["matchLabels"],
+        ds["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(strings(&np["spec"]["policyTypes"]), ["Ingress", "Egress"].into());
+    let ingress = seq(&np["spec"]["ingress"]);
+    assert_eq!(ingress.len(), 2, "{ingress:?}");
+    for rule in ingress {
+        assert!(
+            !seq(&rule["from"]).is_empty(),
+            "a rule without peers admits every source: {rule:?}"
+        );
+    }
+    // The HTTP port: the nodes' addresses and Prometheus' namespace.
+    let tcp = |port: i64| (port, "TCP".to_string());
+    assert_eq!(policy_ports(&ingress[0]), [tcp(9000)].into());
+    let peers = seq(&ingress[0]["from"]);
+    let cidrs: Vec<&str> = peers
+        .iter()
+        .map(|p| s(&p["ipBlock"]["cidr"]))
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(cidrs, ["10.0.0.0/16", "fd00:10::/64"]);
+    assert!(
+        peers
+            .iter()
+            .any(|p| s(&p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]) == "monitoring"),
+        "{peers:?}"
+    );
+    // The push listeners: exactly the container's other ports, from every pod.
+    let c = container(&ds["spec"]["template"]["spec"], "containers", "logtrain");
+    let listeners: BTreeSet<(i64, String)> = seq(&c["ports"])
+        .iter()
+        .filter(|p| s(&p["name"]) != "http")
+        .map(|p| (p["containerPort"].as_i64().unwrap(), s(&p["protocol"]).to_string()))
+        .collect();
+    assert_eq!(listeners.len(), 4, "{listeners:?}");
+    assert_eq!(policy_ports(&ingress[1]), listeners);
+    assert_eq!(
+        seq(&ingress[1]["from"]),
+        [serde_yaml::from_str::<Value>("namespaceSelector: {}").unwrap()]
+    );
+    // Egress: DNS, then the rules as given.
+    let egress = seq(&np["spec"]["egress"]);
+    assert_eq!(egress.len(), 3, "{egress:?}");
+    assert_eq!(policy_ports(&egress[0]), [tcp(53), (53, "UDP".to_string())].into());
+    assert_eq!(
+        s(&egress[0]["to"][0]["podSelector"]["matchLabels"]["k8s-app"]),
+        "kube-dns"
+    );
+    assert_eq!(s(&egress[1]["to"][0]["ipBlock"]["cidr"]), "10.0.0.10/32");
+    assert_eq!(policy_ports(&egress[1]), [tcp(6443)].into());
+
+    // Turned on alone: egress stays open (drains are wherever their URLs point), and
+    // the HTTP port admits Prometheus (the kubelet is the pod's own node).
+    let objs = objects(rendered(&[r#"{"networkPolicy": {"enabled": true}}"#]).path());
+    let np = get(&objs, "NetworkPolicy/logtrain");
+    assert_eq!(strings(&np["spec"]["policyTypes"]), ["Ingress"].into());
+    assert!(np["spec"]["egress"].is_null());
+    let ingress = seq(&np["spec"]["ingress"]);
+    assert_eq!(ingress.len(), 2);
+    assert_eq!(seq(&ingress[0]["from"]).len(), 1);
+
+    // With the push listeners off, no rule for them, whatever the peers.
+    let off = r#"{"networkPolicy": {"enabled": true},
+        "inputs": {"envoy": {"enabled": false}, "syslogTcp": {"enabled": false}, "syslogUdp": {"enabled": false}}}"#;
+    let objs = objects(rendered(&[off]).path());
+    let ingress = seq(&get(&objs, "NetworkPolicy/logtrain")["spec"]["ingress"]);
+    assert_eq!(ingress.len(), 1);
+    assert_eq!(policy_ports(&ingress[0]), [tcp(9000)].into());
+
+    // No peers anywhere: no rule at all (an empty one would admit everyone), so
+    // nothing may connect; the result is still a valid NetworkPolicy.
+    let nobody = rendered(&[r#"{"networkPolicy": {"enabled": true, "http": {"from": []}, "inputs": {"from": []}}}"#]);
+    let objs = objects(nobody.path());
+    assert_eq!(
+        get(&objs, "NetworkPolicy/logtrain")["spec"]["ingress"],
+        Value::Sequence(Vec::new())
+    );
+    let o = schema_check(&[nobody.path().join("networkpolicy.yaml")], "1.26.0");
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
 }
 
 #[test]
@@ -1197,6 +1364,10 @@ fn sample_value(schema: &serde_json::Value, path: &[String]) -> serde_json::Valu
         "values.yaml key {} is not in values.schema.json",
         path.join(".")
     );
+    // A value no type alone describes (a list of networks) carries its own example.
+    if let Some(e) = node["examples"].as_array().and_then(|e| e.first()) {
+        return e.clone();
+    }
     if let Some(e) = node["enum"].as_array() {
         return e.iter().find(|v| *v != "").cloned().unwrap();
     }
@@ -1305,7 +1476,7 @@ fn every_variable_logtrain_reads_is_set_or_settable() {
 }
 
 /// The limits the chart renders only when set: (variable, values path, value set).
-const LIMITS: [(&str, &str, &str); 11] = [
+const LIMITS: [(&str, &str, &str); 14] = [
     ("TAIL_START_AT", "inputs.kubernetes.startAt", "end"),
     ("TAIL_MAX_RECORD_BYTES", "inputs.kubernetes.maxRecordBytes", "131072"),
     ("TAIL_MAX_BACKLOG_BYTES", "inputs.kubernetes.maxBacklogBytes", "0"),
@@ -1316,7 +1487,10 @@ const LIMITS: [(&str, &str, &str); 11] = [
     ("SYSLOG_MAX_FRAME", "inputs.syslog.maxFrame", "262144"),
     ("INPUT_MAX_CONNECTIONS", "inputs.maxConnections", "256"),
     ("INPUT_IDLE_TIMEOUT", "inputs.idleTimeoutSeconds", "60"),
+    ("INPUT_MEMORY_BYTES", "inputs.memoryBytes", "33554432"),
     ("HTTP_MAX_BODY", "http.maxBody", "1048576"),
+    ("ANNOTATION_MAX_DRAINS", "security.annotationMaxDrains", "4"),
+    ("DRAIN_MAX", "drain.max", "200"),
 ];
 
 #[test]
@@ -1336,7 +1510,10 @@ fn limits_are_rendered_only_when_set_and_reach_logtrain() {
         ("SYSLOG_MAX_FRAME", d.syslog_max_frame.to_string()),
         ("INPUT_MAX_CONNECTIONS", d.input_max_connections.to_string()),
         ("INPUT_IDLE_TIMEOUT", d.input_idle_timeout.to_string()),
+        ("INPUT_MEMORY_BYTES", d.input_memory_bytes.to_string()),
         ("HTTP_MAX_BODY", d.http_max_body.to_string()),
+        ("ANNOTATION_MAX_DRAINS", d.annotation_max_drains.to_string()),
+        ("DRAIN_MAX", d.drain_max.to_string()),
     ]
     .into();
 
@@ -1387,17 +1564,7 @@ fn limits_are_rendered_only_when_set_and_reach_logtrain() {
     assert_eq!(s(&token["valueFrom"]["secretKeyRef"]["key"]), "HTTP_TOKEN");
 
     // logtrain reads them as set.
-    let mut vars: HashMap<String, String> = HashMap::new();
-    for (name, e) in &env {
-        let value = match name.as_str() {
-            "NODE_NAME" => "node-a",
-            "HTTP_TOKEN" => "from-the-secret",
-            _ => s(&e["value"]),
-        };
-        vars.insert(name.clone(), value.into());
-    }
-    let cfg = logtrain::config::Config::load(None, &vars)
-        .unwrap_or_else(|errs| panic!("{:?}", errs.iter().map(|e| e.to_string()).collect::<Vec<_>>()));
+    let cfg = logtrain_config(&env);
     assert!(cfg.tail_start_at_end);
     assert_eq!(
         (
@@ -1412,8 +1579,79 @@ fn limits_are_rendered_only_when_set_and_reach_logtrain() {
         ),
         (131072, 0, 3600, 16384, 262144, 256, 60, 1048576)
     );
+    assert_eq!(
+        (cfg.input_memory_bytes, cfg.annotation_max_drains, cfg.drain_max),
+        (33554432, 4, 200)
+    );
     assert_eq!((cfg.tail_stdout_severity, cfg.tail_stderr_severity), (5, 4));
     assert_eq!(cfg.http_token.as_ref().map(|t| t.expose()), Some("from-the-secret"));
+}
+
+/// What logtrain reads from a rendered container environment (the downward API's
+/// node name and a Secret's token stand in as placeholders).
+fn logtrain_config(env: &BTreeMap<String, Value>) -> logtrain::config::Config {
+    let vars: HashMap<String, String> = env
+        .iter()
+        .map(|(name, e)| {
+            let value = match name.as_str() {
+                "NODE_NAME" => "node-a",
+                "HTTP_TOKEN" => "from-the-secret",
+                _ => s(&e["value"]),
+            };
+            (name.clone(), value.to_string())
+        })
+        .collect();
+    logtrain::config::Config::load(None, &vars)
+        .unwrap_or_else(|errs| panic!("{:?}", errs.iter().map(|e| e.to_string()).collect::<Vec<_>>()))
+}
+
+#[test]
+fn security_settings_reach_logtrain_as_written() {
+    use logtrain::config::{Config, HostnameScope};
+    use logtrain::egress::DEFAULT_DENY;
+
+    // The hostname scope is rendered (the plain manifest says it); `any` is the Go
+    // logtrain's behaviour, there for whoever needs it.
+    let env = rendered_env(rendered(&[r#"{"security": {"hostnameScope": "any"}}"#]).path());
+    assert_eq!(s(&env["ROUTE_HOSTNAME_SCOPE"]["value"]), "any");
+    assert_eq!(logtrain_config(&env).route_hostname_scope, HostnameScope::Any);
+
+    // The deny list, unset, is not rendered (logtrain's default applies), and its
+    // comment lists that default, for an operator who extends it.
+    assert!(!rendered_env(&plain_dir()).contains_key("DRAIN_DENY_NETWORKS"));
+    let path: Vec<String> = ["security", "denyNetworks"].map(String::from).into();
+    let comments = values_comments();
+    let (_, comment) = comments.iter().find(|(p, _)| *p == path).unwrap();
+    assert!(names_var(comment, "DRAIN_DENY_NETWORKS"), "{comment}");
+    for net in DEFAULT_DENY.split(',') {
+        assert!(
+            comment.contains(&format!(" {net}")),
+            "the comment of security.denyNetworks does not list {net}: {comment}"
+        );
+    }
+    // Copied as it is, the default passes the schema and means the same to logtrain.
+    let copied = serde_json::json!({"security": {"denyNetworks": DEFAULT_DENY.split(',').collect::<Vec<_>>()}});
+    let env = rendered_env(rendered(&[&copied.to_string()]).path());
+    assert_eq!(
+        logtrain_config(&env).drain_deny_networks,
+        Config::default().drain_deny_networks
+    );
+
+    // A list replaces the default, joined with commas.
+    let env =
+        rendered_env(rendered(&[r#"{"security": {"denyNetworks": ["10.0.0.0/8", "fd00::/8", "192.0.2.7"]}}"#]).path());
+    assert_eq!(s(&env["DRAIN_DENY_NETWORKS"]["value"]), "10.0.0.0/8,fd00::/8,192.0.2.7");
+    let nets: Vec<String> = logtrain_config(&env)
+        .drain_deny_networks
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(nets, ["10.0.0.0/8", "fd00::/8", "192.0.2.7/32"]);
+
+    // [] is rendered as an empty value, which allows every address (it is not unset).
+    let env = rendered_env(rendered(&[r#"{"security": {"denyNetworks": []}}"#]).path());
+    assert_eq!(env["DRAIN_DENY_NETWORKS"]["value"], Value::from(""));
+    assert!(logtrain_config(&env).drain_deny_networks.is_empty());
 }
 
 /// Every `.rs` file under `dir`.
@@ -1495,6 +1733,9 @@ fn resources_follow_the_measured_memory() {
     let workloads_10k = 40.0 * 1024f64.powi(2);
     // A busy drain's queue can fill up to DRAIN_QUEUE_BYTES.
     let queue = logtrain::config::Config::default().drain_queue_bytes as f64;
+    // The push inputs together hold at most INPUT_MEMORY_BYTES before their records
+    // are queued (the chart leaves it at logtrain's default).
+    let inputs = logtrain::config::Config::default().input_memory_bytes as f64;
 
     let objs = objects(&plain_dir());
     let c = container(
@@ -1509,10 +1750,11 @@ fn resources_follow_the_measured_memory() {
         "memory request {request} is below the measured at-rest RSS plus one busy drain ({})",
         at_rest + queue
     );
-    let busy = at_rest + workloads_10k + 8.0 * queue;
+    let busy = at_rest + workloads_10k + 8.0 * queue + inputs;
     assert!(
         limit >= 1.25 * busy,
-        "memory limit {limit} is below 10,000 workloads and 8 busy drains plus 25% ({})",
+        "memory limit {limit} is below 10,000 workloads, 8 busy drains and the push inputs' whole budget \
+         plus 25% ({})",
         1.25 * busy
     );
     assert!(
