@@ -33,7 +33,9 @@
 //! earlier attempt got through) counts as delivered; 429 and 5xx items are sent
 //! again; other failures (mapping and parse errors) are rejected, counted, and
 //! logged once per error type. A whole-request 429/5xx is retried after
-//! `Retry-After` or the backoff; 413 and other 4xx refuse the batch.
+//! `Retry-After` or the backoff; a 413 (larger than `http.max_content_length`)
+//! makes the driver send the batch again in halves, down to single documents;
+//! other 4xx refuse the batch.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -251,9 +253,10 @@ impl Sink for ElasticsearchSink {
         let resp = self.client.post(conn, &headers, bytes::Bytes::from(buf)).await?;
         conn.buf = Vec::with_capacity(len);
         if resp.status.as_u16() == 413 {
-            return Err(SinkError::Refused(format!(
-                "Elasticsearch refused a bulk request of {len} bytes ({} documents) as too large (413); \
-                 raise http.max_content_length or lower the drain's batch_bytes=",
+            // The driver sends the halves; a single document refused is rejected.
+            return Err(SinkError::TooLarge(format!(
+                "Elasticsearch refused a bulk request of {len} bytes ({} documents) as larger than \
+                 its http.max_content_length (413)",
                 batch.len()
             )));
         }
