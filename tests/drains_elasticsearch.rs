@@ -84,6 +84,7 @@ async fn documents_go_to_dated_indexes_with_deterministic_ids() {
     tailed.origin.position = Some(Position {
         file: 0xfeed,
         offset: 4096,
+        piece: 1,
     });
     offer(&d, tailed);
     // The day changes at midnight UTC: the record goes to the next index.
@@ -111,7 +112,7 @@ async fn documents_go_to_dated_indexes_with_deterministic_ids() {
     assert_eq!(day2[0].1["message"], "next day");
     let tailed_doc = &docs[&(
         "logs-2026.03.09".to_string(),
-        "000000000000feed0000000000001000".to_string(),
+        "000000000000feed0000000100000001".to_string(),
     )];
     assert_eq!(tailed_doc["message"], "from a file");
     for i in 0..20 {
