@@ -42,7 +42,7 @@ fn cri(c: &mut Criterion) {
         let src = Bytes::from_static(CRI);
         b.iter(|| {
             out.clear();
-            r.push(format::parse(black_box(&src[..])).expect("valid"), &src, &mut out);
+            r.push(format::parse(black_box(&src[..])).expect("valid"), 0, &src, &mut out);
             black_box(&out);
         })
     });

@@ -75,7 +75,8 @@ pub fn syslog_parse(data: &[u8]) {
     }
 }
 
-/// CRI and docker-json lines, reassembled with a small record limit.
+/// CRI and docker-json lines, reassembled with a small record limit: records
+/// stay within it and no two claim the same position (first line, piece).
 pub fn container_line(data: &[u8]) {
     use logtrain::input::file::format::{Reassembler, parse};
     let max = 256;
@@ -84,7 +85,8 @@ pub fn container_line(data: &[u8]) {
     let src = bytes::Bytes::copy_from_slice(data);
     for line in src.split(|&c| c == b'\n') {
         if let Some(l) = parse(line) {
-            re.push(l, &src, &mut out);
+            let start = line.as_ptr() as u64 - src.as_ptr() as u64;
+            re.push(l, start, &src, &mut out);
         }
         assert!(re.pending_bytes() <= max, "{} bytes pending", re.pending_bytes());
     }
@@ -92,6 +94,10 @@ pub fn container_line(data: &[u8]) {
     for a in &out {
         assert!(a.msg.len() <= max, "record of {} bytes", a.msg.len());
     }
+    let mut positions: Vec<(u64, u32)> = out.iter().map(|a| (a.start, a.piece)).collect();
+    positions.sort_unstable();
+    positions.dedup();
+    assert_eq!(positions.len(), out.len(), "two records at one position");
 }
 
 /// A `POST /syslog` body (logplex octet framing or lines).

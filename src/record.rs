@@ -6,6 +6,7 @@
 //! the message is raw bytes and invalid UTF-8 survives untouched.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
@@ -121,14 +122,23 @@ pub struct PodRef {
     pub container: String,
 }
 
-/// Where in a tailed file a record ended, so a retried delivery can be recognised
-/// (the Elasticsearch drain derives a document id from it).
+/// Where in a tailed file a record comes from, so a delivery sent again is
+/// recognised (the Elasticsearch drain derives a document id from it).
+///
+/// Unique per record: no two records of a file start at the same line, and the
+/// pieces of one record split at `TAIL_MAX_RECORD_BYTES` are numbered. Stable:
+/// the same bytes give the same position however often they are read (a retry,
+/// or a restart reading again from the checkpoint).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Position {
     /// Identity of the file (device, inode and a checksum of its first bytes).
     pub file: u64,
-    /// Byte offset just past the record's last line.
+    /// Byte offset where the record's first line starts (a record joined from
+    /// partial lines starts at its first partial line).
     pub offset: u64,
+    /// Which piece of that record this is: 0, or 1, 2, … for the pieces after
+    /// the first when the record was split at the maximum record size.
+    pub piece: u32,
 }
 
 /// Where a record came from.
@@ -171,7 +181,12 @@ pub struct Record {
     pub origin: Origin,
     /// Told when every drain holding this record delivered or gave it up.
     pub ack: Option<Ack>,
+    /// See [`Record::serial`].
+    serial: u64,
 }
+
+/// The next [`Record::serial`].
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(0);
 
 impl Record {
     /// A record with empty header fields, severity info, facility user.
@@ -188,7 +203,15 @@ impl Record {
             message: message.into(),
             origin: Origin::new(input),
             ack: None,
+            serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// A number no other record made by this process has (copies of a record
+    /// keep it): a record sent again is recognised by it, and two records
+    /// equal in every field are still told apart.
+    pub fn serial(&self) -> u64 {
+        self.serial
     }
 
     /// Approximate bytes this record holds, for byte-bounded queues.
@@ -209,3 +232,16 @@ impl Record {
 
 /// A record as queued for drains: shared, never copied.
 pub type SharedRecord = Arc<Record>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_record_has_its_own_serial_and_copies_keep_it() {
+        let a = Record::new(InputKind::Internal, "h", "m");
+        let b = Record::new(InputKind::Internal, "h", "m");
+        assert_ne!(a.serial(), b.serial());
+        assert_eq!(a.clone().serial(), a.serial());
+    }
+}

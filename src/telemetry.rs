@@ -84,6 +84,11 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         "Failed attempts to save tail checkpoints (routing goes on).",
     ),
     (
+        "logtrain_checkpoint_corrupt_total",
+        Kind::Counter,
+        "Checkpoint files found unusable at start, kept aside as <name>.corrupt-<UTC time> (tailing starts without them).",
+    ),
+    (
         "logtrain_input_handshake_errors_total",
         Kind::Counter,
         "TLS handshakes an input failed (missing or untrusted client certificate, protocol error, timeout).",

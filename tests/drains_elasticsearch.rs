@@ -1,8 +1,9 @@
 //! The Elasticsearch drain against a `_bulk` server that follows the documented
 //! contract: documents, dated indexes and deterministic ids; a retried batch
 //! that does not duplicate (409 counts as delivered); per-item 429 retried;
-//! mapping errors rejected once and counted; whole-request 429 and 413; every
-//! HTTPS scheme over TLS with `ca=`; `batch_bytes=` and `linger_ms=`.
+//! mapping errors rejected once and counted; whole-request 429, and 413 (a
+//! request over `http.max_content_length`) sent again in halves; every HTTPS
+//! scheme over TLS with `ca=`; `batch_bytes=` and `linger_ms=`.
 
 mod support;
 
@@ -83,6 +84,7 @@ async fn documents_go_to_dated_indexes_with_deterministic_ids() {
     tailed.origin.position = Some(Position {
         file: 0xfeed,
         offset: 4096,
+        piece: 1,
     });
     offer(&d, tailed);
     // The day changes at midnight UTC: the record goes to the next index.
@@ -110,7 +112,7 @@ async fn documents_go_to_dated_indexes_with_deterministic_ids() {
     assert_eq!(day2[0].1["message"], "next day");
     let tailed_doc = &docs[&(
         "logs-2026.03.09".to_string(),
-        "000000000000feed0000000000001000".to_string(),
+        "000000000000feed0000000100000001".to_string(),
     )];
     assert_eq!(tailed_doc["message"], "from a file");
     for i in 0..20 {
@@ -253,7 +255,7 @@ async fn mapping_errors_are_rejected_for_good_and_counted() {
 }
 
 #[tokio::test]
-async fn a_whole_request_429_waits_for_retry_after_and_a_413_is_refused() {
+async fn a_whole_request_429_waits_for_retry_after_and_a_413_is_sent_again_in_halves() {
     let es = EsBulk::start().await;
     es.script([Whole::Status {
         status: 429,
@@ -279,19 +281,63 @@ async fn a_whole_request_429_waits_for_retry_after_and_a_413_is_refused() {
     for i in 5..8 {
         offer(&d, record("b.default", i, &format!("b{i}")));
     }
-    wait_until("the 413 to be counted", LIMIT, || {
-        metric("logtrain_drain_rejected_total", &url) == 3
+    wait_until("8 documents", LIMIT, || es.docs().len() == 8).await;
+    stop(&d, tracker).await;
+    let reqs = es.requests();
+    assert_eq!(
+        reqs.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [429, 200, 413, 200, 200]
+    );
+    let sizes: Vec<usize> = reqs.iter().map(|r| r.actions.len()).collect();
+    assert_eq!(sizes[2..], [0, 1, 2], "the 413'd batch of 3, then its halves");
+    assert_eq!(d.sent_total(), 8);
+    assert_eq!(metric("logtrain_drain_rejected_total", &url), 0);
+}
+
+#[tokio::test]
+async fn a_request_over_max_content_length_is_halved_and_a_document_too_large_alone_is_refused() {
+    let es = EsBulk::start().await;
+    es.max_content_length(4000);
+    let url = format!("es+http://127.0.0.1:{}?index=limited&linger_ms=200", es.port);
+    let tracker = TaskTracker::new();
+    let d = start(&url, &tracker);
+    for i in 0..40 {
+        let m = if i == 23 {
+            format!("{i:03} {}", "x".repeat(5000))
+        } else {
+            format!("{i:03} fits")
+        };
+        offer(&d, record("l.default", i, &m));
+    }
+    wait_until("the oversized document to be refused", LIMIT, || {
+        metric("logtrain_drain_rejected_total", &url) == 1
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_until("39 documents", LIMIT, || es.docs().len() == 39).await;
     stop(&d, tracker).await;
-    assert_eq!(
-        es.requests().iter().map(|r| r.status).collect::<Vec<_>>(),
-        [429, 200, 413],
-        "a 413 is not retried"
+    let reqs = es.requests();
+    assert!(
+        reqs.len() > 2,
+        "halved: {:?}",
+        reqs.iter().map(|r| r.status).collect::<Vec<_>>()
     );
-    assert_eq!(es.docs().len(), 5);
-    assert_eq!(d.sent_total(), 5);
+    assert!(reqs.iter().all(|r| r.status == 200 || r.status == 413));
+    // Every stored document once (no 409), in order across the requests.
+    let stored: Vec<&(String, String, String)> = reqs
+        .iter()
+        .filter(|r| r.status == 200)
+        .flat_map(|r| &r.actions)
+        .collect();
+    assert!(reqs.iter().flat_map(|r| &r.item_statuses).all(|&s| s == 201));
+    let docs = es.docs();
+    let order: Vec<String> = stored
+        .iter()
+        .map(|(_, index, id)| docs[&(index.clone(), id.clone())]["message"].as_str().unwrap()[..3].to_string())
+        .collect();
+    let want: Vec<String> = (0..40).filter(|&i| i != 23).map(|i| format!("{i:03}")).collect();
+    assert_eq!(order, want);
+    assert_eq!(d.sent_total(), 39);
+    assert_eq!(metric("logtrain_drain_rejected_total", &url), 1);
 }
 
 /// base64 of PEM text, percent-encoded for a query string.

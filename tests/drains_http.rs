@@ -1,7 +1,7 @@
 //! HTTP drains against a real HTTP/1.1 server written in the test: logplex
 //! framing and headers, NDJSON with gzip and the 415 fallback, retries on 5xx
-//! and 429 (`Retry-After`), no retry on 400, a hanging receiver, TLS trust,
-//! logplex over HTTPS.
+//! and 429 (`Retry-After`), no retry on 400, batches halved on 413, a hanging
+//! receiver, TLS trust, logplex over HTTPS.
 
 mod support;
 
@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
+use logtrain::ack::{self, BatchStatus};
 use logtrain::drain::driver::{Sink, SinkError};
 use logtrain::drain::http::{JsonHttpSink, SyslogHttpSink};
 use logtrain::drain::tls::TlsConnector;
@@ -372,6 +373,68 @@ async fn a_400_is_not_retried_and_is_counted_as_rejected() {
     assert_eq!(d.sent_total(), 3);
     assert_eq!(metric("logtrain_drain_rejected_total", &id), 7);
     assert_eq!(metric("logtrain_drain_retries_total", &id), 0);
+}
+
+#[tokio::test]
+async fn a_413_halves_the_batch_until_it_fits_and_only_a_record_too_large_alone_is_refused() {
+    let logs = support::captured_logs();
+    let rec = Recorder::start().await;
+    // About 15 of these records fit in a body; record 17 does not fit alone.
+    rec.refuse_larger_than(2000);
+    let url = format!("syslog+http://127.0.0.1:{}/small", rec.port);
+    let id = id_of(&url);
+    let tracker = TaskTracker::new();
+    let d = start(&url, &ctx_with(|_| {}), &tracker);
+    let (fits, fits_rx) = ack::batch();
+    let (huge, huge_rx) = ack::batch();
+    for i in 0..41 {
+        let mut r = record("small.default", i);
+        if i == 17 {
+            r.message = Bytes::from("x".repeat(3000));
+            r.ack = Some(huge.clone());
+        } else {
+            r.ack = Some(fits.clone());
+        }
+        offer(&d, r);
+    }
+    drop((fits, huge));
+    let outcome =
+        |rx: ack::AckReceiver| async move { tokio::time::timeout(LIMIT, rx.wait()).await.expect("the batch settles") };
+    assert_eq!(
+        outcome(huge_rx).await,
+        BatchStatus::Rejected,
+        "the tailer moves on past it"
+    );
+    assert_eq!(outcome(fits_rx).await, BatchStatus::Delivered);
+    stop(&[&d], tracker).await;
+
+    // Every other record arrived once, in order, in bodies that fit.
+    let frames: Vec<String> = rec.accepted().iter().flat_map(|r| octet_frames(&r.body)).collect();
+    let want: Vec<usize> = (0..41).filter(|&i| i != 17).collect();
+    assert_eq!(frames.len(), want.len());
+    for (m, &i) in frames.iter().zip(&want) {
+        assert_rfc5424(m, "small.default", i);
+    }
+    let reqs = rec.requests();
+    assert!(reqs.iter().all(|r| (r.status == 200) == (r.body.len() <= 2000)));
+    assert!(
+        reqs.len() > 2,
+        "halved: {:?}",
+        reqs.iter().map(|r| r.body.len()).collect::<Vec<_>>()
+    );
+    let alone: Vec<&Recorded> = reqs
+        .iter()
+        .filter(|r| r.status == 413 && r.header("logplex-msg-count") == Some("1"))
+        .collect();
+    assert_eq!(alone.len(), 1, "the oversized record was tried alone, once");
+    assert!(octet_frames(&alone[0].body)[0].ends_with(&"x".repeat(3000)));
+    assert_eq!(d.sent_total(), 40);
+    assert_eq!(metric("logtrain_drain_rejected_total", &id), 1);
+    let said = String::from_utf8_lossy(&logs.lock().unwrap())
+        .lines()
+        .filter(|l| l.contains("Drain refuses batches") && l.contains(&id))
+        .count();
+    assert_eq!(said, 1, "the refusal is logged once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

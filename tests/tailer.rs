@@ -1,7 +1,9 @@
 //! The container log tailer against real files written and rotated the way
 //! kubelet does: CRI and docker lines, partial lines, rotation by rename and by
 //! truncation, restarts from the checkpoint (clean and `kill -9`), hostnames from
-//! the pod directory, and hostile lines.
+//! the pod directory, and hostile lines. Into Elasticsearch (the `_bulk` test
+//! server): records split at the size limit and interleaved partial lines are
+//! each stored once, and a restart reading lines again sends the same ids.
 
 mod support;
 
@@ -14,6 +16,8 @@ use std::time::Duration;
 use logtrain::app::App;
 use logtrain::config::{Config, StaticRoute};
 use logtrain::datasource::pods::{PodKey, PodMeta};
+use serde_json::Value;
+use support::es_bulk::{BulkRequest, EsBulk};
 use support::{read_lines, wait_until};
 
 const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -74,6 +78,19 @@ impl Node {
     }
 }
 
+impl Node {
+    /// A configuration routing `host` to the drain at `url` only.
+    fn config_to(&self, host: &str, url: &str) -> Config {
+        Config {
+            routes: vec![StaticRoute {
+                hostname: host.to_string(),
+                drains: vec![url.to_string()],
+            }],
+            ..self.config(&[])
+        }
+    }
+}
+
 fn append(path: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
     f.write_all(text.as_bytes()).unwrap();
@@ -81,6 +98,59 @@ fn append(path: &Path, text: &str) {
 
 fn cri(stream: &str, tag: &str, msg: &str) -> String {
     format!("2026-11-22T10:00:00.123456789Z {stream} {tag} {msg}\n")
+}
+
+/// `msg` as containerd writes a long line: `P` lines of at most 16 KiB, the
+/// last one `F` when `ends` (else the line is still being written).
+fn cri_partials(stream: &str, msg: &str, ends: bool) -> String {
+    let parts: Vec<&str> = msg
+        .as_bytes()
+        .chunks(16 << 10)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    let mut out = String::new();
+    for (i, part) in parts.iter().enumerate() {
+        let tag = if ends && i + 1 == parts.len() { "F" } else { "P" };
+        out.push_str(&cri(stream, tag, part));
+    }
+    out
+}
+
+/// `len` bytes of numbered words, so any piece of it shows where it belongs.
+fn pattern(len: usize) -> String {
+    let mut s = String::with_capacity(len + 8);
+    let mut i = 0;
+    while s.len() < len {
+        s.push_str(&format!("{i:07} "));
+        i += 1;
+    }
+    s.truncate(len);
+    s
+}
+
+/// The documents an Elasticsearch server was asked to store in `reqs`, in
+/// order: (index, id, item status) of each action.
+fn bulk_items(reqs: &[BulkRequest]) -> Vec<(String, String, u16)> {
+    reqs.iter()
+        .filter(|r| r.status == 200)
+        .flat_map(|r| r.actions.iter().zip(&r.item_statuses))
+        .map(|((_, index, id), &status)| (index.clone(), id.clone(), status))
+        .collect()
+}
+
+/// The message of every stored document, in the order `reqs` first sent them.
+fn stored_messages(es: &EsBulk, reqs: &[BulkRequest]) -> Vec<String> {
+    let docs = es.docs();
+    bulk_items(reqs)
+        .iter()
+        .filter(|(_, _, status)| *status == 201)
+        .map(|(index, id, _)| {
+            docs[&(index.clone(), id.clone())]["message"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
 }
 
 /// The message part of file-drain lines (after the RFC 5424 header).
@@ -461,4 +531,157 @@ async fn backlog_limits_spare_checkpointed_files() {
     // The stale file: its old line skipped, the new one sent.
     assert_eq!(messages(&read_lines(&node.out("old.log"))), ["old 1"]);
     app.shutdown().await;
+}
+
+/// A 600 KiB line (containerd's 16 KiB `P` lines, then `F`) with the default
+/// `TAIL_MAX_RECORD_BYTES` of 256 KiB becomes three records: each is its own
+/// document (three ids), none taken for another (no 409).
+#[tokio::test]
+async fn a_line_split_at_the_record_limit_is_stored_in_elasticsearch_piece_by_piece() {
+    let es = EsBulk::start().await;
+    let node = Node::new();
+    let log = node.pod("default", "web-1-a", "web");
+    let url = format!("es+http://127.0.0.1:{}/?index=tail&linger_ms=100", es.port);
+    let config = node.config_to("web.default", &url);
+    assert_eq!(config.tail_max_record_bytes, 256 << 10, "the default limit");
+    let app = start(config).await;
+    let long = pattern(600 << 10);
+    append(&log, &cri("stdout", "F", "before"));
+    append(&log, &cri_partials("stdout", &long, true));
+    append(&log, &cri("stdout", "F", "after"));
+    wait_until("5 documents", Duration::from_secs(15), || es.docs().len() == 5).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.shutdown().await;
+
+    let reqs = es.requests();
+    let items = bulk_items(&reqs);
+    assert_eq!(items.len(), 5, "each record sent once");
+    assert!(items.iter().all(|(_, _, s)| *s == 201), "no 409: {items:?}");
+    let msgs = stored_messages(&es, &reqs);
+    assert_eq!(msgs.first().map(String::as_str), Some("before"));
+    assert_eq!(msgs.last().map(String::as_str), Some("after"));
+    let pieces = &msgs[1..4];
+    let sizes: Vec<usize> = pieces.iter().map(String::len).collect();
+    assert_eq!(sizes, [256 << 10, 256 << 10, (600 - 512) << 10]);
+    assert_eq!(pieces.concat(), long);
+}
+
+/// stdout's line waits for its end while stderr's lines are whole: every
+/// record of both streams is stored exactly once, whether the tailer reads
+/// between the writes or finds many of them in one read.
+#[tokio::test]
+async fn interleaved_partial_lines_of_stdout_and_stderr_are_each_stored_once() {
+    let es = EsBulk::start().await;
+    let node = Node::new();
+    let log = node.pod("default", "web-1-a", "web");
+    let url = format!("es+http://127.0.0.1:{}/?index=tail&linger_ms=0", es.port);
+    let app = start(node.config_to("web.default", &url)).await;
+    let limit = Duration::from_secs(15);
+    // One at a time: the stderr line is read (and stored) while stdout's waits.
+    let mut want = Vec::new();
+    for i in 0..20 {
+        append(&log, &cri("stdout", "P", &format!("out {i} begins, ")));
+        append(&log, &cri("stderr", "F", &format!("err {i}")));
+        want.push(format!("err {i}"));
+        wait_until("the stderr record", limit, || es.docs().len() == want.len()).await;
+        append(&log, &cri("stdout", "F", &format!("ends {i}")));
+        want.push(format!("out {i} begins, ends {i}"));
+        wait_until("the stdout record", limit, || es.docs().len() == want.len()).await;
+    }
+    // Then many at once, over several reads.
+    let mut text = String::new();
+    for i in 20..2020 {
+        text.push_str(&cri("stdout", "P", &format!("out {i} begins, ")));
+        text.push_str(&cri("stderr", "F", &format!("err {i}")));
+        text.push_str(&cri("stdout", "F", &format!("ends {i}")));
+        want.push(format!("err {i}"));
+        want.push(format!("out {i} begins, ends {i}"));
+    }
+    append(&log, &text);
+    wait_until("every record", limit, || es.docs().len() == want.len()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.shutdown().await;
+
+    let reqs = es.requests();
+    let items = bulk_items(&reqs);
+    assert_eq!(items.len(), want.len(), "each record sent once");
+    assert!(items.iter().all(|(_, _, s)| *s == 201), "no 409");
+    let mut got: Vec<String> = es
+        .docs()
+        .values()
+        .map(|d| d["message"].as_str().unwrap().to_string())
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+/// Lines read again after a restart get the ids they had: pieces of a long
+/// line sent before the restart (the checkpoint stays before the line until
+/// its end is read) and, after a checkpoint lost with `kill -9`, the whole
+/// file. Elasticsearch answers 409 to each, and stores nothing twice.
+#[tokio::test]
+async fn a_restart_sends_lines_read_again_with_their_ids_so_nothing_is_stored_twice() {
+    let es = EsBulk::start().await;
+    let node = Node::new();
+    let log = node.pod("default", "web-1-a", "web");
+    let url = format!("es+http://127.0.0.1:{}/?index=tail&linger_ms=100", es.port);
+    let limit = Duration::from_secs(15);
+    let long = pattern(600 << 10);
+    let (begun, rest) = long.split_at(520 << 10);
+    for i in 0..10 {
+        append(&log, &cri("stdout", "F", &format!("line {i}")));
+    }
+    // Still being written: two pieces are complete, the third is not.
+    append(&log, &cri_partials("stdout", begun, false));
+    let app = start(node.config_to("web.default", &url)).await;
+    wait_until("10 lines and 2 pieces", limit, || es.docs().len() == 12).await;
+    app.shutdown().await;
+    let first_run = es.requests().len();
+    let ids_before: Vec<(String, String)> = es.docs().into_keys().collect();
+
+    append(&log, &cri_partials("stdout", rest, true));
+    append(&log, &cri("stdout", "F", "after"));
+    let app = start(node.config_to("web.default", &url)).await;
+    wait_until("the third piece and the last line", limit, || es.docs().len() == 14).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.shutdown().await;
+    let reqs = es.requests();
+    let second = bulk_items(&reqs[first_run..]);
+    let again: Vec<(String, String)> = second
+        .iter()
+        .filter(|(_, _, s)| *s == 409)
+        .map(|(index, id, _)| (index.clone(), id.clone()))
+        .collect();
+    assert_eq!(again.len(), 2, "the two pieces sent again: {second:?}");
+    assert!(again.iter().all(|k| ids_before.contains(k)), "with their ids");
+    assert_eq!(second.iter().filter(|(_, _, s)| *s == 201).count(), 2);
+    let docs = es.docs();
+    let msgs = stored_messages(&es, &reqs);
+    assert_eq!(msgs.len(), 14);
+    assert_eq!(msgs[10..13].concat(), long);
+    assert_eq!(msgs[13], "after");
+
+    // As if killed before any checkpoint was saved: the whole file again.
+    let path = node.root.path().join("state/checkpoints.json");
+    let mut cp: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for f in cp["files"].as_array_mut().unwrap() {
+        f["offset"] = Value::from(0);
+    }
+    std::fs::write(&path, cp.to_string()).unwrap();
+    let second_run = reqs.len();
+    let app = start(node.config_to("web.default", &url)).await;
+    wait_until("the file sent again", limit, || {
+        bulk_items(&es.requests()[second_run..]).len() == 14
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.shutdown().await;
+    let third = bulk_items(&es.requests()[second_run..]);
+    assert_eq!(third.len(), 14);
+    assert!(
+        third.iter().all(|(_, _, s)| *s == 409),
+        "every id already stored: {third:?}"
+    );
+    assert_eq!(es.docs(), docs, "nothing stored twice");
 }

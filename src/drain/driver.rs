@@ -46,21 +46,28 @@ pub enum SinkError {
     /// The receiver answered with a status worth retrying (429, 5xx).
     #[error("receiver answered {status}{}", retry_after.map(|d| format!(" (retry after {}s)", d.as_secs())).unwrap_or_default())]
     Unavailable { status: u16, retry_after: Option<Duration> },
-    /// The receiver refused the batch for good (4xx other than 429, oversized,
-    /// malformed): retrying cannot help.
+    /// The receiver refused the batch for good (4xx other than 429, malformed):
+    /// retrying cannot help.
     #[error("receiver refused the batch: {0}")]
     Refused(String),
+    /// The receiver refused the batch as too large (HTTP 413): the same batch
+    /// would be refused again, but its halves may pass (the driver tries them).
+    #[error("receiver refused the batch as too large: {0}")]
+    TooLarge(String),
 }
 
 impl SinkError {
     /// Whether sending the same batch again may succeed.
     pub fn retryable(&self) -> bool {
-        !matches!(self, SinkError::Refused(_))
+        !matches!(self, SinkError::Refused(_) | SinkError::TooLarge(_))
     }
 
     /// Whether the connection can be reused after this error.
     pub fn keeps_connection(&self) -> bool {
-        matches!(self, SinkError::Unavailable { .. } | SinkError::Refused(_))
+        matches!(
+            self,
+            SinkError::Unavailable { .. } | SinkError::Refused(_) | SinkError::TooLarge(_)
+        )
     }
 
     fn retry_after(&self) -> Option<Duration> {
@@ -858,105 +865,126 @@ impl<S: Sink> Settle<'_, S> {
     }
 }
 
+/// Sends `batch` until every record is delivered or given up, retrying with
+/// backoff; returns the records delivered, in order. A batch the receiver
+/// refuses as too large (HTTP 413) is sent again as two halves, each halved
+/// again as needed, down to single records: only a record too large on its
+/// own is refused for good.
 async fn deliver<S: Sink>(
     drain: &Drain,
     sink: &S,
     cfg: &DriverConfig,
     conn: &mut Option<S::Conn>,
     backoff: &mut Backoff,
-    mut pending: Vec<SharedRecord>,
+    batch: Vec<SharedRecord>,
 ) -> Vec<SharedRecord> {
     // Records delivered by earlier attempts of a partly accepted batch.
     let mut delivered: Vec<SharedRecord> = Vec::new();
-    loop {
-        if conn.is_none() {
-            match timeout(cfg.connect_timeout, sink.connect()).await {
-                Ok(Ok(c)) => {
-                    *conn = Some(c);
-                    drain.stats.connections.add(1);
-                }
-                Ok(Err(e)) => {
-                    fail(drain, &e.to_string());
-                    sleep(backoff.next_delay()).await;
-                    continue;
-                }
-                Err(_) => {
-                    fail(drain, &format!("connect timed out after {:?}", cfg.connect_timeout));
-                    sleep(backoff.next_delay()).await;
-                    continue;
+    // Parts of the batch still to send, the next one last.
+    let mut parts = vec![batch];
+    while let Some(mut pending) = parts.pop() {
+        loop {
+            if conn.is_none() {
+                match timeout(cfg.connect_timeout, sink.connect()).await {
+                    Ok(Ok(c)) => {
+                        *conn = Some(c);
+                        drain.stats.connections.add(1);
+                    }
+                    Ok(Err(e)) => {
+                        fail(drain, &e.to_string());
+                        sleep(backoff.next_delay()).await;
+                        continue;
+                    }
+                    Err(_) => {
+                        fail(drain, &format!("connect timed out after {:?}", cfg.connect_timeout));
+                        sleep(backoff.next_delay()).await;
+                        continue;
+                    }
                 }
             }
-        }
-        let c = conn.as_mut().expect("connected above");
-        let result = timeout(cfg.send_timeout, sink.send(c, &pending)).await;
-        match result {
-            Ok(Ok(d)) => {
-                recovered(drain);
-                if d.rejected.len() < pending.len() {
-                    drain.refusing.store(false, Ordering::Release);
-                }
-                backoff.reset();
-                drain.stats.sent_bytes.add(d.bytes);
-                drain.stats.truncated.add(d.truncated);
-                for &i in &d.rejected {
-                    if let Some(a) = pending.get(i).and_then(|r| r.ack.as_ref()) {
-                        a.reject();
+            let c = conn.as_mut().expect("connected above");
+            let result = timeout(cfg.send_timeout, sink.send(c, &pending)).await;
+            match result {
+                Ok(Ok(d)) => {
+                    recovered(drain);
+                    if d.rejected.len() < pending.len() {
+                        drain.refusing.store(false, Ordering::Release);
                     }
-                }
-                drain.stats.rejected.add(d.rejected.len() as u64);
-                if d.retry.is_empty() && d.rejected.is_empty() {
-                    if delivered.is_empty() {
-                        return pending;
-                    }
-                    delivered.extend(pending);
-                    return delivered;
-                }
-                let mut retry = Vec::with_capacity(d.retry.len());
-                for (i, r) in pending.into_iter().enumerate() {
-                    if d.retry.contains(&i) {
-                        retry.push(r);
-                    } else if !d.rejected.contains(&i) {
-                        delivered.push(r);
-                    }
-                }
-                if retry.is_empty() {
-                    return delivered;
-                }
-                drain.stats.retries.inc();
-                pending = retry;
-                sleep(d.retry_after.unwrap_or_else(|| backoff.next_delay())).await;
-            }
-            Ok(Err(e)) => {
-                drain.stats.errors.inc();
-                if !e.retryable() {
-                    if !drain.refusing.swap(true, Ordering::AcqRel) {
-                        warn!(drain = %drain.id, error = %e, records = pending.len(), "Drain refuses batches; they are not retried (logged once until one is accepted, counted in logtrain_drain_rejected_total).");
-                    } else {
-                        debug!(drain = %drain.id, error = %e, records = pending.len(), "Drain refused a batch.");
-                    }
-                    drain.stats.rejected.add(pending.len() as u64);
-                    for r in &pending {
-                        if let Some(a) = &r.ack {
+                    backoff.reset();
+                    drain.stats.sent_bytes.add(d.bytes);
+                    drain.stats.truncated.add(d.truncated);
+                    for &i in &d.rejected {
+                        if let Some(a) = pending.get(i).and_then(|r| r.ack.as_ref()) {
                             a.reject();
                         }
                     }
-                    return delivered;
+                    drain.stats.rejected.add(d.rejected.len() as u64);
+                    if d.retry.is_empty() && d.rejected.is_empty() {
+                        if delivered.is_empty() {
+                            delivered = pending;
+                        } else {
+                            delivered.extend(pending);
+                        }
+                        break;
+                    }
+                    let mut retry = Vec::with_capacity(d.retry.len());
+                    for (i, r) in pending.into_iter().enumerate() {
+                        if d.retry.contains(&i) {
+                            retry.push(r);
+                        } else if !d.rejected.contains(&i) {
+                            delivered.push(r);
+                        }
+                    }
+                    if retry.is_empty() {
+                        break;
+                    }
+                    drain.stats.retries.inc();
+                    pending = retry;
+                    sleep(d.retry_after.unwrap_or_else(|| backoff.next_delay())).await;
                 }
-                fail(drain, &e.to_string());
-                if !e.keeps_connection() {
+                Ok(Err(e @ SinkError::TooLarge(_))) if pending.len() > 1 => {
+                    // Each half goes on its own, the first half first.
+                    drain.stats.errors.inc();
+                    drain.stats.retries.inc();
+                    debug!(drain = %drain.id, error = %e, records = pending.len(), "Batch too large for the receiver; sending it in halves.");
+                    let second = pending.split_off(pending.len() / 2);
+                    parts.push(second);
+                    parts.push(pending);
+                    break;
+                }
+                Ok(Err(e)) => {
+                    drain.stats.errors.inc();
+                    if !e.retryable() {
+                        if !drain.refusing.swap(true, Ordering::AcqRel) {
+                            warn!(drain = %drain.id, error = %e, records = pending.len(), "Drain refuses batches; they are not retried (logged once until one is accepted, counted in logtrain_drain_rejected_total).");
+                        } else {
+                            debug!(drain = %drain.id, error = %e, records = pending.len(), "Drain refused a batch.");
+                        }
+                        drain.stats.rejected.add(pending.len() as u64);
+                        for r in &pending {
+                            if let Some(a) = &r.ack {
+                                a.reject();
+                            }
+                        }
+                        break;
+                    }
+                    fail(drain, &e.to_string());
+                    if !e.keeps_connection() {
+                        drop_conn(drain, sink, conn).await;
+                    }
+                    drain.stats.retries.inc();
+                    sleep(e.retry_after().unwrap_or_else(|| backoff.next_delay())).await;
+                }
+                Err(_) => {
+                    fail(drain, &format!("send timed out after {:?}", cfg.send_timeout));
                     drop_conn(drain, sink, conn).await;
+                    drain.stats.retries.inc();
+                    sleep(backoff.next_delay()).await;
                 }
-                drain.stats.retries.inc();
-                sleep(e.retry_after().unwrap_or_else(|| backoff.next_delay())).await;
-            }
-            Err(_) => {
-                fail(drain, &format!("send timed out after {:?}", cfg.send_timeout));
-                drop_conn(drain, sink, conn).await;
-                drain.stats.retries.inc();
-                sleep(backoff.next_delay()).await;
             }
         }
     }
+    delivered
 }
 
 async fn drop_conn<S: Sink>(drain: &Drain, _sink: &S, conn: &mut Option<S::Conn>) {

@@ -22,23 +22,33 @@
 //! (UTC date of the record) and `%%`; index names are lowercased and
 //! characters Elasticsearch forbids become `_`.
 //!
-//! Every `_id` is deterministic, so a batch sent again never duplicates a
-//! document: a record read from a file gets `<file id><offset>` (32 hex
-//! digits); any other record gets a 128-bit FNV-1a hash of its hostname,
-//! app-name, procid, msgid, timestamp and message. Two records identical in all
-//! of those are therefore stored once. A record without a timestamp also mixes
-//! in its in-memory identity, which is stable across retries but not restarts.
+//! Every `_id` (32 hex digits) is unique to its record and the same each time
+//! that record is sent, so a batch sent again never duplicates a document and
+//! no record is ever taken for another:
+//!
+//! - a record read from a file: `<file><offset><piece>`, 16 + 11 + 5 digits:
+//!   the file's identity (device, inode, checksum of its first bytes), the
+//!   offset where the record's first line starts, and which piece of a record
+//!   split at `TAIL_MAX_RECORD_BYTES` it is. The same bytes read again after
+//!   a restart (from the checkpoint) get the same id. Beyond 16 TiB or 2^20
+//!   pieces the three are hashed (128-bit FNV-1a) instead.
+//! - any other record (push inputs): `<sink salt><record serial>`, a random
+//!   number drawn when the drain starts and the record's serial in this
+//!   process. A retry carries the same record, so the same id; two records
+//!   equal in every field still get two documents. Such records do not outlive
+//!   the process, so nothing needs their id to survive a restart.
 //!
 //! Answers: per item, 200/201 is delivered and 409 (the document exists: an
 //! earlier attempt got through) counts as delivered; 429 and 5xx items are sent
 //! again; other failures (mapping and parse errors) are rejected, counted, and
 //! logged once per error type. A whole-request 429/5xx is retried after
-//! `Retry-After` or the backoff; 413 and other 4xx refuse the batch.
+//! `Retry-After` or the backoff; a 413 (larger than `http.max_content_length`)
+//! makes the driver send the batch again in halves, down to single documents;
+//! other 4xx refuse the batch.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::header::{self, HeaderValue};
@@ -59,12 +69,18 @@ pub const LINGER: Duration = Duration::from_secs(1);
 /// Batching for `_bulk`: at most this many bytes of records per request (default of `batch_bytes=`).
 pub const BATCH_BYTES: usize = 5 << 20;
 
+/// Bits of a file record's id for the offset of its first line (16 TiB) …
+const OFFSET_BITS: u32 = 44;
+/// … and for its piece number: together the lower half of the id.
+const PIECE_BITS: u32 = 64 - OFFSET_BITS;
+
 pub struct ElasticsearchSink {
     id: String,
     client: HttpClient,
     index: Option<String>,
     rejections: OnceLog,
-    salt: u128,
+    /// The first half of the ids of records without a file position.
+    salt: u64,
     linger: Duration,
     batch_bytes: usize,
 }
@@ -93,24 +109,20 @@ impl ElasticsearchSink {
         json::escape_str(&name, out);
     }
 
-    /// The document id of a record (32 hex digits).
-    fn write_doc_id(&self, rec: &SharedRecord, out: &mut Vec<u8>) {
+    /// The document id of a record (32 hex digits; see the module doc).
+    fn write_doc_id(&self, rec: &Record, out: &mut Vec<u8>) {
         let v = match rec.origin.position {
-            Some(p) => ((p.file as u128) << 64) | p.offset as u128,
-            None => {
+            Some(p) if p.offset < 1 << OFFSET_BITS && p.piece < 1 << PIECE_BITS => {
+                ((p.file as u128) << 64) | ((p.offset as u128) << PIECE_BITS) | p.piece as u128
+            }
+            Some(p) => {
                 let mut h = Fnv128::new();
-                for field in [&rec.hostname, &rec.app_name, &rec.procid, &rec.msgid, &rec.message] {
-                    h.field(field);
-                }
-                match rec.timestamp {
-                    Some(t) => h.field(&t.0.to_le_bytes()),
-                    None => {
-                        h.field(&self.salt.to_le_bytes());
-                        h.field(&(Arc::as_ptr(rec) as usize).to_le_bytes());
-                    }
-                }
+                h.field(&p.file.to_le_bytes());
+                h.field(&p.offset.to_le_bytes());
+                h.field(&p.piece.to_le_bytes());
                 h.0
             }
+            None => ((self.salt as u128) << 64) | rec.serial() as u128,
         };
         let mut s = String::with_capacity(32);
         let _ = write!(s, "{v:032x}");
@@ -251,9 +263,10 @@ impl Sink for ElasticsearchSink {
         let resp = self.client.post(conn, &headers, bytes::Bytes::from(buf)).await?;
         conn.buf = Vec::with_capacity(len);
         if resp.status.as_u16() == 413 {
-            return Err(SinkError::Refused(format!(
-                "Elasticsearch refused a bulk request of {len} bytes ({} documents) as too large (413); \
-                 raise http.max_content_length or lower the drain's batch_bytes=",
+            // The driver sends the halves; a single document refused is rejected.
+            return Err(SinkError::TooLarge(format!(
+                "Elasticsearch refused a bulk request of {len} bytes ({} documents) as larger than \
+                 its http.max_content_length (413)",
                 batch.len()
             )));
         }
@@ -284,6 +297,9 @@ impl Sink for ElasticsearchSink {
                 continue;
             };
             match item.status {
+                // 409 on `create`: a document with this id exists. Ids are
+                // unique per record (see the module doc), so it is this very
+                // record, stored by an earlier attempt whose answer was lost.
                 200..=299 | 409 => {}
                 429 | 500..=599 => d.retry.push(i),
                 s => {
@@ -343,40 +359,52 @@ mod tests {
     }
 
     #[test]
-    fn ids_are_deterministic() {
+    fn ids_are_unique_per_record_and_piece_and_stable_for_each() {
         let spec = DrainSpec::parse("es+http://127.0.0.1:9200").unwrap();
         let sink = ElasticsearchSink::new(&spec, None).unwrap();
-        let id = |r: &SharedRecord| {
+        let id = |r: &Record| {
             let mut v = Vec::new();
             sink.write_doc_id(r, &mut v);
             String::from_utf8(v).unwrap()
         };
+        let at = |offset: u64, piece: u32| {
+            let mut r = Record::new(InputKind::File, "h", "m");
+            r.origin.position = Some(Position {
+                file: 0xabc,
+                offset,
+                piece,
+            });
+            r
+        };
+        // File records: file, offset of the first line, piece; whatever the content.
+        assert_eq!(id(&at(0x10, 0)), "0000000000000abc0000000001000000");
+        assert_eq!(id(&at(0x10, 2)), "0000000000000abc0000000001000002");
+        assert_eq!(id(&at(0x10, 2)), id(&at(0x10, 2)), "the same bytes read again");
+        let ids: std::collections::HashSet<String> = [(0x10, 0), (0x10, 1), (0x11, 0), (0x11, 1), (0, 0)]
+            .iter()
+            .map(|&(o, p)| id(&at(o, p)))
+            .collect();
+        assert_eq!(ids.len(), 5);
+        // Out of the layout's range: hashed, still distinct and stable.
+        let far = id(&at(1 << 50, 0));
+        assert_eq!(far, id(&at(1 << 50, 0)));
+        assert_ne!(far, id(&at(1 << 50, 1)));
+        assert_ne!(id(&at(1, 1 << 20)), id(&at(1, 0)));
+
+        // Other records: the same record (a retry, or a copy for a tagged
+        // route) keeps its id; an equal but distinct record gets another.
         let mut a = Record::new(InputKind::Internal, "h", "m");
         a.timestamp = Some(Timestamp(5));
-        let a1 = Arc::new(a.clone());
-        let a2 = Arc::new(a.clone());
-        assert_eq!(id(&a1), id(&a2));
-        assert_eq!(id(&a1).len(), 32);
-        let mut b = a.clone();
-        b.message = bytes::Bytes::from_static(b"n");
-        assert_ne!(id(&a1), id(&Arc::new(b)));
-        // Field boundaries matter: ("ab","c") differs from ("a","bc").
-        let mut c1 = a.clone();
-        c1.hostname = "ab".into();
-        c1.app_name = "c".into();
-        let mut c2 = a.clone();
-        c2.hostname = "a".into();
-        c2.app_name = "bc".into();
-        assert_ne!(id(&Arc::new(c1)), id(&Arc::new(c2)));
-        let mut p = a.clone();
-        p.origin.position = Some(Position {
-            file: 0xabc,
-            offset: 0x10,
-        });
-        assert_eq!(id(&Arc::new(p)), "0000000000000abc0000000000000010");
-        // Without a timestamp the id is stable for the same record only.
-        let n = Arc::new(Record::new(InputKind::Internal, "h", "m"));
-        assert_eq!(id(&n), id(&n.clone()));
-        assert_ne!(id(&n), id(&Arc::new(Record::new(InputKind::Internal, "h", "m"))));
+        let first = id(&a);
+        assert_eq!(first.len(), 32);
+        assert_eq!(id(&a.clone()), first);
+        let mut twin = Record::new(InputKind::Internal, "h", "m");
+        twin.timestamp = Some(Timestamp(5));
+        assert_ne!(id(&twin), first);
+        // Another drain (or another run) draws another salt.
+        let other = ElasticsearchSink::new(&spec, None).unwrap();
+        let mut v = Vec::new();
+        other.write_doc_id(&a, &mut v);
+        assert_ne!(String::from_utf8(v).unwrap(), first);
     }
 }

@@ -20,8 +20,10 @@
 //! uncompressed at once, and this drain keeps sending uncompressed from then on.
 //!
 //! Answers: 2xx delivered; 429, 408 and 5xx are retried by the driver after
-//! `Retry-After` (seconds, at most 5 minutes) or its backoff; other statuses
-//! are refused for good and the batch is counted as rejected. Every request
+//! `Retry-After` (seconds, at most 5 minutes) or its backoff; 413 (payload too
+//! large) makes the driver send the batch again in halves, down to single
+//! records (a record refused alone is rejected); other statuses are refused for
+//! good and the batch is counted as rejected. Every request
 //! carries `User-Agent: logtrain/VERSION` and, when configured,
 //! `Authorization` from the URL's credentials.
 
@@ -204,7 +206,8 @@ pub struct Response {
 }
 
 impl Response {
-    /// Maps the status: 2xx is `Ok`, 429/408/5xx retryable, others refused.
+    /// Maps the status: 2xx is `Ok`, 429/408/5xx retryable, 413 too large
+    /// (sent again in halves), others refused.
     pub fn check(&self) -> Result<(), SinkError> {
         let s = self.status.as_u16();
         if self.status.is_success() {
@@ -215,6 +218,9 @@ impl Response {
                 status: s,
                 retry_after: self.retry_after(),
             });
+        }
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Err(SinkError::TooLarge(format!("HTTP 413: {}", self.snippet())));
         }
         Err(SinkError::Refused(format!("HTTP {s}: {}", self.snippet())))
     }
@@ -440,11 +446,15 @@ mod tests {
             resp(500, Some("Wed, 21 Oct 2015 07:28:00 GMT")).check(),
             Err(SinkError::Unavailable { retry_after: None, .. })
         ));
-        for s in [400, 401, 403, 404, 413, 301] {
+        for s in [400, 401, 403, 404, 301] {
             match resp(s, None).check() {
                 Err(SinkError::Refused(m)) => assert!(m.contains(&s.to_string()) && m.contains("nope"), "{m}"),
                 other => panic!("{s}: {other:?}"),
             }
+        }
+        match resp(413, None).check() {
+            Err(SinkError::TooLarge(m)) => assert!(m.contains("413") && m.contains("nope"), "{m}"),
+            other => panic!("413: {other:?}"),
         }
     }
 

@@ -122,6 +122,10 @@ pub async fn start(app: &App, cfg: TailConfig) -> Result<(), InputError> {
     }
     let loaded = match checkpoint::load(&cfg.checkpoint_path) {
         Ok(c) => c,
+        Err(e @ checkpoint::CheckpointError::Format { .. }) => {
+            checkpoint::unusable(&cfg.checkpoint_path, &e);
+            HashMap::new()
+        }
         Err(e) => {
             warn!(error = %e, "Starting without checkpoints.");
             HashMap::new()

@@ -14,6 +14,8 @@
 //!   for documents whose message contains a marker (a given number of times),
 //!   and 400 `mapper_parsing_exception` for documents whose message contains a
 //!   marker.
+//! - `http.max_content_length`: a request body longer than the set limit is
+//!   answered 413 `content_too_long_exception`, storing nothing.
 //!
 //! Stored documents are kept by (index, id), so tests can assert there is no
 //! duplicate. [`EsBulk::start_tls`] serves the same over HTTPS (rustls), as an
@@ -66,6 +68,7 @@ struct State {
     throttle: Mutex<HashMap<String, usize>>,
     reject: Mutex<Vec<String>>,
     requests: Mutex<Vec<BulkRequest>>,
+    max_content_length: Mutex<Option<usize>>,
 }
 
 /// A running `_bulk` server; stops when dropped.
@@ -125,6 +128,12 @@ impl EsBulk {
     /// Items whose message contains `marker` always fail with 400 `mapper_parsing_exception`.
     pub fn reject_items(&self, marker: &str) {
         self.state.reject.lock().push(marker.to_string());
+    }
+
+    /// Answers 413 to request bodies longer than `bytes` (Elasticsearch's
+    /// `http.max_content_length`).
+    pub fn max_content_length(&self, bytes: usize) {
+        *self.state.max_content_length.lock() = Some(bytes);
     }
 
     /// Stored documents by (index, id).
@@ -192,6 +201,17 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
             405,
             es_error(405, "illegal_argument_exception", "only POST _bulk"),
         ));
+    }
+    if let Some(max) = *st.max_content_length.lock()
+        && body.len() > max
+    {
+        seen.status = 413;
+        record(seen);
+        let reason = format!(
+            "entity content is too long [{}] for the configured buffer limit [{max}]",
+            body.len()
+        );
+        return Ok(json_response(413, es_error(413, "content_too_long_exception", &reason)));
     }
     let mime = content_type.split(';').next().unwrap_or("").trim().to_string();
     if mime != "application/x-ndjson" && mime != "application/json" {

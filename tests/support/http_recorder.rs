@@ -1,8 +1,8 @@
 //! A real HTTP/1.1 server (hyper) that records every request it gets — method,
 //! path, headers and the body (gunzipped when sent with `Content-Encoding:
 //! gzip`) — and answers as scripted: a status, 429 with `Retry-After`, a slow
-//! answer, no answer at all, or 415 to compressed bodies. Also a listener that
-//! accepts connections and never reads them.
+//! answer, no answer at all, 415 to compressed bodies, or 413 to bodies over a
+//! size. Also a listener that accepts connections and never reads them.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -60,6 +60,7 @@ struct State {
     requests: Mutex<Vec<Recorded>>,
     script: Mutex<VecDeque<Reply>>,
     refuse_gzip: Mutex<bool>,
+    max_body: Mutex<Option<usize>>,
     connections: Mutex<usize>,
 }
 
@@ -125,6 +126,12 @@ impl Recorder {
         *self.state.refuse_gzip.lock() = true;
     }
 
+    /// Answer 413 (Payload Too Large) to bodies of more than `bytes` as sent
+    /// (before undoing any compression), from now on.
+    pub fn refuse_larger_than(&self, bytes: usize) {
+        *self.state.max_body.lock() = Some(bytes);
+    }
+
     /// Every request so far.
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.requests.lock().clone()
@@ -188,6 +195,8 @@ async fn handle(
     };
     let reply = if gzipped && *st.refuse_gzip.lock() {
         Reply::Status(415)
+    } else if st.max_body.lock().is_some_and(|max| raw.len() > max) {
+        Reply::Status(413)
     } else {
         st.script.lock().pop_front().unwrap_or(Reply::Status(200))
     };

@@ -2,13 +2,18 @@
 //! and a checksum of its first bytes (against inode reuse), never by path, so
 //! rotation is safe. Offsets advance only when every drain acknowledged the
 //! records before them. The file is written to a temp file, fsynced and renamed;
-//! its format is versioned.
+//! its format is versioned. A checkpoint file that cannot be read as one is
+//! never overwritten: it is kept aside for an operator to look at.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+use crate::telemetry;
+use crate::time::Timestamp;
 
 /// Bytes of a file's head covered by its checksum.
 pub const HEAD_BYTES: usize = 256;
@@ -85,6 +90,46 @@ pub fn load(path: &Path) -> Result<HashMap<FileId, Entry>, CheckpointError> {
     Ok(d.files.into_iter().map(|e| (e.id, e)).collect())
 }
 
+/// The event of a checkpoint file found unusable at start (`error`, a
+/// [`CheckpointError::Format`]): the file is kept aside (see [`set_aside`]),
+/// said once and counted in `logtrain_checkpoint_corrupt_total`. Tailing then
+/// starts without checkpoints.
+pub fn unusable(path: &Path, error: &CheckpointError) {
+    telemetry::counter("logtrain_checkpoint_corrupt_total", &[]).inc();
+    match set_aside(path, Timestamp::now()) {
+        Ok(kept) => {
+            warn!(%error, kept = %kept.display(), "Checkpoint file unusable; kept aside, starting without checkpoints.")
+        }
+        Err(e) => {
+            warn!(%error, rename_error = %e, "Checkpoint file unusable and could not be kept aside; starting without checkpoints.")
+        }
+    }
+}
+
+/// Renames the file at `path` to `<name>.corrupt-<UTC time>` beside it
+/// (`checkpoints.json.corrupt-20261122T100000Z`, with `-2`, `-3`, … when that
+/// name is taken); returns the new path.
+pub fn set_aside(path: &Path, now: Timestamp) -> std::io::Result<PathBuf> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("the checkpoint path names no file"))?
+        .to_string_lossy();
+    // 2026-11-22T10:00:00.123456Z → 20261122T100000Z
+    let time: String = now.to_rfc3339()[..19]
+        .chars()
+        .filter(|c| *c != '-' && *c != ':')
+        .collect();
+    let base = format!("{name}.corrupt-{time}Z");
+    let mut kept = path.with_file_name(&base);
+    let mut n = 1;
+    while std::fs::symlink_metadata(&kept).is_ok() {
+        n += 1;
+        kept = path.with_file_name(format!("{base}-{n}"));
+    }
+    std::fs::rename(path, &kept)?;
+    Ok(kept)
+}
+
 /// Writes checkpoints atomically: temp file, fsync, rename, fsync of the folder.
 pub fn save(path: &Path, entries: impl IntoIterator<Item = Entry>) -> Result<(), CheckpointError> {
     let io = |source| CheckpointError::Io {
@@ -136,5 +181,23 @@ mod tests {
         std::fs::write(&p, b"garbage").unwrap();
         assert!(matches!(load(&p), Err(CheckpointError::Format { .. })));
         assert!(!dir.path().join("sub/checkpoints.json.tmp").exists());
+    }
+
+    #[test]
+    fn an_unusable_file_is_kept_aside_under_a_dated_name_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("checkpoints.json");
+        let now = Timestamp::parse_rfc3339(b"2026-11-22T10:00:00.5Z").unwrap();
+        std::fs::write(&p, b"garbage 1").unwrap();
+        let first = set_aside(&p, now).unwrap();
+        assert_eq!(first, dir.path().join("checkpoints.json.corrupt-20261122T100000Z"));
+        assert!(!p.exists());
+        // Again within the same second: another name, the first copy untouched.
+        std::fs::write(&p, b"garbage 2").unwrap();
+        let second = set_aside(&p, now).unwrap();
+        assert_eq!(second, dir.path().join("checkpoints.json.corrupt-20261122T100000Z-2"));
+        assert_eq!(std::fs::read(&first).unwrap(), b"garbage 1");
+        assert_eq!(std::fs::read(&second).unwrap(), b"garbage 2");
+        assert!(set_aside(&p, now).is_err(), "nothing left to keep");
     }
 }

@@ -6,7 +6,9 @@
 //!
 //! Pure functions over byte slices: no I/O, no allocation for CRI lines. A
 //! whole CRI line becomes a record whose message is a slice of the caller's
-//! read buffer (no copy); only joined partial lines are copied.
+//! read buffer (no copy); only joined partial lines are copied. Each record
+//! says where its first line starts in the file and which piece of a split
+//! record it is, so the same bytes always make records of the same positions.
 
 use std::borrow::Cow;
 
@@ -111,6 +113,10 @@ pub struct Assembled {
     /// The record hit the maximum size and was cut here; the rest follows as
     /// another record.
     pub split: bool,
+    /// File offset of the record's first line.
+    pub start: u64,
+    /// 0, or the number of pieces cut off this record before this one.
+    pub piece: u32,
 }
 
 /// A record still waiting for its last line.
@@ -120,15 +126,19 @@ struct Pending {
     stream: Stream,
     msg: Vec<u8>,
     split: bool,
+    start: u64,
+    piece: u32,
 }
 
 impl Pending {
-    fn new(time: Option<Timestamp>, stream: Stream) -> Self {
+    fn new(time: Option<Timestamp>, stream: Stream, start: u64) -> Self {
         Pending {
             time,
             stream,
             msg: Vec::new(),
             split: false,
+            start,
+            piece: 0,
         }
     }
 
@@ -138,6 +148,8 @@ impl Pending {
             stream: self.stream,
             msg: Bytes::from(self.msg),
             split: self.split,
+            start: self.start,
+            piece: self.piece,
         }
     }
 }
@@ -157,11 +169,12 @@ impl Reassembler {
         }
     }
 
-    /// Feeds one parsed line; returns the records it completes (zero, one, or
-    /// several when the size limit splits a record). A whole line's borrowed
-    /// message must lie inside `src`, the buffer it was parsed from: the record
-    /// shares that buffer instead of copying the message.
-    pub fn push(&mut self, line: Line<'_>, src: &Bytes, out: &mut Vec<Assembled>) {
+    /// Feeds one parsed line, which starts at file offset `start`; returns the
+    /// records it completes (zero, one, or several when the size limit splits a
+    /// record). A whole line's borrowed message must lie inside `src`, the
+    /// buffer it was parsed from: the record shares that buffer instead of
+    /// copying the message.
+    pub fn push(&mut self, line: Line<'_>, start: u64, src: &Bytes, out: &mut Vec<Assembled>) {
         let slot = match line.stream {
             Stream::Stdout => 0,
             Stream::Stderr => 1,
@@ -176,16 +189,21 @@ impl Reassembler {
                 stream: line.stream,
                 msg,
                 split: false,
+                start,
+                piece: 0,
             });
             return;
         }
-        let p = self.pending[slot].get_or_insert_with(|| Pending::new(line.time, line.stream));
+        let p = self.pending[slot].get_or_insert_with(|| Pending::new(line.time, line.stream, start));
         let mut rest: &[u8] = &line.msg;
         while p.msg.len() + rest.len() > self.max {
             let take = self.max - p.msg.len();
             p.msg.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
-            let mut full = std::mem::replace(p, Pending::new(line.time, line.stream));
+            // The rest is the next piece of the same record.
+            let mut next = Pending::new(line.time, line.stream, p.start);
+            next.piece = p.piece.saturating_add(1);
+            let mut full = std::mem::replace(p, next);
             full.split = true;
             out.push(full.into_assembled());
         }
@@ -201,6 +219,12 @@ impl Reassembler {
     /// Bytes held in unfinished records.
     pub fn pending_bytes(&self) -> usize {
         self.pending.iter().flatten().map(|p| p.msg.len()).sum()
+    }
+
+    /// Whether no record is waiting for more lines (not even an empty one
+    /// whose earlier pieces were cut off at the size limit).
+    pub fn idle(&self) -> bool {
+        self.pending.iter().all(Option::is_none)
     }
 
     /// Gives up unfinished records (end of a rotated file): returns them as is.
@@ -272,10 +296,10 @@ mod tests {
     fn partials_join_per_stream_and_split_at_the_limit() {
         let mut r = Reassembler::new(10);
         let mut out = Vec::new();
-        r.push(line(Stream::Stdout, true, "abc"), &Bytes::new(), &mut out);
-        r.push(line(Stream::Stderr, false, "err"), &Bytes::new(), &mut out);
-        r.push(line(Stream::Stdout, true, "def"), &Bytes::new(), &mut out);
-        r.push(line(Stream::Stdout, false, "g"), &Bytes::new(), &mut out);
+        r.push(line(Stream::Stdout, true, "abc"), 0, &Bytes::new(), &mut out);
+        r.push(line(Stream::Stderr, false, "err"), 10, &Bytes::new(), &mut out);
+        r.push(line(Stream::Stdout, true, "def"), 20, &Bytes::new(), &mut out);
+        r.push(line(Stream::Stdout, false, "g"), 30, &Bytes::new(), &mut out);
         let msgs: Vec<_> = out
             .iter()
             .map(|a| String::from_utf8_lossy(&a.msg).to_string())
@@ -283,25 +307,81 @@ mod tests {
         assert_eq!(msgs, vec!["err", "abcdefg"]);
 
         out.clear();
-        r.push(line(Stream::Stdout, true, "0123456789ABCDEF"), &Bytes::new(), &mut out);
-        r.push(line(Stream::Stdout, false, "GHIJ"), &Bytes::new(), &mut out);
+        r.push(
+            line(Stream::Stdout, true, "0123456789ABCDEF"),
+            40,
+            &Bytes::new(),
+            &mut out,
+        );
+        r.push(line(Stream::Stdout, false, "GHIJ"), 60, &Bytes::new(), &mut out);
         let msgs: Vec<_> = out
             .iter()
             .map(|a| (String::from_utf8_lossy(&a.msg).to_string(), a.split))
             .collect();
         assert_eq!(msgs, vec![("0123456789".into(), true), ("ABCDEFGHIJ".into(), false)]);
         assert_eq!(r.pending_bytes(), 0);
+        assert!(r.idle());
 
         out.clear();
         r.push(
             line(Stream::Stdout, false, "x".repeat(25).as_str()),
+            70,
             &Bytes::new(),
             &mut out,
         );
         assert_eq!(out.iter().map(|a| a.msg.len()).collect::<Vec<_>>(), vec![10, 10, 5]);
-        r.push(line(Stream::Stdout, true, "tail"), &Bytes::new(), &mut out);
+        r.push(line(Stream::Stdout, true, "tail"), 100, &Bytes::new(), &mut out);
         out.clear();
         r.flush(&mut out);
         assert_eq!(&out[0].msg[..], b"tail");
+    }
+
+    #[test]
+    fn records_know_where_their_first_line_starts_and_which_piece_they_are() {
+        let mut r = Reassembler::new(10);
+        let mut out = Vec::new();
+        let at = |out: &[Assembled]| out.iter().map(|a| (a.start, a.piece)).collect::<Vec<_>>();
+        // stdout starts a record at 0; whole stderr lines in between are
+        // records of their own lines; the stdout record ends at 30.
+        r.push(line(Stream::Stdout, true, "abc"), 0, &Bytes::new(), &mut out);
+        r.push(line(Stream::Stderr, false, "e1"), 10, &Bytes::new(), &mut out);
+        r.push(line(Stream::Stderr, false, "e2"), 20, &Bytes::new(), &mut out);
+        assert!(!r.idle());
+        r.push(line(Stream::Stdout, false, "def"), 30, &Bytes::new(), &mut out);
+        assert_eq!(at(&out), [(10, 0), (20, 0), (0, 0)]);
+        assert!(r.idle());
+
+        // 25 bytes over partial lines from 40: three pieces of the record at 40.
+        out.clear();
+        r.push(
+            line(Stream::Stdout, true, "0123456789ABCD"),
+            40,
+            &Bytes::new(),
+            &mut out,
+        );
+        r.push(line(Stream::Stderr, false, "e3"), 60, &Bytes::new(), &mut out);
+        r.push(line(Stream::Stdout, true, "EFGHIJK"), 70, &Bytes::new(), &mut out);
+        r.push(line(Stream::Stdout, false, "LMNO"), 80, &Bytes::new(), &mut out);
+        assert_eq!(at(&out), [(40, 0), (60, 0), (40, 1), (40, 2)]);
+        assert!(out.iter().filter(|a| a.start == 40).all(|a| a.split == (a.piece < 2)));
+        assert_eq!(&out[3].msg[..], b"KLMNO");
+
+        // An empty partial line holds no bytes, yet a record waits for its end.
+        out.clear();
+        r.push(line(Stream::Stdout, true, ""), 85, &Bytes::new(), &mut out);
+        assert_eq!(r.pending_bytes(), 0);
+        assert!(!r.idle());
+        r.push(line(Stream::Stdout, false, "z"), 88, &Bytes::new(), &mut out);
+        assert_eq!(at(&out), [(85, 0)]);
+
+        // A whole line longer than the limit: its pieces, numbered.
+        out.clear();
+        r.push(
+            line(Stream::Stderr, false, &"y".repeat(21)),
+            90,
+            &Bytes::new(),
+            &mut out,
+        );
+        assert_eq!(at(&out), [(90, 0), (90, 1), (90, 2)]);
     }
 }

@@ -252,6 +252,8 @@ impl Tailer {
                 stream: Stream::Stdout,
                 msg: Bytes::from(line),
                 split: false,
+                start: open.line_at,
+                piece: 0,
             });
         }
         st.carry.clear();
@@ -554,20 +556,24 @@ impl Tailer {
                         st.discarding = false;
                         st.carry.clear();
                         open.line_at += consumed as u64;
-                        if st.reasm.pending_bytes() == 0 {
+                        if st.reasm.idle() {
                             open.clean = open.line_at;
                         }
                         continue;
                     }
+                    // The line starts where the last one ended.
+                    let start = open.line_at;
                     if st.carry.is_empty() {
-                        self.line(st, piece, chunk, &mut out);
+                        self.line(st, piece, start, chunk, &mut out);
                     } else {
                         st.carry.extend_from_slice(piece);
                         let line = Bytes::from(std::mem::take(&mut st.carry));
-                        self.line(st, &line, &line, &mut out);
+                        self.line(st, &line, start, &line, &mut out);
                     }
                     open.line_at += consumed as u64;
-                    if st.reasm.pending_bytes() == 0 {
+                    // Not while a record waits for more lines: a restart must
+                    // read it again from its first line.
+                    if st.reasm.idle() {
                         open.clean = open.line_at;
                     }
                 }
@@ -579,6 +585,7 @@ impl Tailer {
                         if st.carry.len() > max_line {
                             // A line without end: hand on what fits, drop the rest of it.
                             let mut msg = std::mem::take(&mut st.carry);
+                            let start = open.line_at;
                             open.line_at += msg.len() as u64;
                             msg.truncate(self.shared.max_record);
                             self.shared.stats.truncated.inc();
@@ -587,6 +594,8 @@ impl Tailer {
                                 stream: Stream::Stdout,
                                 msg: Bytes::from(msg),
                                 split: true,
+                                start,
+                                piece: 0,
                             });
                             st.discarding = true;
                         }
@@ -598,14 +607,15 @@ impl Tailer {
         out
     }
 
-    /// One line (`bytes`, a slice of `src`) into records.
-    fn line(&self, st: &mut LineState, bytes: &[u8], src: &Bytes, out: &mut Vec<Assembled>) {
+    /// One line (`bytes`, a slice of `src`, starting at file offset `start`)
+    /// into records.
+    fn line(&self, st: &mut LineState, bytes: &[u8], start: u64, src: &Bytes, out: &mut Vec<Assembled>) {
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
         if bytes.is_empty() {
             return;
         }
         match format::parse(bytes) {
-            Some(l) => st.reasm.push(l, src, out),
+            Some(l) => st.reasm.push(l, start, src, out),
             None => {
                 self.shared.stats.parse_errors.inc();
                 let msg = src.slice_ref(&bytes[..bytes.len().min(self.shared.max_record)]);
@@ -614,6 +624,8 @@ impl Tailer {
                     stream: Stream::Stdout,
                     msg,
                     split: false,
+                    start,
+                    piece: 0,
                 });
             }
         }
@@ -622,7 +634,7 @@ impl Tailer {
     /// Builds records and queues them on their drains (waiting for room).
     async fn send(&self, open: &mut Open, st: &mut LineState, pod: &Arc<PodRef>, records: Vec<Assembled>, end: u64) {
         if records.is_empty() {
-            if st.reasm.pending_bytes() == 0 && end > open.acked && st.pending.is_empty() {
+            if st.reasm.idle() && end > open.acked && st.pending.is_empty() {
                 open.acked = end;
                 self.record_position(open);
             }
@@ -634,7 +646,7 @@ impl Tailer {
         let n = records.len() as u64;
         let mut bytes = 0u64;
         let mut batch: Vec<SharedRecord> = Vec::with_capacity(records.len());
-        for (i, a) in records.into_iter().enumerate() {
+        for a in records {
             if a.split {
                 self.shared.stats.split.inc();
             }
@@ -653,7 +665,8 @@ impl Tailer {
                 stream: Some(a.stream),
                 position: Some(Position {
                     file: file_key(open),
-                    offset: end.saturating_sub(i as u64),
+                    offset: a.start,
+                    piece: a.piece,
                 }),
             };
             r.ack = Some(ack.clone());
