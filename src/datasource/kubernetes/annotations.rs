@@ -134,13 +134,11 @@ impl Naming {
         }
     }
 
-    /// The hostname of a workload's records: its hostname annotation, else (with
-    /// Akkeris naming) `app-namespace` from its `akkeris.io/app-name` label, else
-    /// its name joined with its namespace.
-    pub fn workload_hostname(&self, meta: &ObjectMeta) -> String {
-        if let Some(h) = annotation(meta, HOSTNAME) {
-            return h.to_string();
-        }
+    /// The hostname a workload's records get without a hostname annotation:
+    /// (with Akkeris naming) `app-namespace` from its `akkeris.io/app-name`
+    /// label, else its name joined with its namespace. Whether its annotation
+    /// may replace it is for `scope.rs` to say.
+    pub fn default_hostname(&self, meta: &ObjectMeta) -> String {
         let ns = meta.namespace.as_deref().unwrap_or_default();
         if self.akkeris
             && let Some(app) = label(meta, AKKERIS_APP)
@@ -231,17 +229,18 @@ mod tests {
         let plain = Naming { akkeris: false };
         let akk = Naming { akkeris: true };
         let w = meta("web", "default", &[], &[(AKKERIS_APP, "shop")]);
-        assert_eq!(plain.workload_hostname(&w), "web.default");
-        assert_eq!(akk.workload_hostname(&w), "shop-default");
+        assert_eq!(plain.default_hostname(&w), "web.default");
+        assert_eq!(akk.default_hostname(&w), "shop-default");
         let w = meta("web", "default", &[], &[]);
-        assert_eq!(akk.workload_hostname(&w), "web-default");
+        assert_eq!(akk.default_hostname(&w), "web-default");
+        // The annotation is not the default: `scope.rs` decides whether it applies.
         let w = meta(
             "web",
             "default",
             &[(HOSTNAME, " custom.host ")],
             &[(AKKERIS_APP, "shop")],
         );
-        assert_eq!(akk.workload_hostname(&w), "custom.host");
+        assert_eq!(akk.default_hostname(&w), "shop-default");
     }
 
     #[test]
