@@ -9,8 +9,9 @@
 //! apart, never an error). A refusal that goes and comes back while its Event
 //! still exists (the API server keeps Events an hour by default) is therefore
 //! not told again. Events are a courtesy: when RBAC forbids creating them,
-//! that is logged once and they stop; they never hold up routing (each is
-//! created in a task of its own).
+//! that is logged once and they stop; they never hold up routing: one task
+//! creates them in turn from a bounded queue, and an Event that finds the queue
+//! full is dropped and counted (the refusal itself was logged and counted).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +21,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::PostParams;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client};
+use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use super::owners::{Stores, WorkloadKind};
@@ -30,26 +32,35 @@ use crate::telemetry;
 const NAME_MAX: usize = 253;
 /// Longest message sent (the API server's own Events stay within 1 KiB).
 const MESSAGE_MAX: usize = 1024;
+/// Events waiting to be created, at most.
+const QUEUE: usize = 256;
 
 /// Tells refusals as Events.
 pub struct Reporter {
     client: Client,
     node: Option<String>,
+    /// To the task that creates them; it ends when the reporter is dropped.
+    queue: mpsc::Sender<(Api<Event>, Event)>,
     /// Creating Events was refused (RBAC): stop trying.
     forbidden: Arc<AtomicBool>,
 }
 
 impl Reporter {
+    /// Starts the task that creates Events (needs a Tokio runtime).
     pub fn new(client: Client, node: Option<String>) -> Self {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        let forbidden = Arc::new(AtomicBool::new(false));
+        tokio::spawn(create_all(rx, forbidden.clone()));
         Reporter {
             client,
             node,
-            forbidden: Arc::new(AtomicBool::new(false)),
+            queue,
+            forbidden,
         }
     }
 
-    /// Creates the Event of a refusal (in a task of its own), unless Events
-    /// are forbidden or the object is not in the caches.
+    /// Queues the Event of a refusal, unless Events are forbidden or the
+    /// object is not in the caches.
     pub fn tell(&self, refusal: &Refusal, stores: &Stores) {
         if self.forbidden.load(Ordering::Acquire) {
             return;
@@ -82,28 +93,38 @@ impl Reporter {
             ..Event::default()
         };
         let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
-        let forbidden = self.forbidden.clone();
-        tokio::spawn(async move {
-            match api.create(&PostParams::default(), &event).await {
-                Ok(_) => telemetry::counter("logtrain_kubernetes_events_total", &[]).inc(),
-                Err(kube::Error::Api(s)) if s.code == 409 => {
-                    telemetry::counter("logtrain_kubernetes_events_existing_total", &[]).inc();
-                    debug!(
-                        event = event.metadata.name.as_deref().unwrap_or_default(),
-                        "Kubernetes Event already told by another logtrain."
-                    );
-                }
-                Err(kube::Error::Api(s)) if s.code == 403 => {
-                    if !forbidden.swap(true, Ordering::AcqRel) {
-                        info!(reason = %s.message, "Not allowed to create Kubernetes Events; refused annotations are only logged and counted.");
-                    }
-                }
-                Err(e) => {
-                    telemetry::counter("logtrain_kubernetes_event_errors_total", &[]).inc();
-                    debug!(error = %e, "Kubernetes Event not created.");
+        if self.queue.try_send((api, event)).is_err() {
+            telemetry::counter("logtrain_kubernetes_event_errors_total", &[]).inc();
+            debug!(object = %refusal.object, "Kubernetes Event dropped: too many waiting.");
+        }
+    }
+}
+
+/// Creates the queued Events one after the other.
+async fn create_all(mut rx: mpsc::Receiver<(Api<Event>, Event)>, forbidden: Arc<AtomicBool>) {
+    while let Some((api, event)) = rx.recv().await {
+        if forbidden.load(Ordering::Acquire) {
+            continue;
+        }
+        match api.create(&PostParams::default(), &event).await {
+            Ok(_) => telemetry::counter("logtrain_kubernetes_events_total", &[]).inc(),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                telemetry::counter("logtrain_kubernetes_events_existing_total", &[]).inc();
+                debug!(
+                    event = event.metadata.name.as_deref().unwrap_or_default(),
+                    "Kubernetes Event already told by another logtrain."
+                );
+            }
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                if !forbidden.swap(true, Ordering::AcqRel) {
+                    info!(reason = %s.message, "Not allowed to create Kubernetes Events; refused annotations are only logged and counted.");
                 }
             }
-        });
+            Err(e) => {
+                telemetry::counter("logtrain_kubernetes_event_errors_total", &[]).inc();
+                debug!(error = %e, "Kubernetes Event not created.");
+            }
+        }
     }
 }
 
