@@ -364,3 +364,28 @@ impl Datasource for KubernetesSource {
         Box::pin(self.follow(tx, stop))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_carry_the_security_model_of_the_config() {
+        let d = Settings::default();
+        assert_eq!(d.hostname_scope, HostnameScope::Namespace);
+        assert_eq!(d.max_drains, 16);
+        assert_eq!(*d.egress, Egress::default());
+        let c = Config {
+            route_hostname_scope: HostnameScope::Any,
+            annotation_max_drains: 3,
+            drain_deny_networks: Vec::new(),
+            akkeris: true,
+            ..Config::default()
+        };
+        let s = Settings::from_config(&c);
+        assert_eq!(s.hostname_scope, HostnameScope::Any);
+        assert_eq!(s.max_drains, 3);
+        assert_eq!(*s.egress, Egress::open());
+        assert!(s.naming.akkeris);
+    }
+}

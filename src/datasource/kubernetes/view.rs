@@ -244,3 +244,160 @@ pub fn compute(stores: &Stores, settings: &Settings) -> View {
     view.refusals = c.refusals;
     view
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use kube::core::PartialObjectMeta;
+    use kube::runtime::reflector;
+    use kube::runtime::watcher::Event;
+
+    use super::*;
+    use crate::config::HostnameScope;
+
+    fn meta(ns: &str, name: &str, ann: &[(&str, &str)], owner: Option<(&str, &str)>) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(ns.into()),
+            annotations: Some(ann.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            owner_references: owner.map(|(kind, name)| {
+                vec![OwnerReference {
+                    kind: kind.into(),
+                    name: name.into(),
+                    controller: Some(true),
+                    ..OwnerReference::default()
+                }]
+            }),
+            ..ObjectMeta::default()
+        }
+    }
+
+    fn store<K>(objects: &[ObjectMeta]) -> MetaStore<K>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone,
+    {
+        let (reader, mut writer) = reflector::store();
+        for m in objects {
+            writer.apply_watcher_event(&Event::Apply(PartialObjectMeta::<K> {
+                types: None,
+                metadata: m.clone(),
+                _phantom: std::marker::PhantomData,
+            }));
+        }
+        reader
+    }
+
+    fn stores(deployments: &[ObjectMeta], replicasets: &[ObjectMeta], pods: &[ObjectMeta]) -> Stores {
+        Stores {
+            pods: store(pods),
+            deployments: store(deployments),
+            statefulsets: store(&[]),
+            daemonsets: store(&[]),
+            replicasets: store(replicasets),
+            jobs: store(&[]),
+            cronjobs: store(&[]),
+        }
+    }
+
+    fn hostnames(v: &View, id: &str) -> Vec<String> {
+        v.objects[id].iter().map(|r| r.hostname.clone()).collect()
+    }
+
+    fn drains(v: &View, id: &str) -> Vec<String> {
+        v.objects[id].iter().map(|r| r.drain.clone()).collect()
+    }
+
+    const D: &str = annotations::DRAINS;
+
+    #[test]
+    fn a_claim_out_of_scope_leaves_the_workload_and_its_pods_their_default_hostname() {
+        let s = stores(
+            &[
+                meta("evil", "x", &[(D, "syslog://a"), (HOSTNAME, "web.default")], None),
+                meta("evil", "y", &[(HOSTNAME, "web.default")], None),
+            ],
+            &[meta("evil", "y-1", &[], Some(("Deployment", "y")))],
+            &[
+                meta("evil", "y-1-a", &[], Some(("ReplicaSet", "y-1"))),
+                meta("evil", "bare", &[(HOSTNAME, "web.default")], None),
+                // Owned by a kind logtrain does not follow: the name-derived fallback.
+                meta("evil", "etcd-node-a", &[(HOSTNAME, "web.default")], Some(("Node", "n"))),
+            ],
+        );
+        let v = compute(&s, &Settings::default());
+        assert_eq!(hostnames(&v, "Deployment evil/x"), ["x.evil"]);
+        let pod = |name: &str| v.pods[&PodKey::new("evil", name)].hostname.clone();
+        assert_eq!(pod("y-1-a"), "y.evil");
+        assert_eq!(pod("bare"), "bare.evil");
+        assert_eq!(pod("etcd-node-a"), "etcd.evil");
+        let mut refused: Vec<(&str, Reason)> = v.refusals.iter().map(|r| (r.object.as_str(), r.reason)).collect();
+        refused.sort();
+        assert_eq!(
+            refused,
+            [
+                ("Deployment evil/x", Reason::HostnameRefused),
+                ("Deployment evil/y", Reason::HostnameRefused),
+                ("Pod evil/bare", Reason::HostnameRefused),
+                ("Pod evil/etcd-node-a", Reason::HostnameRefused),
+            ],
+            "a workload looked at again through its pod is refused once"
+        );
+        let any = Settings {
+            hostname_scope: HostnameScope::Any,
+            ..Settings::default()
+        };
+        let v = compute(&s, &any);
+        assert_eq!(hostnames(&v, "Deployment evil/x"), ["web.default"]);
+        assert_eq!(v.pods[&PodKey::new("evil", "y-1-a")].hostname, "web.default");
+        assert!(v.refusals.is_empty());
+    }
+
+    #[test]
+    fn an_object_routes_at_most_the_cap_counting_a_pods_own_and_inherited_drains_together() {
+        let s = stores(
+            &[
+                meta(
+                    "ns",
+                    "many",
+                    &[(D, "syslog://a;syslog://b;syslog://c;http://[::1")],
+                    None,
+                ),
+                meta("ns", "two", &[(D, "syslog://a;syslog://a;syslog://b")], None),
+            ],
+            &[meta("ns", "two-1", &[], Some(("Deployment", "two")))],
+            &[
+                // Its own drain repeats one of its owner's: two in all, within the cap.
+                meta(
+                    "ns",
+                    "two-1-a",
+                    &[(D, "syslog://b"), (HOSTNAME, "a.ns")],
+                    Some(("ReplicaSet", "two-1")),
+                ),
+                meta(
+                    "ns",
+                    "two-1-b",
+                    &[(D, "syslog://c"), (HOSTNAME, "b.ns")],
+                    Some(("ReplicaSet", "two-1")),
+                ),
+            ],
+        );
+        let capped = Settings {
+            max_drains: 2,
+            ..Settings::default()
+        };
+        let v = compute(&s, &capped);
+        assert_eq!(drains(&v, "Deployment ns/many"), ["syslog://a", "syslog://b"]);
+        assert_eq!(drains(&v, "Deployment ns/two"), ["syslog://a", "syslog://b"]);
+        assert_eq!(drains(&v, "Pod ns/two-1-a"), ["syslog://a", "syslog://b"]);
+        assert_eq!(drains(&v, "Pod ns/two-1-b"), ["syslog://a", "syslog://b"]);
+        let refused: Vec<&Refusal> = v.refusals.iter().collect();
+        assert_eq!(refused.len(), 2, "{refused:#?}");
+        let many = refused.iter().find(|r| r.object == "Deployment ns/many").unwrap();
+        assert_eq!((many.reason, many.routes), (Reason::TooManyDrains, 2));
+        assert!(many.message.contains("4 drains named"), "{}", many.message);
+        assert!(many.message.contains("syslog://c") && many.message.contains("an invalid URL"));
+        let pod = refused.iter().find(|r| r.object == "Pod ns/two-1-b").unwrap();
+        assert_eq!(pod.routes, 1);
+        assert!(pod.message.contains("its owner's"), "{}", pod.message);
+    }
+}
