@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use super::owners::{Stores, WorkloadKind};
-use super::refusals::Refusal;
+use super::refusals::{Refusal, digest};
 use crate::telemetry;
 
 /// Longest Event name (a DNS subdomain).
@@ -141,7 +141,7 @@ pub fn event_name(target: &ObjectReference, reason: &str, subject: &str) -> Stri
         reason,
         subject,
     ];
-    let digest = fnv1a(&parts);
+    let digest = digest(&parts);
     let suffix = format!(".logtrain.{digest:016x}");
     let name = target.name.as_deref().unwrap_or("logtrain");
     let mut head = bounded(name, NAME_MAX - suffix.len());
@@ -153,19 +153,6 @@ pub fn event_name(target: &ObjectReference, reason: &str, subject: &str) -> Stri
         head.push_str("object");
     }
     head + &suffix
-}
-
-/// FNV-1a over the parts, each followed by a 0 byte (so `("ab", "c")` and
-/// `("a", "bc")` differ).
-fn fnv1a(parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.bytes().chain([0]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    h
 }
 
 /// `text` cut to at most `max` bytes, at a character boundary.
@@ -233,7 +220,7 @@ mod tests {
         assert_ne!(a, event_name(&t, "TooManyDrains", "web.default"));
         assert_ne!(a, event_name(&target("x", "u2"), "HostnameRefused", "web.default"));
         // Pinned: a rolling upgrade must not change the names (FNV-1a is fixed).
-        assert_eq!(fnv1a(&[""]), 0xaf63_bd4c_8601_b7df);
+        assert_eq!(digest(&[""]), 0xaf63_bd4c_8601_b7df);
     }
 
     #[test]

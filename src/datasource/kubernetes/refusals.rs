@@ -79,11 +79,25 @@ impl Refusal {
     }
 }
 
+/// FNV-1a (64 bits) over the parts, each followed by a 0 byte (so `("ab",
+/// "c")` and `("a", "bc")` differ): the same on every node and every build.
+pub fn digest(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain([0]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
 /// The refusals already said, so that each is said once while it stays; one
-/// that goes (fixed, object deleted) and comes back is said again.
+/// that goes (fixed, object deleted) and comes back is said again. Values are
+/// kept as digests: an annotation may be long, and the caches hold it already.
 #[derive(Default)]
 pub struct Told {
-    said: HashSet<(String, Reason, String)>,
+    said: HashSet<(String, Reason, u64)>,
 }
 
 impl Told {
@@ -92,7 +106,7 @@ impl Told {
         let mut said = HashSet::with_capacity(now.len());
         let mut news = Vec::new();
         for r in now {
-            let key = (r.object.clone(), r.reason, r.subject.clone());
+            let key = (r.object.clone(), r.reason, digest(&[&r.subject]));
             if !self.said.contains(&key) && !said.contains(&key) {
                 news.push(r);
             }

@@ -46,6 +46,21 @@ pub enum HostnameRefused {
     },
 }
 
+/// Longest claimed hostname a refusal repeats (a DNS name is at most 253).
+const SHOWN: usize = 253;
+
+/// `claimed` as a refusal shows it: cut (at a character boundary) past [`SHOWN`] bytes.
+fn shown(claimed: &str) -> String {
+    if claimed.len() <= SHOWN {
+        return claimed.to_string();
+    }
+    let mut end = SHOWN;
+    while !claimed.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &claimed[..end])
+}
+
 /// The hostname rules in force.
 #[derive(Clone, Copy, Debug)]
 pub struct Scope<'a> {
@@ -83,7 +98,7 @@ impl Scope<'_> {
                 format!("<name>.{namespace}")
             };
             return Err(HostnameRefused::OtherNamespace {
-                claimed: claimed.to_string(),
+                claimed: shown(claimed),
                 namespace: namespace.to_string(),
                 expected,
                 default: default.to_string(),
@@ -101,7 +116,7 @@ impl Scope<'_> {
             .min();
         match other {
             Some(other) => Err(HostnameRefused::Ambiguous {
-                claimed: claimed.to_string(),
+                claimed: shown(claimed),
                 namespace: namespace.to_string(),
                 other: other.clone(),
                 default: default.to_string(),
@@ -149,6 +164,19 @@ mod tests {
             );
             assert!(text.contains("\"x.evil\""), "{text}");
         }
+    }
+
+    #[test]
+    fn a_long_claim_is_cut_in_the_refusal() {
+        let plain = Naming { akkeris: false };
+        let s = Scope {
+            scope: HostnameScope::Namespace,
+            naming: &plain,
+        };
+        let none = known(&[]);
+        let long = "é".repeat(10_000);
+        let e = s.check(&long, "evil", "x.evil", || &none).unwrap_err();
+        assert!(e.to_string().len() < 600, "{}", e.to_string().len());
     }
 
     #[test]
