@@ -121,7 +121,7 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
     (
         "logtrain_route_errors_total",
         Kind::Counter,
-        "Routes refused because of a bad drain URL, per origin.",
+        "Routes refused (bad drain URL, drain not allowed to the origin, hostname out of scope, drains over the cap), per origin.",
     ),
     (
         "logtrain_postgres_notifications_total",
@@ -151,7 +151,12 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
     (
         "logtrain_kubernetes_events_total",
         Kind::Counter,
-        "Kubernetes Events created on objects whose annotation names a bad drain URL.",
+        "Kubernetes Events created on objects whose annotation logtrain refused (a drain URL, a hostname, too many drains).",
+    ),
+    (
+        "logtrain_kubernetes_events_existing_total",
+        Kind::Counter,
+        "Kubernetes Events another logtrain (another node) had already created (409 Conflict): told once per cluster, not an error.",
     ),
     (
         "logtrain_kubernetes_event_errors_total",

@@ -2,7 +2,9 @@
 //! protocol (`support::kube_api`), checked first against the real `kubectl`:
 //! routes and the pod directory from annotated workloads, live annotation
 //! changes, naming rules, filters, bad drain URLs, 410 relists, server errors,
-//! readiness, and a 10,000-workload sync.
+//! readiness, and a 10,000-workload sync; and what a tenant may not declare
+//! (another namespace's hostname, local drains, denied addresses, too many
+//! drains), told once per cluster as Events.
 
 mod support;
 
@@ -12,21 +14,49 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use logtrain::app::App;
-use logtrain::config::Config;
+use logtrain::config::{Config, HostnameScope};
 use logtrain::datasource::Datasource;
 use logtrain::datasource::kubernetes::annotations::Naming;
 use logtrain::datasource::kubernetes::{KubernetesSource, Settings};
 use logtrain::datasource::pods::PodKey;
+use logtrain::drain::DrainSpec;
+use logtrain::egress::Egress;
 use logtrain::record::{InputKind, Record};
 use serde_json::{Value, json};
 use support::kube_api::KubeApi;
-use support::{read_lines, wait_until};
+use support::rsyslog::{Rsyslog, entries, tcp_receiver};
+use support::{free_port, wait_until};
 use tokio_util::sync::CancellationToken;
 
 const NODE: &str = "node-a";
 
-fn file_url(dir: &tempfile::TempDir, name: &str) -> String {
-    format!("file://{}", dir.path().join(name).display())
+/// A network drain that is never reached (`.invalid` never resolves): for
+/// tests that look at the routing table only.
+fn unreached(name: &str) -> String {
+    format!("syslog+tcp://{name}.invalid:514")
+}
+
+/// A drain's id as metrics and the routing table name it.
+fn id(url: &str) -> String {
+    DrainSpec::parse(url).unwrap().id
+}
+
+/// A real syslog receiver on loopback: its drain URL and the file of what it
+/// received (loopback drains need [`Harness::start_open`]).
+struct Receiver {
+    url: String,
+    out: std::path::PathBuf,
+    _rsyslog: Rsyslog,
+}
+
+fn receiver(dir: &tempfile::TempDir, name: &str) -> Receiver {
+    let port = free_port();
+    let home = dir.path().join(name);
+    Receiver {
+        url: format!("syslog+tcp://127.0.0.1:{port}"),
+        out: home.join("out.json"),
+        _rsyslog: tcp_receiver(&home, port),
+    }
 }
 
 fn map(kv: &[(&str, &str)]) -> Value {
@@ -95,8 +125,28 @@ struct Harness {
 }
 
 impl Harness {
+    /// logtrain with the default policy: annotations name network drains, never
+    /// loopback, link-local or metadata addresses.
     fn start(api: &KubeApi, settings: Settings) -> Harness {
-        let app = App::start(Config::default());
+        Self::start_with(api, settings, Config::default())
+    }
+
+    /// logtrain whose annotations may name drains anywhere
+    /// (`DRAIN_DENY_NETWORKS=`): for receivers on loopback.
+    fn start_open(api: &KubeApi, settings: Settings) -> Harness {
+        let config = Config {
+            drain_deny_networks: Vec::new(),
+            ..Config::default()
+        };
+        let settings = Settings {
+            egress: Arc::new(Egress::open()),
+            ..settings
+        };
+        Self::start_with(api, settings, config)
+    }
+
+    fn start_with(api: &KubeApi, settings: Settings, config: Config) -> Harness {
+        let app = App::start(config);
         let source = KubernetesSource::new(api.client(), settings, app.pods.clone());
         let stop = CancellationToken::new();
         tokio::spawn(Box::new(source).run(app.route_sender(), stop.clone()));
@@ -117,8 +167,9 @@ impl Harness {
         d
     }
 
+    /// Waits until `hostname` routes to the drains of exactly the URLs `want`.
     async fn wait_drains(&self, hostname: &str, want: &[&str], limit: Duration) {
-        let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+        let mut want: Vec<String> = want.iter().map(|u| id(u)).collect();
         want.sort();
         let what = format!("{hostname} → {want:?}");
         wait_until(&what, limit, || self.drains(hostname) == want).await;
@@ -139,6 +190,9 @@ impl Harness {
 
 const SYNC: Duration = Duration::from_secs(10);
 const LIVE: Duration = Duration::from_secs(1);
+
+// Metrics are process-wide: tests that refuse something of an annotation (and
+// so count route errors or create Events) hold `support::inputs::serial()`.
 
 /// Log lines of this test binary (see [`support::captured_logs`]).
 fn captured() -> Arc<Mutex<Vec<u8>>> {
@@ -280,15 +334,16 @@ async fn kubectl_lists_and_watches_the_test_server() {
 async fn annotated_deployment_routes_its_pods_and_follows_annotation_changes() {
     let api = KubeApi::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let a = file_url(&dir, "a.log");
-    let b = file_url(&dir, "b.log");
+    let rsyslog = receiver(&dir, "a");
+    let a = rsyslog.url.clone();
+    let b = unreached("b");
     let pod_name = deploy_with_pod(&api, "default", "web", &[(DRAINS, &a)], NODE);
     deploy_with_pod(&api, "default", "other", &[(DRAINS, &a)], "node-b");
     api.apply(workload("StatefulSet", "default", "plain", &[], &[]));
-    let h = Harness::start(&api, settings());
+    let h = Harness::start_open(&api, settings());
     h.wait_drains("web.default", &[&a], SYNC).await;
     // Workloads route cluster-wide; only this node's pods are in the directory.
-    assert_eq!(h.drains("other.default"), vec![a.clone()]);
+    assert_eq!(h.drains("other.default"), vec![id(&a)]);
     wait_until("pod directory", SYNC, || h.app.pods.len() == 1).await;
     assert_eq!(
         h.pod("default", &pod_name),
@@ -304,11 +359,11 @@ async fn annotated_deployment_routes_its_pods_and_follows_annotation_changes() {
         r.app_name = bytes::Bytes::from(pod_name.clone());
         assert_eq!(router.offer(&h.app.routes.load(), r).queued, 1);
     }
-    let path = dir.path().join("a.log");
-    wait_until("5 lines in a.log", SYNC, || read_lines(&path).len() == 5).await;
-    let lines = read_lines(&path);
-    assert!(lines[4].contains(&format!(" web.default {pod_name} ")), "{}", lines[4]);
-    assert!(lines[4].ends_with(" line 4"));
+    wait_until("5 lines at the receiver", SYNC, || entries(&rsyslog.out).len() == 5).await;
+    let lines = entries(&rsyslog.out);
+    assert_eq!(lines[4]["hostname"], "web.default", "{}", lines[4]);
+    assert_eq!(lines[4]["appname"], pod_name.as_str(), "{}", lines[4]);
+    assert_eq!(lines[4]["msg"], "line 4", "{}", lines[4]);
 
     // Metadata-only requests, pods of this node only, managed fields gone.
     let reqs = api.requests();
@@ -369,14 +424,8 @@ async fn annotated_deployment_routes_its_pods_and_follows_annotation_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostname_tag_and_pod_level_drains() {
     let api = KubeApi::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b, c, d) = (
-        file_url(&dir, "a"),
-        file_url(&dir, "b"),
-        file_url(&dir, "c"),
-        file_url(&dir, "d"),
-    );
-    let ann = [(DRAINS, a.as_str()), (HOSTNAME, "api.custom"), (TAG, "api-tag")];
+    let (a, b, c, d) = (unreached("a"), unreached("b"), unreached("c"), unreached("d"));
+    let ann = [(DRAINS, a.as_str()), (HOSTNAME, "api-custom.default"), (TAG, "api-tag")];
     api.apply(workload("Deployment", "default", "api", &ann, &[]));
     api.apply(owned(
         workload("ReplicaSet", "default", "api-7f9", &ann, &[]),
@@ -396,7 +445,7 @@ async fn hostname_tag_and_pod_level_drains() {
         "api-7f9",
     ));
     // Its own hostname and tag: gets the owner's drains plus its own.
-    let own = [(DRAINS, c.as_str()), (HOSTNAME, "special.one"), (TAG, "mine")];
+    let own = [(DRAINS, c.as_str()), (HOSTNAME, "special.default"), (TAG, "mine")];
     api.apply(owned(
         pod("default", "api-7f9-ccccc", NODE, &own, &[]),
         "ReplicaSet",
@@ -422,22 +471,22 @@ async fn hostname_tag_and_pod_level_drains() {
     api.apply(mirror);
 
     let h = Harness::start(&api, settings());
-    h.wait_drains("api.custom", &[&a, &b], SYNC).await;
-    h.wait_drains("special.one", &[&a, &c], SYNC).await;
+    h.wait_drains("api-custom.default", &[&a, &b], SYNC).await;
+    h.wait_drains("special.default", &[&a, &c], SYNC).await;
     h.wait_drains("solo.default", &[&d], SYNC).await;
     h.wait_drains("nightly.batch", &[&d], SYNC).await;
     wait_until("pods", SYNC, || h.app.pods.len() == 6).await;
     assert_eq!(
         h.pod("default", "api-7f9-aaaaa"),
-        Some(("api.custom".into(), "api-tag".into()))
+        Some(("api-custom.default".into(), "api-tag".into()))
     );
     assert_eq!(
         h.pod("default", "api-7f9-bbbbb"),
-        Some(("api.custom".into(), "api-tag".into()))
+        Some(("api-custom.default".into(), "api-tag".into()))
     );
     assert_eq!(
         h.pod("default", "api-7f9-ccccc"),
-        Some(("special.one".into(), "mine".into()))
+        Some(("special.default".into(), "mine".into()))
     );
     assert_eq!(h.pod("default", "solo"), Some(("solo.default".into(), "solo".into())));
     assert_eq!(
@@ -455,25 +504,24 @@ async fn hostname_tag_and_pod_level_drains() {
     api.modify("Pod", "default", "api-7f9-bbbbb", |o| {
         o["metadata"]["annotations"] = json!({})
     });
-    h.wait_drains("api.custom", &[&a], LIVE).await;
+    h.wait_drains("api-custom.default", &[&a], LIVE).await;
     // Owner's hostname annotation changed: pods follow.
     api.modify("Deployment", "default", "api", |o| {
-        o["metadata"]["annotations"][HOSTNAME] = json!("api.renamed");
+        o["metadata"]["annotations"][HOSTNAME] = json!("api-renamed.default");
     });
-    h.wait_drains("api.renamed", &[&a], LIVE).await;
+    h.wait_drains("api-renamed.default", &[&a], LIVE).await;
     wait_until("pods renamed", LIVE, || {
-        h.pod("default", "api-7f9-aaaaa") == Some(("api.renamed".into(), "api-tag".into()))
+        h.pod("default", "api-7f9-aaaaa") == Some(("api-renamed.default".into(), "api-tag".into()))
     })
     .await;
-    assert_eq!(h.drains("api.custom"), Vec::<String>::new());
+    assert_eq!(h.drains("api-custom.default"), Vec::<String>::new());
     h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn excluded_namespaces_akkeris_naming_and_only_akkeris() {
     let api = KubeApi::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let a = file_url(&dir, "a");
+    let a = unreached("a");
     let akk = [("akkeris.io/app-name", "shop"), ("akkeris.io/dyno-type", "worker")];
     api.apply(workload("Deployment", "prod", "shop--worker", &[(DRAINS, &a)], &akk));
     api.apply(owned(
@@ -504,6 +552,7 @@ async fn excluded_namespaces_akkeris_naming_and_only_akkeris() {
         naming: Naming { akkeris: true },
         exclude_namespaces: vec!["kube-system".into()],
         only_akkeris: false,
+        ..Settings::default()
     };
     let h = Harness::start(&api, akkeris.clone());
     h.wait_drains("shop-prod", &[&a], SYNC).await;
@@ -538,14 +587,18 @@ async fn excluded_namespaces_akkeris_naming_and_only_akkeris() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_drain_url_is_reported_once_and_the_others_work() {
+    let _serial = support::inputs::serial().await;
     let logs = captured();
     let api = KubeApi::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (file_url(&dir, "a.log"), file_url(&dir, "b.log"));
+    let (ra, rb) = (receiver(&dir, "a"), receiver(&dir, "b"));
+    let (a, b) = (ra.url.clone(), rb.url.clone());
     let before = metric("logtrain_route_errors_total{origin=\"kubernetes\"}");
-    let value = format!("{a}; ftp://deploy:s3cret@logs.example.com/x ;{b}");
+    let bad = "ftp://deploy:s3cret@logs.example.com/x";
+    let error = DrainSpec::parse(bad).unwrap_err();
+    let value = format!("{a}; {bad} ;{b}");
     let p = deploy_with_pod(&api, "shop", "bad", &[(DRAINS, &value)], NODE);
-    let h = Harness::start(&api, settings());
+    let h = Harness::start_open(&api, settings());
     h.wait_drains("bad.shop", &[&a, &b], SYNC).await;
     let router = h.app.router(InputKind::File);
     assert_eq!(
@@ -557,9 +610,8 @@ async fn a_bad_drain_url_is_reported_once_and_the_others_work() {
             .queued,
         2
     );
-    for f in ["a.log", "b.log"] {
-        let path = dir.path().join(f);
-        wait_until(f, SYNC, || read_lines(&path).len() == 1).await;
+    for r in [&ra, &rb] {
+        wait_until(&r.url, SYNC, || entries(&r.out).len() == 1).await;
     }
     assert_eq!(metric("logtrain_route_errors_total{origin=\"kubernetes\"}"), before + 1);
     // An unrelated change republishes the table: still reported only once.
@@ -572,7 +624,8 @@ async fn a_bad_drain_url_is_reported_once_and_the_others_work() {
         .lines()
         .find(|l| l.contains("Route skipped: bad drain URL") && l.contains("Deployment shop/bad"))
         .unwrap_or_else(|| panic!("no report naming the workload in:\n{text}"));
-    assert!(line.contains("ftp://deploy:***@logs.example.com/x"), "{line}");
+    assert!(error.url.contains("deploy:***@"), "{error:?}");
+    assert!(line.contains(&error.url), "{line}");
     assert!(!text.contains("s3cret"), "{text}");
     // And a Warning Event on the Deployment, once, for `kubectl describe`.
     wait_until("an Event", SYNC, || !api.objects("events", "shop").is_empty()).await;
@@ -590,17 +643,20 @@ async fn a_bad_drain_url_is_reported_once_and_the_others_work() {
         "{ev}"
     );
     let msg = ev["message"].as_str().unwrap();
-    assert!(msg.contains("ftp://deploy:***@logs.example.com/x"), "{msg}");
+    assert_eq!(msg, error.to_string());
     assert!(!ev.to_string().contains("s3cret"), "{ev}");
+    // Named after what it says, the same on every node.
+    let name = ev["metadata"]["name"].as_str().unwrap();
+    assert!(name.starts_with("bad.logtrain."), "{name}");
     h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_rbac_for_events_bad_urls_are_only_logged() {
+    let _serial = support::inputs::serial().await;
     let api = KubeApi::start().await;
     api.forbid_creates(true);
-    let dir = tempfile::tempdir().unwrap();
-    let a = file_url(&dir, "a.log");
+    let a = unreached("a");
     let value = format!("{a};gopher://x");
     deploy_with_pod(&api, "shop", "one", &[(DRAINS, &value)], NODE);
     let h = Harness::start(&api, settings());
@@ -620,8 +676,7 @@ async fn without_rbac_for_events_bad_urls_are_only_logged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_410_after_compaction_relists_and_picks_up_what_changed_meanwhile() {
     let api = KubeApi::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b, c) = (file_url(&dir, "a"), file_url(&dir, "b"), file_url(&dir, "c"));
+    let (a, b, c) = (unreached("a"), unreached("b"), unreached("c"));
     deploy_with_pod(&api, "default", "web", &[(DRAINS, &a)], NODE);
     deploy_with_pod(&api, "default", "gone", &[(DRAINS, &a)], NODE);
     let h = Harness::start(&api, settings());
@@ -668,8 +723,7 @@ async fn a_410_after_compaction_relists_and_picks_up_what_changed_meanwhile() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_the_server_fails_the_last_table_serves_then_converges() {
     let api = KubeApi::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (file_url(&dir, "a"), file_url(&dir, "b"));
+    let (a, b) = (unreached("a"), unreached("b"));
     deploy_with_pod(&api, "default", "web", &[(DRAINS, &a)], NODE);
     let h = Harness::start(&api, settings());
     h.wait_drains("web.default", &[&a], SYNC).await;
@@ -684,7 +738,7 @@ async fn while_the_server_fails_the_last_table_serves_then_converges() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(h.drains("web.default"), vec![a.clone()]);
+    assert_eq!(h.drains("web.default"), vec![id(&a)]);
     assert_eq!(h.pod("default", "web-5d8f7c9b6-x2x4z").unwrap().0, "web.default");
     api.set_failing(false);
     h.wait_drains("web.default", &[&b], Duration::from_secs(40)).await;
@@ -699,8 +753,7 @@ async fn ready_only_after_the_first_full_sync() {
     use logtrain::route::writer::RouteWriter;
 
     let api = KubeApi::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let a = file_url(&dir, "a");
+    let a = unreached("a");
     deploy_with_pod(&api, "default", "web", &[(DRAINS, &a)], NODE);
     api.set_failing(true);
     let routes = Routes::new();
@@ -733,6 +786,320 @@ async fn ready_only_after_the_first_full_sync() {
     stop.cancel();
 }
 
+const ROUTE_ERRORS: &str = "logtrain_route_errors_total{origin=\"kubernetes\"}";
+
+/// The Events of a namespace with `reason`.
+fn events(api: &KubeApi, ns: &str, reason: &str) -> Vec<Value> {
+    api.objects("events", ns)
+        .into_iter()
+        .filter(|e| e["reason"] == reason)
+        .collect()
+}
+
+/// The Event on `kind`/`name`.
+fn event_on<'a>(events: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    events
+        .iter()
+        .find(|e| e["involvedObject"]["kind"] == kind && e["involvedObject"]["name"] == name)
+        .unwrap_or_else(|| panic!("no Event on {kind} {name} in {events:#?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostname_of_another_namespace_is_refused_and_the_object_keeps_its_own() {
+    let _serial = support::inputs::serial().await;
+    let logs = captured();
+    let api = KubeApi::start().await;
+    let (victim, attacker) = (unreached("victim"), unreached("attacker"));
+    let claim = [(HOSTNAME, "web.default")];
+    let web_pod = deploy_with_pod(&api, "default", "web", &[(DRAINS, &victim)], NODE);
+    let x_pod = deploy_with_pod(
+        &api,
+        "evil",
+        "x",
+        &[(DRAINS, &attacker), (HOSTNAME, "web.default")],
+        NODE,
+    );
+    // Without drains: its pods' lines would go into the victim's drains.
+    let y_pod = deploy_with_pod(&api, "evil", "y", &claim, NODE);
+    // A pod claiming it for itself.
+    api.apply(pod(
+        "evil",
+        "solo",
+        NODE,
+        &[(DRAINS, &attacker), (HOSTNAME, "web.default")],
+        &[],
+    ));
+    let before = metric(ROUTE_ERRORS);
+    let h = Harness::start(&api, settings());
+    h.wait_drains("x.evil", &[&attacker], SYNC).await;
+    h.wait_drains("solo.evil", &[&attacker], SYNC).await;
+    wait_until("pods", SYNC, || h.app.pods.len() == 4).await;
+    assert_eq!(h.drains("web.default"), vec![id(&victim)]);
+    assert_eq!(h.pod("default", &web_pod).unwrap().0, "web.default");
+    assert_eq!(h.pod("evil", &x_pod).unwrap().0, "x.evil");
+    assert_eq!(h.pod("evil", &y_pod).unwrap().0, "y.evil");
+    assert_eq!(h.pod("evil", "solo").unwrap().0, "solo.evil");
+
+    // Told on each object that claims it, once.
+    wait_until("three Events", SYNC, || {
+        events(&api, "evil", "HostnameRefused").len() == 3
+    })
+    .await;
+    let told = events(&api, "evil", "HostnameRefused");
+    for (kind, name, own) in [
+        ("Deployment", "x", "x.evil"),
+        ("Deployment", "y", "y.evil"),
+        ("Pod", "solo", "solo.evil"),
+    ] {
+        let ev = event_on(&told, kind, name);
+        assert_eq!(ev["type"], "Warning");
+        let msg = ev["message"].as_str().unwrap();
+        for part in ["\"web.default\"", "<name>.evil", "ROUTE_HOSTNAME_SCOPE", own] {
+            assert!(msg.contains(part), "{part} not in {msg}");
+        }
+    }
+    assert_eq!(metric(ROUTE_ERRORS), before + 3);
+    // An unrelated change republishes: nothing said twice.
+    api.apply(workload("Deployment", "evil", "z", &[(DRAINS, &attacker)], &[]));
+    h.wait_drains("z.evil", &[&attacker], LIVE).await;
+    assert_eq!(metric(ROUTE_ERRORS), before + 3);
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    let said = |object: &str| {
+        text.lines()
+            .filter(|l| l.contains("Hostname annotation refused") && l.contains(object))
+            .count()
+    };
+    assert_eq!(said("Deployment evil/x"), 1, "{text}");
+    assert_eq!(said("Pod evil/solo"), 1, "{text}");
+
+    // A hostname of its own namespace is the tenant's to take.
+    api.modify("Deployment", "evil", "x", |o| {
+        o["metadata"]["annotations"][HOSTNAME] = json!("web.evil")
+    });
+    h.wait_drains("web.evil", &[&attacker], LIVE).await;
+    wait_until("pod renamed", LIVE, || {
+        h.pod("evil", &x_pod).is_some_and(|p| p.0 == "web.evil")
+    })
+    .await;
+    assert_eq!(h.drains("web.default"), vec![id(&victim)]);
+    assert_eq!(events(&api, "evil", "HostnameRefused").len(), 3);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_hostname_scope_any_an_annotation_claims_any_hostname() {
+    let api = KubeApi::start().await;
+    let (victim, attacker) = (unreached("victim"), unreached("attacker"));
+    deploy_with_pod(&api, "default", "web", &[(DRAINS, &victim)], NODE);
+    let x_pod = deploy_with_pod(
+        &api,
+        "evil",
+        "x",
+        &[(DRAINS, &attacker), (HOSTNAME, "web.default")],
+        NODE,
+    );
+    let any = Settings {
+        hostname_scope: HostnameScope::Any,
+        ..settings()
+    };
+    let h = Harness::start(&api, any);
+    h.wait_drains("web.default", &[&victim, &attacker], SYNC).await;
+    wait_until("pods", SYNC, || h.app.pods.len() == 2).await;
+    assert_eq!(h.pod("evil", &x_pod).unwrap().0, "web.default");
+    assert_eq!(h.drains("x.evil"), Vec::<String>::new());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(api.objects("events", "evil").is_empty());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_akkeris_claim_that_also_reads_as_another_namespace_is_refused() {
+    let _serial = support::inputs::serial().await;
+    let api = KubeApi::start().await;
+    let a = unreached("a");
+    // `x-prod` is known from its workload; `a-x-prod` is `a` of `x-prod`.
+    api.apply(workload("Deployment", "x-prod", "a", &[], &[]));
+    api.apply(workload(
+        "Deployment",
+        "prod",
+        "shop",
+        &[(DRAINS, &a), (HOSTNAME, "a-x-prod")],
+        &[],
+    ));
+    api.apply(workload(
+        "Deployment",
+        "prod",
+        "cart",
+        &[(DRAINS, &a), (HOSTNAME, "cart-v2-prod")],
+        &[],
+    ));
+    let akkeris = Settings {
+        naming: Naming { akkeris: true },
+        ..settings()
+    };
+    let h = Harness::start(&api, akkeris);
+    h.wait_drains("shop-prod", &[&a], SYNC).await;
+    h.wait_drains("cart-v2-prod", &[&a], SYNC).await;
+    assert_eq!(h.drains("a-x-prod"), Vec::<String>::new());
+    wait_until("an Event", SYNC, || !events(&api, "prod", "HostnameRefused").is_empty()).await;
+    let told = events(&api, "prod", "HostnameRefused");
+    assert_eq!(told.len(), 1, "{told:#?}");
+    let msg = event_on(&told, "Deployment", "shop")["message"].as_str().unwrap();
+    assert!(msg.contains("x-prod") && msg.contains("<name>.prod"), "{msg}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drains_over_the_cap_are_refused_counted_and_told() {
+    let _serial = support::inputs::serial().await;
+    let api = KubeApi::start().await;
+    let u: Vec<String> = (1..=5).map(|i| unreached(&format!("d{i}"))).collect();
+    let four = format!("{};{};{};{}", u[0], u[1], u[2], u[3]);
+    api.apply(workload("Deployment", "default", "many", &[(DRAINS, &four)], &[]));
+    // Duplicates count once.
+    let dups = format!("{0};{0}, {1}", u[0], u[1]);
+    api.apply(workload("Deployment", "default", "dups", &[(DRAINS, &dups)], &[]));
+    // A pod with its own hostname gets its owner's drains and its own: three.
+    let two = format!("{};{}", u[0], u[1]);
+    api.apply(workload("Deployment", "default", "api", &[(DRAINS, &two)], &[]));
+    api.apply(owned(
+        workload("ReplicaSet", "default", "api-7f9", &[], &[]),
+        "Deployment",
+        "api",
+    ));
+    api.apply(owned(
+        pod(
+            "default",
+            "api-7f9-ccccc",
+            NODE,
+            &[(DRAINS, &u[4]), (HOSTNAME, "special.default")],
+            &[],
+        ),
+        "ReplicaSet",
+        "api-7f9",
+    ));
+    let before = metric(ROUTE_ERRORS);
+    let capped = Settings {
+        max_drains: 2,
+        ..settings()
+    };
+    let h = Harness::start(&api, capped);
+    h.wait_drains("many.default", &[&u[0], &u[1]], SYNC).await;
+    h.wait_drains("dups.default", &[&u[0], &u[1]], SYNC).await;
+    h.wait_drains("special.default", &[&u[0], &u[1]], SYNC).await;
+    wait_until("two Events", SYNC, || {
+        events(&api, "default", "TooManyDrains").len() == 2
+    })
+    .await;
+    let told = events(&api, "default", "TooManyDrains");
+    let msg = event_on(&told, "Deployment", "many")["message"].as_str().unwrap();
+    assert!(msg.contains("ANNOTATION_MAX_DRAINS allows 2"), "{msg}");
+    assert!(msg.contains(&id(&u[2])) && msg.contains(&id(&u[3])), "{msg}");
+    assert!(!msg.contains(&id(&u[0])), "{msg}");
+    let msg = event_on(&told, "Pod", "api-7f9-ccccc")["message"].as_str().unwrap();
+    assert!(msg.contains(&id(&u[4])) && msg.contains("owner"), "{msg}");
+    // One per refused route: two of `many`, one of the pod.
+    assert_eq!(metric(ROUTE_ERRORS), before + 3);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drains_an_annotation_may_not_use_are_told_on_the_object_without_secrets() {
+    let _serial = support::inputs::serial().await;
+    let api = KubeApi::start().await;
+    let ok = unreached("ok");
+    let refused = [
+        "file:///var/lib/logtrain/checkpoints.json",
+        "stdout://",
+        "syslog+tcp://127.0.0.1:514",
+        "https://user:s3cret@169.254.169.254/latest?token=s3cret",
+    ];
+    let value = format!("{ok};{}", refused.join(";"));
+    deploy_with_pod(&api, "shop", "local", &[(DRAINS, &value)], NODE);
+    let before = metric(ROUTE_ERRORS);
+    let h = Harness::start(&api, settings());
+    h.wait_drains("local.shop", &[&ok], SYNC).await;
+    wait_until("four Events", SYNC, || {
+        events(&api, "shop", "DrainNotAllowed").len() == 4
+    })
+    .await;
+    let told = events(&api, "shop", "DrainNotAllowed");
+    for url in refused {
+        let ev = told
+            .iter()
+            .find(|e| e["message"].as_str().unwrap().contains(&id(url)))
+            .unwrap_or_else(|| panic!("no Event naming {} in {told:#?}", id(url)));
+        assert_eq!(ev["involvedObject"]["kind"], "Deployment");
+        assert_eq!(ev["involvedObject"]["name"], "local");
+        let msg = ev["message"].as_str().unwrap();
+        let why = if url.contains("127.0.0.1") || url.contains("169.254") {
+            "DRAIN_DENY_NETWORKS"
+        } else {
+            "annotation"
+        };
+        assert!(msg.contains(why), "{msg}");
+    }
+    let all = serde_json::to_string(&told).unwrap();
+    assert!(!all.contains("s3cret") && !all.contains("token="), "{all}");
+    // The route writer refused (and counted) the same four.
+    assert_eq!(metric(ROUTE_ERRORS), before + 4);
+    assert!(events(&api, "shop", "BadDrainURL").is_empty());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_logtrains_seeing_the_same_refusal_tell_it_once_between_them() {
+    let _serial = support::inputs::serial().await;
+    let api = KubeApi::start().await;
+    let value = format!("{};gopher://x", unreached("a"));
+    api.apply(workload(
+        "Deployment",
+        "evil",
+        "x",
+        &[(DRAINS, &value), (HOSTNAME, "web.default")],
+        &[],
+    ));
+    let created = metric("logtrain_kubernetes_events_total");
+    let existing = metric("logtrain_kubernetes_events_existing_total");
+    let failed = metric("logtrain_kubernetes_event_errors_total");
+    let one = Harness::start(&api, settings());
+    wait_until("two Events", SYNC, || api.objects("events", "evil").len() == 2).await;
+    let node_b = Settings {
+        node_name: Some("node-b".into()),
+        ..settings()
+    };
+    let two = Harness::start(&api, node_b);
+    wait_until("the second logtrain's creates", SYNC, || api.conflicts() == 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let told = api.objects("events", "evil");
+    let mut reasons: Vec<&str> = told.iter().map(|e| e["reason"].as_str().unwrap()).collect();
+    reasons.sort();
+    assert_eq!(reasons, ["BadDrainURL", "HostnameRefused"], "{told:#?}");
+    let posts = api
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("POST /api/v1/namespaces/evil/events"))
+        .count();
+    assert_eq!(posts, 4);
+    assert_eq!(metric("logtrain_kubernetes_events_total"), created + 2);
+    assert_eq!(metric("logtrain_kubernetes_events_existing_total"), existing + 2);
+    assert_eq!(metric("logtrain_kubernetes_event_errors_total"), failed);
+    one.stop().await;
+    two.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comma_splits_an_annotation_only_before_a_scheme() {
+    let api = KubeApi::start().await;
+    let with_comma = "https://user:pa,ss@collector.invalid/ingest";
+    let (b, c) = (unreached("b"), "es+https://c.invalid");
+    let value = format!("{with_comma}, {b};{c}");
+    api.apply(workload("Deployment", "default", "web", &[(DRAINS, &value)], &[]));
+    let h = Harness::start(&api, settings());
+    h.wait_drains("web.default", &[with_comma, &b, c], SYNC).await;
+    h.stop().await;
+}
+
 fn vm_hwm_kib() -> u64 {
     status_kib("VmHWM:")
 }
@@ -749,8 +1116,7 @@ fn status_kib(field: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_workloads_sync() {
     let api = KubeApi::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let a = file_url(&dir, "a");
+    let a = unreached("a");
     let filler = "x".repeat(2000);
     for i in 0..10_000 {
         let ns = format!("ns-{}", i % 50);

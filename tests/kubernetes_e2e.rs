@@ -3,6 +3,13 @@
 //! log files on this "node", and a real rsyslog as the drain. Every line arrives
 //! complete and in order; changing the annotation moves the route live; SIGTERM
 //! flushes and exits cleanly.
+//!
+//! And the attacks a tenant can make with an annotation, made as a tenant would:
+//! claiming another namespace's hostname, naming a file on the node, naming more
+//! drains than allowed; refused and told once per cluster, not once per node.
+//! Receivers are rsyslog on loopback, so these logtrains run with
+//! `DRAIN_DENY_NETWORKS=` (the deny list is tested in `src/egress.rs` and
+//! `tests/kubernetes_datasource.rs`).
 
 mod support;
 
@@ -11,17 +18,31 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use logtrain::drain::DrainSpec;
 use serde_json::{Value, json};
 use support::kube_api::KubeApi;
-use support::rsyslog::{entries, tcp_receiver};
+use support::rsyslog::{JSON_TEMPLATE, Rsyslog, entries, msgs, tcp_receiver};
 use support::{free_port, wait_until};
 
 const NODE: &str = "node-a";
 const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const DRAINS: &str = "logtrain.akkeris.io/drains";
+const HOSTNAME: &str = "logtrain.akkeris.io/hostname";
+/// What tenants may open to loopback receivers.
+const OPEN: (&str, &str) = ("DRAIN_DENY_NETWORKS", "");
+const ROUTE_ERRORS: &str = "logtrain_route_errors_total{origin=\"kubernetes\"}";
+
+/// A drain's id, as metric labels and Events name it.
+fn id(url: &str) -> String {
+    DrainSpec::parse(url).unwrap().id
+}
 
 fn object(kind: &str, name: &str, annotations: Value) -> Value {
-    json!({"kind": kind, "metadata": {"name": name, "namespace": "default", "annotations": annotations, "labels": {"app": "web"}}, "spec": {}})
+    object_in("default", kind, name, annotations)
+}
+
+fn object_in(ns: &str, kind: &str, name: &str, annotations: Value) -> Value {
+    json!({"kind": kind, "metadata": {"name": name, "namespace": ns, "annotations": annotations, "labels": {"app": name}}, "spec": {}})
 }
 
 fn owned_by(mut obj: Value, kind: &str, name: &str) -> Value {
@@ -34,19 +55,45 @@ fn owned_by(mut obj: Value, kind: &str, name: &str) -> Value {
 
 /// A pod of the `web` Deployment on this node, with its log file and link.
 fn pod(api: &KubeApi, root: &Path, name: &str) -> PathBuf {
-    let mut p = owned_by(object("Pod", name, json!({})), "ReplicaSet", "web-5d8f7c9b6");
+    pod_of(api, root, "default", "web-5d8f7c9b6", name)
+}
+
+/// A pod of ReplicaSet `rs` in `ns` on this node, with its log file and link.
+fn pod_of(api: &KubeApi, root: &Path, ns: &str, rs: &str, name: &str) -> PathBuf {
+    let mut p = owned_by(object_in(ns, "Pod", name, json!({})), "ReplicaSet", rs);
     p["spec"] = json!({"nodeName": NODE, "containers": [{"name": "app", "image": "busybox"}]});
     api.apply(p);
-    let dir = root.join("pods").join(format!("default_{name}_uid")).join("app");
+    let dir = root.join("pods").join(format!("{ns}_{name}_uid")).join("app");
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("0.log");
     std::fs::File::create(&log).unwrap();
-    std::os::unix::fs::symlink(
-        &log,
-        root.join("containers").join(format!("{name}_default_app-{ID}.log")),
-    )
-    .unwrap();
+    std::os::unix::fs::symlink(&log, root.join("containers").join(format!("{name}_{ns}_app-{ID}.log"))).unwrap();
     log
+}
+
+/// Deployment `name` in `ns` with `annotations`, its ReplicaSet, and one pod
+/// on this node; returns the pod's log file.
+fn deployment_with_pod(api: &KubeApi, root: &Path, ns: &str, name: &str, annotations: Value) -> PathBuf {
+    let rs = format!("{name}-5d8f7c9b6");
+    api.apply(object_in(ns, "Deployment", name, annotations));
+    api.apply(owned_by(
+        object_in(ns, "ReplicaSet", &rs, json!({})),
+        "Deployment",
+        name,
+    ));
+    pod_of(api, root, ns, &rs, &format!("{rs}-aaaaa"))
+}
+
+/// Appends `n` CRI lines `<what> <i>` to a container log.
+fn write_lines(log: &Path, what: &str, n: usize) {
+    let mut f = std::fs::OpenOptions::new().append(true).open(log).unwrap();
+    for i in 0..n {
+        writeln!(f, "2026-11-22T10:00:00.000000001Z stdout F {what} {i}").unwrap();
+    }
+}
+
+fn numbered(what: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{what} {i}")).collect()
 }
 
 /// The logtrain binary as a DaemonSet pod runs it: tailing `root/containers`,
@@ -81,6 +128,24 @@ fn start_logtrain(api: &KubeApi, root: &Path, http_port: u16, env: &[(&str, &str
 }
 
 struct Logtrain(Child);
+
+async fn wait_ready(http_port: u16) {
+    wait_until("/readyz", Duration::from_secs(20), || {
+        http_get(http_port, "/readyz").is_some_and(|(c, _)| c == 200)
+    })
+    .await;
+}
+
+/// A counter or gauge of `/metrics` (`name{labels}`), 0 when absent.
+fn metric(http_port: u16, name_and_labels: &str) -> u64 {
+    http_get(http_port, "/metrics")
+        .map(|(_, m)| {
+            m.lines()
+                .find_map(|l| l.strip_prefix(name_and_labels).and_then(|v| v.trim().parse().ok()))
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
 
 impl Drop for Logtrain {
     fn drop(&mut self) {
@@ -121,12 +186,15 @@ async fn annotated_deployment_logs_reach_rsyslog_and_follow_annotation_changes()
     let cri_log = pod(&api, root, "web-5d8f7c9b6-aaaaa");
     let docker_log = pod(&api, root, "web-5d8f7c9b6-bbbbb");
     let http_port = free_port();
-    let child = start_logtrain(&api, root, http_port, &[("SHUTDOWN_TIMEOUT", "5")], Stdio::piped());
+    let child = start_logtrain(
+        &api,
+        root,
+        http_port,
+        &[("SHUTDOWN_TIMEOUT", "5"), OPEN],
+        Stdio::piped(),
+    );
     let mut lt = Logtrain(child);
-    wait_until("/readyz", Duration::from_secs(20), || {
-        http_get(http_port, "/readyz").is_some_and(|(c, _)| c == 200)
-    })
-    .await;
+    wait_ready(http_port).await;
 
     // CRI lines (with a partial pair) and docker lines (with a 16 KiB-style split).
     let n = 2000;
@@ -212,7 +280,7 @@ async fn annotated_deployment_logs_reach_rsyslog_and_follow_annotation_changes()
     api.modify("Deployment", "default", "web", |o| {
         o["metadata"]["annotations"][DRAINS] = json!(drain_b)
     });
-    let label_b = format!("drain=\"{drain_b}\"");
+    let label_b = format!("drain=\"{}\"", id(&drain_b));
     wait_until("route moved", Duration::from_secs(5), || {
         http_get(http_port, "/metrics").is_some_and(|(_, m)| m.contains(&label_b))
     })
@@ -257,14 +325,6 @@ async fn annotated_deployment_logs_reach_rsyslog_and_follow_annotation_changes()
     assert_eq!(cp.matches("\"offset\"").count(), 2, "{cp}");
 }
 
-fn lines_of(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| l.splitn(8, ' ').nth(7).unwrap_or("").to_string())
-        .collect()
-}
-
 /// A restart while the API server is failing: the backlog is read only once
 /// the routes are loaded (read before, it would find no route, be counted as
 /// unrouted and checkpointed past), and a route moved while lines are written
@@ -274,9 +334,12 @@ async fn a_backlog_waits_for_the_first_sync_and_a_moved_route_loses_and_repeats_
     let root = tempfile::tempdir().unwrap();
     let root = root.path();
     std::fs::create_dir_all(root.join("containers")).unwrap();
-    let (out_a, out_b) = (root.join("a.log"), root.join("b.log"));
-    let drain_a = format!("file://{}", out_a.display());
-    let drain_b = format!("file://{}", out_b.display());
+    let (port_a, port_b) = (free_port(), free_port());
+    let _rs_a = tcp_receiver(&root.join("rsyslog-a"), port_a);
+    let _rs_b = tcp_receiver(&root.join("rsyslog-b"), port_b);
+    let (out_a, out_b) = (root.join("rsyslog-a/out.json"), root.join("rsyslog-b/out.json"));
+    let drain_a = format!("syslog+tcp://127.0.0.1:{port_a}");
+    let drain_b = format!("syslog+tcp://127.0.0.1:{port_b}");
     let api = KubeApi::start().await;
     api.apply(object("Deployment", "web", json!({ DRAINS: drain_a })));
     api.apply(owned_by(
@@ -293,7 +356,7 @@ async fn a_backlog_waits_for_the_first_sync_and_a_moved_route_loses_and_repeats_
     }
     api.set_failing(true);
     let http_port = free_port();
-    let child = start_logtrain(&api, root, http_port, &[("SHUTDOWN_TIMEOUT", "5")], Stdio::null());
+    let child = start_logtrain(&api, root, http_port, &[("SHUTDOWN_TIMEOUT", "5"), OPEN], Stdio::null());
     let _lt = Logtrain(child);
     wait_until("/healthz", Duration::from_secs(20), || {
         http_get(http_port, "/healthz").is_some_and(|(c, _)| c == 200)
@@ -312,11 +375,11 @@ async fn a_backlog_waits_for_the_first_sync_and_a_moved_route_loses_and_repeats_
     assert!(!unrouted(http_port), "lines were read before the routes were loaded");
     api.set_failing(false);
     wait_until("the backlog at drain A", Duration::from_secs(30), || {
-        lines_of(&out_a).len() >= 500
+        msgs(&out_a).len() >= 500
     })
     .await;
     assert_eq!(
-        lines_of(&out_a),
+        msgs(&out_a),
         (0..500).map(|i| format!("backlog {i}")).collect::<Vec<_>>()
     );
 
@@ -342,12 +405,12 @@ async fn a_backlog_waits_for_the_first_sync_and_a_moved_route_loses_and_repeats_
         .await
         .unwrap();
     wait_until("every live line at one drain", Duration::from_secs(30), || {
-        lines_of(&out_a).len() - 500 + lines_of(&out_b).len() >= n
+        msgs(&out_a).len() - 500 + msgs(&out_b).len() >= n
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let a = lines_of(&out_a);
-    let b = lines_of(&out_b);
+    let a = msgs(&out_a);
+    let b = msgs(&out_b);
     assert!(!b.is_empty(), "the route never moved");
     let mut live: Vec<String> = a[500..].to_vec();
     live.extend(b.iter().cloned());
@@ -384,7 +447,8 @@ async fn ten_thousand_workloads_keep_the_process_small() {
     std::fs::create_dir_all(root.join("containers")).unwrap();
     let api = KubeApi::start().await;
     let filler = "x".repeat(2000);
-    let drain = format!("file://{}", root.join("out.log").display());
+    // Never resolves: only the routing table is looked at.
+    let drain = "syslog+tcp://logs.invalid:514";
     for i in 0..10_000 {
         let mut ann = json!({ "kubectl.kubernetes.io/last-applied-configuration": filler });
         if i % 10 == 0 {
@@ -414,4 +478,292 @@ async fn ten_thousand_workloads_keep_the_process_small() {
         "peak RSS {peak} KiB with 10,000 workloads, over {LIMIT_KIB} KiB"
     );
     drop(lt);
+}
+
+/// A victim (`web` in `default`, its drain V) and a tenant (`x` in `evil`,
+/// its drain A) whose Deployment claims `hostname: web.default`; one pod each
+/// on this node. Writes the victim's lines, then the tenant's, and returns
+/// what V and A received once every line arrived somewhere it may.
+struct Hijack {
+    api: KubeApi,
+    http_port: u16,
+    at_victim: Vec<Value>,
+    at_attacker: Vec<Value>,
+    _lt: Logtrain,
+    _rsyslog: (Rsyslog, Rsyslog),
+    _root: tempfile::TempDir,
+}
+
+const VICTIM_LINES: usize = 200;
+const TENANT_LINES: usize = 50;
+
+async fn hijack(env: &[(&str, &str)], expect_at_victim: usize, expect_at_attacker: usize) -> Hijack {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("containers")).unwrap();
+    let (port_v, port_a) = (free_port(), free_port());
+    let rs_v = tcp_receiver(&root.join("victim"), port_v);
+    let rs_a = tcp_receiver(&root.join("attacker"), port_a);
+    let (out_v, out_a) = (root.join("victim/out.json"), root.join("attacker/out.json"));
+    let api = KubeApi::start().await;
+    let victim = format!("syslog+tcp://127.0.0.1:{port_v}");
+    let attacker = format!("syslog+tcp://127.0.0.1:{port_a}");
+    let web_log = deployment_with_pod(&api, root, "default", "web", json!({ DRAINS: victim }));
+    let x_log = deployment_with_pod(
+        &api,
+        root,
+        "evil",
+        "x",
+        json!({ DRAINS: attacker, HOSTNAME: "web.default" }),
+    );
+    let http_port = free_port();
+    let mut env = env.to_vec();
+    env.push(OPEN);
+    let lt = Logtrain(start_logtrain(&api, root, http_port, &env, Stdio::null()));
+    wait_ready(http_port).await;
+    write_lines(&web_log, "victim", VICTIM_LINES);
+    wait_until("the victim's lines", Duration::from_secs(10), || {
+        msgs(&out_v).len() >= VICTIM_LINES
+    })
+    .await;
+    write_lines(&x_log, "tenant", TENANT_LINES);
+    wait_until("every line", Duration::from_secs(10), || {
+        entries(&out_v).len() >= expect_at_victim && entries(&out_a).len() >= expect_at_attacker
+    })
+    .await;
+    // Anything late would be here by now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Hijack {
+        at_victim: entries(&out_v),
+        at_attacker: entries(&out_a),
+        api,
+        http_port,
+        _lt: lt,
+        _rsyslog: (rs_v, rs_a),
+        _root: dir,
+    }
+}
+
+fn msgs_of(entries: &[Value]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|e| e["msg"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_claiming_another_namespaces_hostname_gets_neither_its_lines_nor_its_drain() {
+    let h = hijack(&[], VICTIM_LINES, TENANT_LINES).await;
+    // The victim's lines reach its own drain, and only its own lines do.
+    assert_eq!(msgs_of(&h.at_victim), numbered("victim", VICTIM_LINES));
+    assert!(h.at_victim.iter().all(|e| e["hostname"] == "web.default"));
+    // The tenant keeps its default hostname, and its drain gets its lines only.
+    assert_eq!(msgs_of(&h.at_attacker), numbered("tenant", TENANT_LINES));
+    assert!(
+        h.at_attacker.iter().all(|e| e["hostname"] == "x.evil"),
+        "{:?}",
+        h.at_attacker[0]
+    );
+    // Told on the tenant's Deployment, and counted.
+    wait_until("the Event", Duration::from_secs(5), || {
+        !h.api.objects("events", "evil").is_empty()
+    })
+    .await;
+    let events = h.api.objects("events", "evil");
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["reason"], "HostnameRefused");
+    assert_eq!(events[0]["type"], "Warning");
+    assert_eq!(events[0]["involvedObject"]["kind"], "Deployment");
+    assert_eq!(events[0]["involvedObject"]["name"], "x");
+    let msg = events[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("web.default") && msg.contains("ROUTE_HOSTNAME_SCOPE"),
+        "{msg}"
+    );
+    assert!(h.api.objects("events", "default").is_empty());
+    assert_eq!(metric(h.http_port, ROUTE_ERRORS), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostname_scope_any_restores_the_go_behaviour() {
+    let both = VICTIM_LINES + TENANT_LINES;
+    let h = hijack(&[("ROUTE_HOSTNAME_SCOPE", "any")], both, both).await;
+    // Whoever claims a hostname shares its lines and its drains.
+    let mut expected = numbered("victim", VICTIM_LINES);
+    expected.extend(numbered("tenant", TENANT_LINES));
+    assert_eq!(msgs_of(&h.at_attacker), expected);
+    assert_eq!(msgs_of(&h.at_victim), expected);
+    assert!(h.at_attacker.iter().all(|e| e["hostname"] == "web.default"));
+    assert!(h.api.objects("events", "evil").is_empty());
+    assert_eq!(metric(h.http_port, ROUTE_ERRORS), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_drain_in_an_annotation_is_refused_and_no_file_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("containers")).unwrap();
+    // Where the tenant would have logtrain write: a directory that exists.
+    let target_dir = root.join("state");
+    std::fs::create_dir_all(&target_dir).unwrap();
+    let target = target_dir.join("checkpoints.json.tmp");
+    let file_drain = format!("file://{}", target.display());
+    let port = free_port();
+    let _rs = tcp_receiver(&root.join("rsyslog"), port);
+    let out = root.join("rsyslog/out.json");
+    let network = format!("syslog+tcp://127.0.0.1:{port}");
+    let api = KubeApi::start().await;
+    let log = deployment_with_pod(
+        &api,
+        root,
+        "default",
+        "web",
+        json!({ DRAINS: format!("{file_drain};{network}") }),
+    );
+    let http_port = free_port();
+    // Checkpoints elsewhere: nothing of logtrain's own is in `state/`.
+    let _lt = Logtrain(start_logtrain(
+        &api,
+        root,
+        http_port,
+        &[
+            OPEN,
+            ("CHECKPOINT_PATH", root.join("cp/checkpoints.json").to_str().unwrap()),
+        ],
+        Stdio::null(),
+    ));
+    wait_ready(http_port).await;
+    write_lines(&log, "line", 100);
+    // The annotation's network drain gets every line: they were routed.
+    wait_until("the lines at the network drain", Duration::from_secs(10), || {
+        msgs(&out).len() >= 100
+    })
+    .await;
+    assert_eq!(msgs(&out), numbered("line", 100));
+    wait_until("the Event", Duration::from_secs(5), || {
+        !api.objects("events", "default").is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!target.exists(), "{} was created", target.display());
+    assert_eq!(std::fs::read_dir(&target_dir).unwrap().count(), 0);
+    let events = api.objects("events", "default");
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["reason"], "DrainNotAllowed");
+    assert_eq!(events[0]["involvedObject"]["name"], "web");
+    let msg = events[0]["message"].as_str().unwrap();
+    assert!(msg.contains(&id(&file_drain)) && msg.contains("annotation"), "{msg}");
+    assert_eq!(metric(http_port, ROUTE_ERRORS), 1);
+    let metrics = http_get(http_port, "/metrics").unwrap().1;
+    assert!(
+        !metrics.contains(&format!("drain=\"{}\"", id(&file_drain))),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_seeing_the_same_bad_annotation_create_one_event_between_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = KubeApi::start().await;
+    api.apply(object_in(
+        "evil",
+        "Deployment",
+        "x",
+        json!({ DRAINS: "gopher://x", HOSTNAME: "web.default" }),
+    ));
+    let mut nodes = Vec::new();
+    for node in ["node-a", "node-b"] {
+        let root = dir.path().join(node);
+        std::fs::create_dir_all(root.join("containers")).unwrap();
+        let port = free_port();
+        let lt = Logtrain(start_logtrain(&api, &root, port, &[("NODE_NAME", node)], Stdio::null()));
+        nodes.push((lt, port));
+    }
+    for (_, port) in &nodes {
+        wait_ready(*port).await;
+    }
+    // Each node tries both Events; of each pair, the second create gets 409.
+    wait_until("four creates", Duration::from_secs(10), || {
+        api.requests()
+            .iter()
+            .filter(|r| r.starts_with("POST /api/v1/namespaces/evil/events"))
+            .count()
+            == 4
+    })
+    .await;
+    wait_until("the node's answers counted", Duration::from_secs(5), || {
+        let sum = |name: &str| nodes.iter().map(|(_, p)| metric(*p, name)).sum::<u64>();
+        sum("logtrain_kubernetes_events_total") + sum("logtrain_kubernetes_events_existing_total") == 4
+    })
+    .await;
+    let events = api.objects("events", "evil");
+    let mut reasons: Vec<&str> = events.iter().map(|e| e["reason"].as_str().unwrap()).collect();
+    reasons.sort();
+    assert_eq!(reasons, ["BadDrainURL", "HostnameRefused"], "{events:#?}");
+    assert_eq!(api.conflicts(), 2);
+    let sum = |name: &str| nodes.iter().map(|(_, p)| metric(*p, name)).sum::<u64>();
+    assert_eq!(sum("logtrain_kubernetes_events_total"), 2);
+    assert_eq!(sum("logtrain_kubernetes_events_existing_total"), 2);
+    assert_eq!(sum("logtrain_kubernetes_event_errors_total"), 0);
+}
+
+/// One rsyslog receiving on each of `ports`, writing what each port received
+/// to `dir/out-<i>.json`.
+fn receivers(dir: &Path, ports: &[u16]) -> Rsyslog {
+    let mut body =
+        format!("global(parser.escapeControlCharactersOnReceive=\"off\")\n{JSON_TEMPLATE}\nmodule(load=\"imtcp\")\n");
+    for (i, p) in ports.iter().enumerate() {
+        body.push_str(&format!(
+            "ruleset(name=\"r{i}\") {{\n  action(type=\"omfile\" file=\"{}\" template=\"fields\" flushOnTXEnd=\"on\" asyncWriting=\"off\")\n}}\ninput(type=\"imtcp\" port=\"{p}\" ruleset=\"r{i}\")\n",
+            dir.join(format!("out-{i}.json")).display()
+        ));
+    }
+    Rsyslog::start(dir, &body, ports)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drains_over_the_cap_are_refused_and_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("containers")).unwrap();
+    let ports = [free_port(), free_port(), free_port()];
+    let _rs = receivers(&root.join("rsyslog"), &ports);
+    let out = |i: usize| root.join(format!("rsyslog/out-{i}.json"));
+    let drains: Vec<String> = ports.iter().map(|p| format!("syslog+tcp://127.0.0.1:{p}")).collect();
+    let api = KubeApi::start().await;
+    let log = deployment_with_pod(&api, root, "default", "web", json!({ DRAINS: drains.join(";") }));
+    let http_port = free_port();
+    let _lt = Logtrain(start_logtrain(
+        &api,
+        root,
+        http_port,
+        &[OPEN, ("ANNOTATION_MAX_DRAINS", "2")],
+        Stdio::null(),
+    ));
+    wait_ready(http_port).await;
+    write_lines(&log, "line", 50);
+    wait_until("the first two drains", Duration::from_secs(10), || {
+        msgs(&out(0)).len() >= 50 && msgs(&out(1)).len() >= 50
+    })
+    .await;
+    wait_until("the Event", Duration::from_secs(5), || {
+        !api.objects("events", "default").is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(msgs(&out(0)), numbered("line", 50));
+    assert_eq!(msgs(&out(1)), numbered("line", 50));
+    assert!(msgs(&out(2)).is_empty(), "the third drain got lines");
+    let events = api.objects("events", "default");
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["reason"], "TooManyDrains");
+    assert_eq!(events[0]["involvedObject"]["name"], "web");
+    let msg = events[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&id(&drains[2])) && msg.contains("ANNOTATION_MAX_DRAINS"),
+        "{msg}"
+    );
+    assert_eq!(metric(http_port, ROUTE_ERRORS), 1);
+    let metrics = http_get(http_port, "/metrics").unwrap().1;
+    assert!(!metrics.contains(&format!("drain=\"{}\"", id(&drains[2]))), "{metrics}");
 }

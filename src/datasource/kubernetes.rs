@@ -9,16 +9,24 @@
 //! cache is synced (readiness), and again after any relist; in between, only
 //! objects that changed are sent. It never exits on an API error: watches back
 //! off and relist, and the last routes keep serving meanwhile.
+//!
+//! Annotations are a tenant's word, not the operator's: a hostname out of
+//! `ROUTE_HOSTNAME_SCOPE` (`scope.rs`) and drains over `ANNOTATION_MAX_DRAINS`
+//! are refused when the view is computed, and every refusal (those of the route
+//! writer's drain policy too) is told once as an Event (`refusals.rs`, `events.rs`).
 
 pub mod annotations;
 pub mod events;
 pub mod owners;
+pub mod refusals;
+pub mod scope;
 pub mod view;
 pub mod watch;
 
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -29,11 +37,13 @@ use tracing::{debug, error, info, warn};
 
 use super::pods::PodDirectory;
 use super::{Datasource, OriginKind, RouteEvent, RouteObject, RouteSender, RouteUpdate};
-use crate::config::Config;
+use crate::config::{Config, HostnameScope};
 use crate::drain::driver::Backoff;
+use crate::egress::Egress;
 use crate::telemetry;
 use annotations::Naming;
 use owners::Stores;
+use refusals::{Told, Verdicts};
 use view::{Objects, Pods};
 use watch::Change;
 
@@ -49,8 +59,8 @@ pub enum KubeError {
     Client(#[from] kube::Error),
 }
 
-/// What the datasource watches and how it names things.
-#[derive(Clone, Debug, Default)]
+/// What the datasource watches, how it names things, and what annotations may declare.
+#[derive(Clone, Debug)]
 pub struct Settings {
     /// Only pods of this node are watched (`NODE_NAME`); every pod without it.
     pub node_name: Option<String>,
@@ -59,6 +69,20 @@ pub struct Settings {
     pub exclude_namespaces: Vec<String>,
     /// Only workloads and pods with an `akkeris.io/app-name` label (`ONLY_AKKERIS`).
     pub only_akkeris: bool,
+    /// Which hostnames a hostname annotation may claim (`ROUTE_HOSTNAME_SCOPE`).
+    pub hostname_scope: HostnameScope,
+    /// Drains one object may name at most (`ANNOTATION_MAX_DRAINS`).
+    pub max_drains: usize,
+    /// Where drains named in annotations may connect (`DRAIN_DENY_NETWORKS`),
+    /// the route writer's policy, to tell refused drains on their object.
+    pub egress: Arc<Egress>,
+}
+
+impl Default for Settings {
+    /// The settings of the default configuration.
+    fn default() -> Self {
+        Settings::from_config(&Config::default())
+    }
 }
 
 impl Settings {
@@ -68,6 +92,9 @@ impl Settings {
             naming: Naming { akkeris: c.akkeris },
             exclude_namespaces: c.exclude_namespaces.clone(),
             only_akkeris: c.only_akkeris,
+            hostname_scope: c.route_hostname_scope,
+            max_drains: c.annotation_max_drains,
+            egress: Arc::new(Egress::new(c.drain_deny_networks.clone())),
         }
     }
 }
@@ -161,6 +188,8 @@ impl KubernetesSource {
         let (stores, mut reports) = watch::start(&client, node);
         let mut p = Publisher {
             events: events::Reporter::new(client.clone(), node.map(String::from)),
+            told: Told::default(),
+            verdicts: Verdicts::default(),
             stores,
             settings: self.settings.clone(),
             directory: self.pods.clone(),
@@ -233,8 +262,12 @@ impl KubernetesSource {
 
 /// Sends what changed since the last publication.
 struct Publisher {
-    /// Bad drain URLs of annotations as Kubernetes Events.
+    /// What was refused of annotations, as Kubernetes Events.
     events: events::Reporter,
+    /// Refusals already told.
+    told: Told,
+    /// Drain URLs that do not parse or that annotations may not name.
+    verdicts: Verdicts,
     stores: Stores,
     settings: Settings,
     directory: PodDirectory,
@@ -258,8 +291,13 @@ impl Publisher {
 
     /// Recomputes the view and sends it; false when the route writer is gone.
     async fn publish(&mut self) -> bool {
-        let view = view::compute(&self.stores, &self.settings);
-        self.events.review(&view.objects, &self.stores);
+        let mut view = view::compute(&self.stores, &self.settings);
+        let mut refused = std::mem::take(&mut view.refusals);
+        refused.extend(self.verdicts.review(&view.objects, &self.settings.egress));
+        for r in self.told.news(&refused) {
+            r.log_and_count();
+            self.events.tell(r, &self.stores);
+        }
         if view.pods != self.pods {
             self.directory.replace(view.pods.clone());
             self.pods = view.pods;
@@ -324,5 +362,30 @@ impl Datasource for KubernetesSource {
 
     fn run(self: Box<Self>, tx: RouteSender, stop: CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(self.follow(tx, stop))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_carry_the_security_model_of_the_config() {
+        let d = Settings::default();
+        assert_eq!(d.hostname_scope, HostnameScope::Namespace);
+        assert_eq!(d.max_drains, 16);
+        assert_eq!(*d.egress, Egress::default());
+        let c = Config {
+            route_hostname_scope: HostnameScope::Any,
+            annotation_max_drains: 3,
+            drain_deny_networks: Vec::new(),
+            akkeris: true,
+            ..Config::default()
+        };
+        let s = Settings::from_config(&c);
+        assert_eq!(s.hostname_scope, HostnameScope::Any);
+        assert_eq!(s.max_drains, 3);
+        assert_eq!(*s.egress, Egress::open());
+        assert!(s.naming.akkeris);
     }
 }

@@ -14,6 +14,28 @@ use url::Url;
 
 use crate::encode::framing::Framing;
 
+/// Every scheme the parser accepts (lower case, without `://`): the one list
+/// that splitting an annotation, error messages and the parser agree on
+/// (checked by a test).
+pub const SCHEMES: &[&str] = &[
+    "syslog",
+    "syslog+udp",
+    "syslog+tcp",
+    "syslog+tls",
+    "syslog+http",
+    "syslog+https",
+    "http",
+    "https",
+    "es",
+    "es+http",
+    "es+https",
+    "elasticsearch",
+    "elasticsearch+http",
+    "elasticsearch+https",
+    "file",
+    "stdout",
+];
+
 /// The schemes logtrain accepts, as written in annotations and table rows.
 pub const VALID_SCHEMES: &str = "syslog://, syslog+udp://, syslog+tcp://, syslog+tls://, \
 syslog+http://, syslog+https://, http://, https://, es://, es+http://, es+https://, \

@@ -11,7 +11,9 @@
 //! Objects live in memory as JSON with one global resourceVersion counter.
 //! Tests drive it directly: create/update/delete objects (open watches see the
 //! events), compact the history, drop every open watch, pause watch delivery,
-//! answer 500 for a while.
+//! answer 500 for a while. Creates (`POST`, what logtrain makes: Events) answer
+//! 201, `409 AlreadyExists` for a name taken (checked and stored under one
+//! lock, so of racing creates exactly one wins), or 403 while forbidden.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -169,6 +171,8 @@ struct State {
     failing: bool,
     /// Creates (POST) are refused 403, as RBAC without `create` does.
     forbid_creates: bool,
+    /// Creates answered 409 because the name was taken.
+    conflicts: usize,
     uid: u64,
     requests: Vec<String>,
     open_watches: usize,
@@ -270,6 +274,11 @@ impl KubeApi {
             .filter(|(k, _)| k.0 == plural && k.1 == ns)
             .map(|(_, v)| v.clone())
             .collect()
+    }
+
+    /// Creates answered `409 AlreadyExists` so far.
+    pub fn conflicts(&self) -> usize {
+        self.inner.state.lock().conflicts
     }
 
     /// While set, every create (POST) is answered 403 Forbidden.
@@ -385,7 +394,19 @@ fn record(
 /// Creates or replaces an object (its `kind` picks the resource); returns
 /// its new resourceVersion. Fills in what the real server does: uid,
 /// creationTimestamp, resourceVersion, generation and managedFields.
-fn apply(inner: &Inner, mut obj: Value) -> (u64, Value) {
+fn apply(inner: &Inner, obj: Value) -> (u64, Value) {
+    store(inner, obj, Store::CreateOrReplace).expect("apply always stores")
+}
+
+/// Whether storing may replace an object of the same name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Store {
+    CreateOrReplace,
+    /// A create: `None` when the name is taken.
+    CreateOnly,
+}
+
+fn store(inner: &Inner, mut obj: Value, how: Store) -> Option<(u64, Value)> {
     let kind = obj["kind"].as_str().expect("kind").to_string();
     let res = res_by_kind(&kind);
     obj["apiVersion"] = json!(res.group_version());
@@ -396,9 +417,12 @@ fn apply(inner: &Inner, mut obj: Value) -> (u64, Value) {
         String::new()
     };
     let mut st = inner.state.lock();
+    let key = (res.plural, ns.clone(), name);
+    if how == Store::CreateOnly && st.objects.contains_key(&key) {
+        return None;
+    }
     st.rv += 1;
     let rv = st.rv;
-    let key = (res.plural, ns.clone(), name);
     let old = st.objects.get(&key).cloned();
     let meta = obj["metadata"].as_object_mut().expect("metadata object");
     if res.namespaced {
@@ -433,7 +457,7 @@ fn apply(inner: &Inner, mut obj: Value) -> (u64, Value) {
     st.objects.insert(key, obj.clone());
     let kind = if old.is_some() { "MODIFIED" } else { "ADDED" };
     record(inner, &mut st, kind, res, ns, obj.clone(), old);
-    (rv, obj)
+    Some((rv, obj))
 }
 
 /// `POST` of a new object (what logtrain creates: Events): 201 with the stored
@@ -506,16 +530,19 @@ async fn create(inner: Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
         _ => return error(422, "Invalid", "name or generateName is required"),
     };
     obj["metadata"]["name"] = json!(name);
-    let key = (t.res.plural, t.namespace.clone().unwrap_or_default(), name.clone());
-    if inner.state.lock().objects.contains_key(&key) {
-        return error(
-            409,
-            "AlreadyExists",
-            &format!("{} \"{name}\" already exists", t.res.plural),
-        );
+    // Checked and stored under one lock: of two creates racing for a name,
+    // exactly one wins, as with etcd.
+    match store(&inner, obj, Store::CreateOnly) {
+        Some((_, stored)) => json_response(StatusCode::CREATED, &stored),
+        None => {
+            inner.state.lock().conflicts += 1;
+            error(
+                409,
+                "AlreadyExists",
+                &format!("{} \"{name}\" already exists", t.res.plural),
+            )
+        }
     }
-    let (_, stored) = apply(&inner, obj);
-    json_response(StatusCode::CREATED, &stored)
 }
 
 fn error(code: u16, reason: &str, message: &str) -> Response<Body> {

@@ -5,11 +5,13 @@
 //! It also trims what the watch caches keep of each object, so that only the
 //! keys named here stay in memory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-/// Drain URLs, separated by `;` (and `,`).
+use crate::drain::url::SCHEMES;
+
+/// Drain URLs, separated by `;` (and by `,` before a scheme: see [`parse_drains`]).
 pub const DRAINS: &str = "logtrain.akkeris.io/drains";
 /// Overrides the hostname (routing key) of a workload's or pod's records.
 pub const HOSTNAME: &str = "logtrain.akkeris.io/hostname";
@@ -30,16 +32,40 @@ pub struct Naming {
     pub akkeris: bool,
 }
 
-/// Splits a drains annotation: entries separated by `;` or `,`, trimmed,
-/// empty entries ignored, duplicates dropped (first kept).
+/// Splits a drains annotation. `;` always separates; `,` separates only where
+/// the text after it (trimmed) starts a scheme logtrain knows (`https://`,
+/// `syslog+tls://`, …), so a comma inside a URL (a password, a query) stays in
+/// it. Entries are trimmed of blanks and of commas at either end, empty ones
+/// ignored, duplicates dropped (first kept).
 pub fn parse_drains(value: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for d in value.split([';', ',']).map(str::trim).filter(|d| !d.is_empty()) {
-        if !out.iter().any(|o| o == d) {
-            out.push(d.to_string());
+    let mut seen: HashSet<&str> = HashSet::new();
+    for segment in value.split(';') {
+        let mut start = 0;
+        let cuts = segment
+            .match_indices(',')
+            .map(|(i, _)| i)
+            .filter(|&i| starts_with_scheme(segment[i + 1..].trim_start()))
+            .chain([segment.len()]);
+        for end in cuts {
+            let d = segment[start..end].trim_matches(|c: char| c == ',' || c.is_whitespace());
+            if !d.is_empty() && seen.insert(d) {
+                out.push(d.to_string());
+            }
+            start = (end + 1).min(segment.len());
         }
     }
     out
+}
+
+/// Whether `text` opens with `scheme://` for a scheme of the drain URL parser
+/// (case-insensitive, as the parser reads schemes).
+fn starts_with_scheme(text: &str) -> bool {
+    SCHEMES.iter().any(|s| {
+        text.len() > s.len() + 2
+            && text.as_bytes()[..s.len()].eq_ignore_ascii_case(s.as_bytes())
+            && text[s.len()..].starts_with("://")
+    })
 }
 
 /// An annotation, `None` when absent or blank.
@@ -108,13 +134,11 @@ impl Naming {
         }
     }
 
-    /// The hostname of a workload's records: its hostname annotation, else (with
-    /// Akkeris naming) `app-namespace` from its `akkeris.io/app-name` label, else
-    /// its name joined with its namespace.
-    pub fn workload_hostname(&self, meta: &ObjectMeta) -> String {
-        if let Some(h) = annotation(meta, HOSTNAME) {
-            return h.to_string();
-        }
+    /// The hostname a workload's records get without a hostname annotation:
+    /// (with Akkeris naming) `app-namespace` from its `akkeris.io/app-name`
+    /// label, else its name joined with its namespace. Whether its annotation
+    /// may replace it is for `scope.rs` to say.
+    pub fn default_hostname(&self, meta: &ObjectMeta) -> String {
         let ns = meta.namespace.as_deref().unwrap_or_default();
         if self.akkeris
             && let Some(app) = label(meta, AKKERIS_APP)
@@ -167,13 +191,37 @@ mod tests {
     }
 
     #[test]
-    fn drains_split_on_semicolons_and_commas() {
+    fn drains_split_on_semicolons_and_on_commas_before_a_scheme() {
         assert_eq!(
             parse_drains(" syslog+tls://a:1 ; https://b/x,, ;stdout:// , syslog+tls://a:1"),
             vec!["syslog+tls://a:1", "https://b/x", "stdout://"]
         );
         assert!(parse_drains(" ; , ").is_empty());
         assert!(drains(&meta("w", "d", &[(DRAINS, "  ")], &[])).is_empty());
+        assert_eq!(
+            parse_drains("syslog://a,SYSLOG+TCP://b:1,  es+https://c"),
+            vec!["syslog://a", "SYSLOG+TCP://b:1", "es+https://c"]
+        );
+    }
+
+    #[test]
+    fn a_comma_inside_a_url_stays_in_it() {
+        assert_eq!(
+            parse_drains("https://user:pa,ss@collector/ingest, syslog+tls://a:1"),
+            vec!["https://user:pa,ss@collector/ingest", "syslog+tls://a:1"]
+        );
+        assert_eq!(
+            parse_drains("https://h/x?tags=a,b,c;https://u:p,,w@h2"),
+            vec!["https://h/x?tags=a,b,c", "https://u:p,,w@h2"]
+        );
+        // Text that only looks like a scheme does not split: `gopher` is none of ours.
+        assert_eq!(
+            parse_drains("https://u:a,gopher://x@h"),
+            vec!["https://u:a,gopher://x@h"]
+        );
+        assert_eq!(parse_drains("https://u:a,http:x@h"), vec!["https://u:a,http:x@h"]);
+        // A password that itself holds `,https://` cannot be told apart: it splits.
+        assert_eq!(parse_drains("https://u:a,https://@h").len(), 2);
     }
 
     #[test]
@@ -181,17 +229,18 @@ mod tests {
         let plain = Naming { akkeris: false };
         let akk = Naming { akkeris: true };
         let w = meta("web", "default", &[], &[(AKKERIS_APP, "shop")]);
-        assert_eq!(plain.workload_hostname(&w), "web.default");
-        assert_eq!(akk.workload_hostname(&w), "shop-default");
+        assert_eq!(plain.default_hostname(&w), "web.default");
+        assert_eq!(akk.default_hostname(&w), "shop-default");
         let w = meta("web", "default", &[], &[]);
-        assert_eq!(akk.workload_hostname(&w), "web-default");
+        assert_eq!(akk.default_hostname(&w), "web-default");
+        // The annotation is not the default: `scope.rs` decides whether it applies.
         let w = meta(
             "web",
             "default",
             &[(HOSTNAME, " custom.host ")],
             &[(AKKERIS_APP, "shop")],
         );
-        assert_eq!(akk.workload_hostname(&w), "custom.host");
+        assert_eq!(akk.default_hostname(&w), "shop-default");
     }
 
     #[test]

@@ -1,11 +1,18 @@
-//! Kubernetes Events for what a user got wrong in an annotation: a drain URL
-//! that cannot be used becomes a `Warning` Event (`BadDrainURL`) on the object
-//! that carries it, so `kubectl describe` shows it where the mistake is. Each
-//! (object, URL) is reported once while it stays wrong. Events are a courtesy:
-//! when RBAC forbids creating them, that is logged once and they stop; they
-//! never hold up routing (each is created in a task of its own).
+//! Kubernetes Events for what logtrain refused of an annotation (`refusals.rs`):
+//! a `Warning` Event on the object that carries it, so `kubectl describe`
+//! shows the mistake where it is.
+//!
+//! Every node's logtrain sees the same workloads, so an Event is told once per
+//! cluster, not once per node: its name is derived from what it says (object
+//! kind, namespace, name and uid, reason, refused value), and the creates of
+//! the other nodes answer 409 Conflict, which means "already told" (counted
+//! apart, never an error). A refusal that goes and comes back while its Event
+//! still exists (the API server keeps Events an hour by default) is therefore
+//! not told again. Events are a courtesy: when RBAC forbids creating them,
+//! that is logged once and they stop; they never hold up routing: one task
+//! creates them in turn from a bounded queue, and an Event that finds the queue
+//! full is dropped and counted (the refusal itself was logged and counted).
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -14,80 +21,65 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::PostParams;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client};
+use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use super::owners::{Stores, WorkloadKind};
-use super::view::Objects;
-use crate::drain::url::DrainSpec;
+use super::refusals::{Refusal, digest};
 use crate::telemetry;
 
-/// The Event's reason, as `kubectl describe` shows it.
-pub const REASON: &str = "BadDrainURL";
+/// Longest Event name (a DNS subdomain).
+const NAME_MAX: usize = 253;
+/// Longest message sent (the API server's own Events stay within 1 KiB).
+const MESSAGE_MAX: usize = 1024;
+/// Events waiting to be created, at most.
+const QUEUE: usize = 256;
 
-/// Reports bad drain URLs of route objects as Events.
+/// Tells refusals as Events.
 pub struct Reporter {
     client: Client,
     node: Option<String>,
-    /// (object id, URL) pairs already reported and still present.
-    reported: HashSet<(String, String)>,
-    /// Parse outcome of every URL named now (`Some(reason)`: bad), so a
-    /// republish does not parse every route again.
-    verdicts: HashMap<String, Option<String>>,
+    /// To the task that creates them; it ends when the reporter is dropped.
+    queue: mpsc::Sender<(Api<Event>, Event)>,
     /// Creating Events was refused (RBAC): stop trying.
     forbidden: Arc<AtomicBool>,
 }
 
 impl Reporter {
+    /// Starts the task that creates Events (needs a Tokio runtime).
     pub fn new(client: Client, node: Option<String>) -> Self {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        let forbidden = Arc::new(AtomicBool::new(false));
+        tokio::spawn(create_all(rx, forbidden.clone()));
         Reporter {
             client,
             node,
-            reported: HashSet::new(),
-            verdicts: HashMap::new(),
-            forbidden: Arc::new(AtomicBool::new(false)),
+            queue,
+            forbidden,
         }
     }
 
-    /// Looks at every route of `objects` and reports each bad URL not yet
-    /// reported; forgets pairs that are gone (fixed, then broken again: told again).
-    pub fn review(&mut self, objects: &Objects, stores: &Stores) {
-        let mut present = HashSet::new();
-        let mut verdicts = HashMap::with_capacity(self.verdicts.len());
-        for (id, routes) in objects {
-            for r in routes {
-                let verdict = match self.verdicts.remove(&r.drain) {
-                    Some(v) => v,
-                    None => DrainSpec::parse(&r.drain).err().map(|e| e.to_string()),
-                };
-                if let Some(reason) = &verdict {
-                    let key = (id.clone(), r.drain.clone());
-                    if !self.reported.contains(&key)
-                        && !self.forbidden.load(Ordering::Acquire)
-                        && let Some(target) = involved(id, stores)
-                    {
-                        self.create(target, reason.clone());
-                    }
-                    present.insert(key);
-                }
-                verdicts.insert(r.drain.clone(), verdict);
-            }
+    /// Queues the Event of a refusal, unless Events are forbidden or the
+    /// object is not in the caches.
+    pub fn tell(&self, refusal: &Refusal, stores: &Stores) {
+        if self.forbidden.load(Ordering::Acquire) {
+            return;
         }
-        self.reported = present;
-        self.verdicts = verdicts;
-    }
-
-    fn create(&self, target: ObjectReference, message: String) {
+        let Some(target) = involved(&refusal.object, stores) else {
+            return;
+        };
         let ns = target.namespace.clone().unwrap_or_default();
         let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let reason = refusal.reason.as_str();
         let event = Event {
             metadata: ObjectMeta {
-                generate_name: Some(format!("{}.", target.name.as_deref().unwrap_or("logtrain"))),
+                name: Some(event_name(&target, reason, &refusal.subject)),
                 namespace: Some(ns.clone()),
                 ..ObjectMeta::default()
             },
             involved_object: target,
-            reason: Some(REASON.into()),
-            message: Some(message),
+            reason: Some(reason.into()),
+            message: Some(bounded(&refusal.message, MESSAGE_MAX)),
             type_: Some("Warning".into()),
             source: Some(EventSource {
                 component: Some("logtrain".into()),
@@ -101,22 +93,75 @@ impl Reporter {
             ..Event::default()
         };
         let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
-        let forbidden = self.forbidden.clone();
-        tokio::spawn(async move {
-            match api.create(&PostParams::default(), &event).await {
-                Ok(_) => telemetry::counter("logtrain_kubernetes_events_total", &[]).inc(),
-                Err(kube::Error::Api(s)) if s.code == 403 => {
-                    if !forbidden.swap(true, Ordering::AcqRel) {
-                        info!(reason = %s.message, "Not allowed to create Kubernetes Events; bad drain URLs are only logged and counted.");
-                    }
-                }
-                Err(e) => {
-                    telemetry::counter("logtrain_kubernetes_event_errors_total", &[]).inc();
-                    debug!(error = %e, "Kubernetes Event not created.");
+        if self.queue.try_send((api, event)).is_err() {
+            telemetry::counter("logtrain_kubernetes_event_errors_total", &[]).inc();
+            debug!(object = %refusal.object, "Kubernetes Event dropped: too many waiting.");
+        }
+    }
+}
+
+/// Creates the queued Events one after the other.
+async fn create_all(mut rx: mpsc::Receiver<(Api<Event>, Event)>, forbidden: Arc<AtomicBool>) {
+    while let Some((api, event)) = rx.recv().await {
+        if forbidden.load(Ordering::Acquire) {
+            continue;
+        }
+        match api.create(&PostParams::default(), &event).await {
+            Ok(_) => telemetry::counter("logtrain_kubernetes_events_total", &[]).inc(),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                telemetry::counter("logtrain_kubernetes_events_existing_total", &[]).inc();
+                debug!(
+                    event = event.metadata.name.as_deref().unwrap_or_default(),
+                    "Kubernetes Event already told by another logtrain."
+                );
+            }
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                if !forbidden.swap(true, Ordering::AcqRel) {
+                    info!(reason = %s.message, "Not allowed to create Kubernetes Events; refused annotations are only logged and counted.");
                 }
             }
-        });
+            Err(e) => {
+                telemetry::counter("logtrain_kubernetes_event_errors_total", &[]).inc();
+                debug!(error = %e, "Kubernetes Event not created.");
+            }
+        }
     }
+}
+
+/// The Event's name: `<object name>.logtrain.<digest>`, the digest (FNV-1a,
+/// 64 bits: the same on every node and every build) of the object's kind,
+/// namespace, name and uid, the reason and the refused value. The object name
+/// is shortened to keep the whole a valid name.
+pub fn event_name(target: &ObjectReference, reason: &str, subject: &str) -> String {
+    let parts = [
+        target.kind.as_deref().unwrap_or_default(),
+        target.namespace.as_deref().unwrap_or_default(),
+        target.name.as_deref().unwrap_or_default(),
+        target.uid.as_deref().unwrap_or_default(),
+        reason,
+        subject,
+    ];
+    let digest = digest(&parts);
+    let suffix = format!(".logtrain.{digest:016x}");
+    let name = target.name.as_deref().unwrap_or("logtrain");
+    let mut head = bounded(name, NAME_MAX - suffix.len());
+    // A subdomain's labels end with an alphanumeric character.
+    while head.ends_with(['.', '-']) {
+        head.pop();
+    }
+    if head.is_empty() {
+        head.push_str("object");
+    }
+    head + &suffix
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn bounded(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
 }
 
 /// The object a route object id (`Deployment default/web`, `Pod ns/name`)
@@ -146,4 +191,47 @@ fn involved(id: &str, stores: &Stores) -> Option<ObjectReference> {
         uid,
         ..ObjectReference::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(name: &str, uid: &str) -> ObjectReference {
+        ObjectReference {
+            kind: Some("Deployment".into()),
+            namespace: Some("evil".into()),
+            name: Some(name.into()),
+            uid: Some(uid.into()),
+            ..ObjectReference::default()
+        }
+    }
+
+    #[test]
+    fn event_names_are_the_same_everywhere_and_differ_by_what_they_say() {
+        let t = target("x", "u1");
+        let a = event_name(&t, "HostnameRefused", "web.default");
+        assert_eq!(a, event_name(&t, "HostnameRefused", "web.default"));
+        assert!(
+            a.starts_with("x.logtrain.") && a.len() == "x.logtrain.".len() + 16,
+            "{a}"
+        );
+        assert_ne!(a, event_name(&t, "HostnameRefused", "api.default"));
+        assert_ne!(a, event_name(&t, "TooManyDrains", "web.default"));
+        assert_ne!(a, event_name(&target("x", "u2"), "HostnameRefused", "web.default"));
+        // Pinned: a rolling upgrade must not change the names (FNV-1a is fixed).
+        assert_eq!(digest(&[""]), 0xaf63_bd4c_8601_b7df);
+    }
+
+    #[test]
+    fn a_long_object_name_still_makes_a_valid_event_name() {
+        let long = format!("{}-{}", "a".repeat(226), "b".repeat(40));
+        let n = event_name(&target(&long, "u"), "BadDrainURL", "gopher://x");
+        assert!(n.len() <= NAME_MAX, "{}", n.len());
+        assert!(!n.contains("-.") && !n.contains(".."), "{n}");
+        let dotted = format!("{}.b", "a".repeat(226));
+        let n = event_name(&target(&dotted, "u"), "BadDrainURL", "gopher://x");
+        assert!(n.len() <= NAME_MAX && !n.contains(".."), "{n}");
+        assert_eq!(bounded("héllo", 2), "h");
+    }
 }

@@ -3,6 +3,7 @@
 //! Pod → StatefulSet / DaemonSet. Lookups only read the caches; nothing here
 //! ever asks the API server.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -142,6 +143,31 @@ impl Stores {
             }
         }
         Top::Workload(kind, Box::new(meta))
+    }
+
+    /// Every namespace some cached object (workload or pod) lives in.
+    pub fn namespaces(&self) -> HashSet<String> {
+        fn add<K>(store: &MetaStore<K>, out: &mut HashSet<String>)
+        where
+            K: kube::Resource<DynamicType = ()> + Clone,
+        {
+            for o in store.state() {
+                if let Some(ns) = &o.metadata.namespace
+                    && !out.contains(ns)
+                {
+                    out.insert(ns.clone());
+                }
+            }
+        }
+        let mut out = HashSet::new();
+        add(&self.pods, &mut out);
+        add(&self.deployments, &mut out);
+        add(&self.statefulsets, &mut out);
+        add(&self.daemonsets, &mut out);
+        add(&self.replicasets, &mut out);
+        add(&self.jobs, &mut out);
+        add(&self.cronjobs, &mut out);
+        out
     }
 
     /// Whether a workload is owned by another workload logtrain follows (then

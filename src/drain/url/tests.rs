@@ -251,3 +251,21 @@ fn debug_never_shows_secrets() {
     assert!(!format!("{s:?}").contains("topsecret"));
     assert!(!format!("{s}").contains("topsecret"));
 }
+
+#[test]
+fn the_scheme_list_is_what_the_parser_accepts_and_the_errors_name() {
+    for s in SCHEMES {
+        let problem = match DrainSpec::parse(&format!("{s}://")) {
+            Ok(_) => String::new(),
+            Err(e) => e.problem,
+        };
+        assert!(!problem.starts_with("unknown scheme"), "{s}: {problem}");
+        assert!(
+            VALID_SCHEMES.contains(&format!("{s}://")),
+            "{s} missing from VALID_SCHEMES"
+        );
+    }
+    let named = VALID_SCHEMES.matches("://").count();
+    assert_eq!(named, SCHEMES.len(), "VALID_SCHEMES names a scheme SCHEMES lacks");
+    assert!(bad("gopher://x").problem.starts_with("unknown scheme"));
+}
