@@ -6,6 +6,7 @@
 //! Only the route writer calls into the registry, so it has a single writer;
 //! inputs reach drains through the routing table, never through here.
 
+pub mod dial;
 pub mod driver;
 pub mod elasticsearch;
 pub mod file;

@@ -50,12 +50,20 @@ pub enum SinkError {
     /// malformed): retrying cannot help.
     #[error("receiver refused the batch: {0}")]
     Refused(String),
+    /// Every address the host of a tenant's drain resolves to is in
+    /// `DRAIN_DENY_NETWORKS`: nothing was connected, and retrying soon cannot help.
+    #[error("every address of {host} is denied: {denied}")]
+    Denied {
+        host: String,
+        #[source]
+        denied: crate::egress::Denied,
+    },
 }
 
 impl SinkError {
     /// Whether sending the same batch again may succeed.
     pub fn retryable(&self) -> bool {
-        !matches!(self, SinkError::Refused(_))
+        !matches!(self, SinkError::Refused(_) | SinkError::Denied { .. })
     }
 
     /// Whether the connection can be reused after this error.
