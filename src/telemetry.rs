@@ -168,12 +168,12 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
     (
         "logtrain_drain_dropped_total",
         Kind::Counter,
-        "Records dropped because a drain's queue was full.",
+        "Records dropped because a drain's queue was full, or because a closed drain could not deliver them within SHUTDOWN_TIMEOUT.",
     ),
     (
         "logtrain_drain_rejected_total",
         Kind::Counter,
-        "Records a drain's receiver refused permanently.",
+        "Records a drain refused for good: its receiver refused them, or its host resolves only to addresses DRAIN_DENY_NETWORKS forbids.",
     ),
     (
         "logtrain_drain_truncated_total",
@@ -189,6 +189,11 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         "logtrain_drain_retries_total",
         Kind::Counter,
         "Batches a drain retried.",
+    ),
+    (
+        "logtrain_drain_denied_total",
+        Kind::Counter,
+        "Times a drain named in an annotation found every address of its host in DRAIN_DENY_NETWORKS (nothing connected; checked again every minute while records come).",
     ),
     (
         "logtrain_drain_queue_records",
