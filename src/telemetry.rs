@@ -116,7 +116,7 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
     (
         "logtrain_route_errors_total",
         Kind::Counter,
-        "Routes refused because of a bad drain URL, per origin.",
+        "Routes refused (a bad drain URL, a drain the origin may not name, DRAIN_MAX drains running), per origin.",
     ),
     (
         "logtrain_postgres_notifications_total",
