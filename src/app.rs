@@ -42,10 +42,7 @@ impl App {
     /// Inputs are started by the caller with [`App::inputs`] and [`App::router`].
     pub fn start(config: Config) -> App {
         let (reopen, reopen_rx) = watch::channel(0u64);
-        let registry = Arc::new(Registry::new(DrainContext {
-            driver: config.driver(),
-            reopen: reopen_rx,
-        }));
+        let registry = Arc::new(Registry::new(DrainContext::from_config(&config, reopen_rx)));
         let routes = Routes::new();
         let pods = PodDirectory::new();
         let mut datasources: Vec<Box<dyn Datasource>> = vec![Box::new(StaticRoutes::new(config.routes.clone()))];

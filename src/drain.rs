@@ -4,8 +4,11 @@
 //! [`start`].
 //!
 //! Only the route writer calls into the registry, so it has a single writer;
-//! inputs reach drains through the routing table, never through here.
+//! inputs reach drains through the routing table, never through here. The
+//! registry holds at most `DRAIN_MAX` drains, closed ones still flushing
+//! included.
 
+pub mod dial;
 pub mod driver;
 pub mod elasticsearch;
 pub mod file;
@@ -28,6 +31,7 @@ use tracing::{info, warn};
 pub use driver::{Drain, DriverConfig};
 pub use url::{DrainKind, DrainSpec, DrainUrlError};
 
+use crate::config::Config;
 use crate::telemetry;
 
 /// A drain that could not be started.
@@ -37,6 +41,9 @@ pub enum DrainError {
     Url(#[from] DrainUrlError),
     #[error("drain {id}: {reason}")]
     Setup { id: String, reason: String },
+    /// `DRAIN_MAX` drains are running (or still flushing) already.
+    #[error("drain {id} not started: {max} drains are running already, the most DRAIN_MAX allows")]
+    TooMany { id: String, max: usize },
 }
 
 /// Shared context every drain may need.
@@ -45,17 +52,27 @@ pub struct DrainContext {
     pub driver: DriverConfig,
     /// Bumped on SIGHUP: file drains reopen their files.
     pub reopen: watch::Receiver<u64>,
+    /// Drains the registry runs at once at most (`DRAIN_MAX`).
+    pub max_drains: usize,
 }
 
 impl DrainContext {
+    /// The context `config` describes; `reopen` is bumped on SIGHUP.
+    pub fn from_config(config: &Config, reopen: watch::Receiver<u64>) -> Self {
+        let mut driver = config.driver();
+        driver.give_up_after = config.shutdown_deadline();
+        DrainContext {
+            driver,
+            reopen,
+            max_drains: config.drain_max,
+        }
+    }
+
     /// A context with default settings and a reopen signal that never fires.
     pub fn standalone() -> Self {
         let (tx, reopen) = watch::channel(0);
         std::mem::forget(tx);
-        DrainContext {
-            driver: DriverConfig::default(),
-            reopen,
-        }
+        Self::from_config(&Config::default(), reopen)
     }
 }
 
@@ -138,11 +155,23 @@ impl Registry {
         }
     }
 
-    /// The running drain for `spec`, starting it if needed.
+    /// The running drain for `spec`, starting it if needed, unless
+    /// `DRAIN_MAX` drains are running or still flushing.
     pub fn get_or_start(&self, spec: &DrainSpec) -> Result<Arc<Drain>, DrainError> {
         let mut running = self.running.lock();
         if let Some(r) = running.get(&spec.key) {
             return Ok(r.drain.clone());
+        }
+        let flushing = {
+            let mut retired = self.retired.lock();
+            retired.retain(|d| !d.is_finished());
+            retired.len()
+        };
+        if running.len() + flushing >= self.ctx.max_drains {
+            return Err(DrainError::TooMany {
+                id: spec.id.clone(),
+                max: self.ctx.max_drains,
+            });
         }
         let drain = start(spec, &self.ctx, &self.tracker)?;
         info!(drain = %spec.id, kind = spec.kind.as_str(), "Drain started.");
@@ -152,7 +181,8 @@ impl Registry {
     }
 
     /// Closes every drain whose key `keep` rejects: it stops accepting records,
-    /// flushes what it holds, and its connections close.
+    /// flushes what it holds (or gives up on it after `SHUTDOWN_TIMEOUT`), its
+    /// connections close, and its metric series are removed.
     pub fn retain(&self, keep: impl Fn(&str) -> bool) {
         let mut running = self.running.lock();
         let mut retired = self.retired.lock();
@@ -178,22 +208,66 @@ impl Registry {
     /// still holding records then are abandoned and reported by name.
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
         let mut all: Vec<Arc<Drain>> = self.running.lock().drain().map(|(_, r)| r.drain).collect();
-        all.extend(self.retired.lock().drain(..));
+        all.extend(self.retired.lock().drain(..).filter(|d| !d.is_finished()));
         for d in &all {
             d.close();
         }
         self.tracker.close();
         let mut report = ShutdownReport::default();
-        if tokio::time::timeout(deadline, self.tracker.wait()).await.is_err() {
-            for d in &all {
-                if !d.is_finished() {
-                    let held = d.abandon();
-                    warn!(drain = %d.id(), records = held, "Drain could not flush before the shutdown deadline.");
-                    report.unflushed.push((d.id().to_string(), held));
-                }
+        let _ = tokio::time::timeout(deadline, self.tracker.wait()).await;
+        for d in &all {
+            if !d.is_finished() {
+                let held = d.abandon();
+                warn!(drain = %d.id(), records = held, "Drain could not flush before the shutdown deadline.");
+                report.unflushed.push((d.id().to_string(), held));
+            } else if d.given_up() > 0 {
+                // It gave up on its own, its deadline being the same (and said so).
+                report.unflushed.push((d.id().to_string(), d.given_up()));
             }
         }
         self.count.set(0);
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{InputKind, Record};
+
+    /// A drain whose receiver is down (nothing listens on port 1).
+    fn spec(i: usize) -> DrainSpec {
+        DrainSpec::parse(&format!("syslog+tcp://127.0.0.{}:1", i + 1)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn no_more_than_drain_max_drains_run_or_flush_at_once() {
+        let mut ctx = DrainContext::standalone();
+        ctx.max_drains = 2;
+        ctx.driver.give_up_after = Duration::from_millis(300);
+        let r = Registry::new(ctx);
+        let a = r.get_or_start(&spec(0)).unwrap();
+        r.get_or_start(&spec(1)).unwrap();
+        assert!(
+            Arc::ptr_eq(&a, &r.get_or_start(&spec(0)).unwrap()),
+            "the same drain is no new one"
+        );
+        let refused = r.get_or_start(&spec(2)).unwrap_err();
+        assert!(matches!(refused, DrainError::TooMany { max: 2, .. }), "{refused}");
+        assert!(refused.to_string().contains("DRAIN_MAX"), "{refused}");
+        // Closed but still trying to flush: it still counts.
+        assert!(a.offer(&Arc::new(Record::new(InputKind::Internal, "h", "m"))));
+        r.retain(|k| k != spec(0).key);
+        assert!(matches!(r.get_or_start(&spec(2)), Err(DrainError::TooMany { .. })));
+        // Given up and finished: room for another.
+        for _ in 0..200 {
+            if a.is_finished() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(a.is_finished() && a.given_up() == 1);
+        r.get_or_start(&spec(2)).unwrap();
+        assert_eq!(r.drains().len(), 2);
     }
 }

@@ -6,7 +6,7 @@
 //! component and then cost one atomic add on the hot path. Label values are
 //! bounded: drain ids (never URLs with credentials), input kinds, origins.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -121,7 +121,7 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
     (
         "logtrain_route_errors_total",
         Kind::Counter,
-        "Routes refused (bad drain URL, drain not allowed to the origin, hostname out of scope, drains over the cap), per origin.",
+        "Routes refused (bad drain URL, drain not allowed to the origin, hostname out of scope, drains over a cap: ANNOTATION_MAX_DRAINS or DRAIN_MAX), per origin.",
     ),
     (
         "logtrain_postgres_notifications_total",
@@ -178,12 +178,12 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
     (
         "logtrain_drain_dropped_total",
         Kind::Counter,
-        "Records dropped because a drain's queue was full.",
+        "Records dropped because a drain's queue was full, or because a closed drain could not deliver them within SHUTDOWN_TIMEOUT.",
     ),
     (
         "logtrain_drain_rejected_total",
         Kind::Counter,
-        "Records a drain's receiver refused permanently.",
+        "Records a drain refused for good: its receiver refused them, or its host resolves only to addresses DRAIN_DENY_NETWORKS forbids.",
     ),
     (
         "logtrain_drain_truncated_total",
@@ -199,6 +199,11 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         "logtrain_drain_retries_total",
         Kind::Counter,
         "Batches a drain retried.",
+    ),
+    (
+        "logtrain_drain_denied_total",
+        Kind::Counter,
+        "Times a drain named in an annotation found every address of its host in DRAIN_DENY_NETWORKS (nothing connected; checked again every minute while records come).",
     ),
     (
         "logtrain_drain_queue_records",
@@ -227,6 +232,8 @@ type Labels = Vec<(&'static str, String)>;
 struct Registry {
     counters: RwLock<BTreeMap<(&'static str, Labels), Arc<AtomicU64>>>,
     gauges: RwLock<BTreeMap<(&'static str, Labels), Arc<AtomicI64>>>,
+    /// Holders of each [`Lease`] (label, value).
+    leases: parking_lot::Mutex<HashMap<(&'static str, String), usize>>,
 }
 
 fn registry() -> &'static Registry {
@@ -290,12 +297,49 @@ pub fn gauge(name: &'static str, l: &[(&'static str, &str)]) -> Gauge {
     Gauge(registry().gauges.write().entry(key).or_default().clone())
 }
 
-/// Removes every series carrying `label=value` (a closed drain's gauges, say).
-pub fn forget_gauges(label: &str, value: &str) {
-    registry()
-        .gauges
-        .write()
-        .retain(|(_, l), _| !l.iter().any(|(k, v)| *k == label && v == value));
+/// Removes every series, counter or gauge, carrying `label=value` (a closed
+/// drain's, say). Handles still held keep working but are no longer rendered;
+/// the next [`counter`] or [`gauge`] call for such a series registers it anew.
+pub fn forget(label: &str, value: &str) {
+    let r = registry();
+    let carries = |l: &Labels| l.iter().any(|(k, v)| *k == label && v == value);
+    r.counters.write().retain(|(_, l), _| !carries(l));
+    r.gauges.write().retain(|(_, l), _| !carries(l));
+}
+
+/// Keeps the series labelled `label=value` while it lives: when the last
+/// lease on a (label, value) is dropped, every series carrying it is
+/// [`forget`]ten. A component whose series must vanish with it (a drain) takes
+/// one before looking its handles up and drops it when it has finished, so a
+/// successor of the same name, started before or after, always has its series
+/// rendered.
+#[derive(Debug)]
+pub struct Lease {
+    label: &'static str,
+    value: String,
+}
+
+/// A [`Lease`] on the series labelled `label=value`.
+pub fn lease(label: &'static str, value: &str) -> Lease {
+    *registry().leases.lock().entry((label, value.to_string())).or_default() += 1;
+    Lease {
+        label,
+        value: value.to_string(),
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut leases = registry().leases.lock();
+        let key = (self.label, std::mem::take(&mut self.value));
+        let Some(n) = leases.get_mut(&key) else { return };
+        *n -= 1;
+        if *n == 0 {
+            leases.remove(&key);
+            // Under the lease lock, so a new lease cannot slip in between.
+            forget(key.0, &key.1);
+        }
+    }
 }
 
 fn escape(v: &str, out: &mut String) {
@@ -398,8 +442,29 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#"logtrain_drain_queue_records{drain="test-render"} -2"#));
-        forget_gauges("drain", "test-render");
+        forget("drain", "test-render");
         assert!(!render().contains("test-render"));
+    }
+
+    #[test]
+    fn series_vanish_with_their_last_lease_and_come_back_for_a_successor() {
+        let line = "logtrain_drain_sent_total{drain=\"test-lease\"}";
+        let first = lease("drain", "test-lease");
+        let second = lease("drain", "test-lease");
+        let old = counter("logtrain_drain_sent_total", &[("drain", "test-lease")]);
+        gauge("logtrain_drain_connections", &[("drain", "test-lease")]).set(1);
+        old.add(5);
+        drop(first);
+        assert!(render().contains(&format!("{line} 5")), "one lease still holds them");
+        drop(second);
+        assert!(!render().contains("test-lease"), "{}", render());
+        // A handle kept by the old owner counts on, unseen.
+        old.inc();
+        assert!(!render().contains("test-lease"));
+        // A successor of the same name gets fresh, rendered series.
+        let _next = lease("drain", "test-lease");
+        counter("logtrain_drain_sent_total", &[("drain", "test-lease")]).inc();
+        assert!(render().contains(&format!("{line} 1")), "{}", render());
     }
 
     #[test]

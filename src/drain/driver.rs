@@ -12,6 +12,12 @@
 //! A worker retries a failed batch with backoff while new records wait in the
 //! queue; when the queue is full, producers either wait (the tailer) or drop and
 //! count (push inputs), and the drain is later told how many were dropped.
+//! A tenant's drain whose host resolves only to denied addresses
+//! ([`SinkError::Denied`]) rejects its records without connecting, and checks
+//! its host again now and then. A closed drain flushes what it holds, but gives
+//! up on it (rejected, counted as dropped) once `give_up_after` has passed, so
+//! a dead receiver never holds a retired drain, or an input's checkpoint, for
+//! ever; when it has finished, its metric series are removed.
 //! Nothing here knows about a particular protocol.
 
 use std::collections::VecDeque;
@@ -24,6 +30,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::queue::{PushError, Queue};
@@ -54,12 +61,23 @@ pub enum SinkError {
     /// would be refused again, but its halves may pass (the driver tries them).
     #[error("receiver refused the batch as too large: {0}")]
     TooLarge(String),
+    /// Every address the host of a tenant's drain resolves to is in
+    /// `DRAIN_DENY_NETWORKS`: nothing was connected, and retrying soon cannot help.
+    #[error("every address of {host} is denied: {denied}")]
+    Denied {
+        host: String,
+        #[source]
+        denied: crate::egress::Denied,
+    },
 }
 
 impl SinkError {
     /// Whether sending the same batch again may succeed.
     pub fn retryable(&self) -> bool {
-        !matches!(self, SinkError::Refused(_) | SinkError::TooLarge(_))
+        !matches!(
+            self,
+            SinkError::Refused(_) | SinkError::TooLarge(_) | SinkError::Denied { .. }
+        )
     }
 
     /// Whether the connection can be reused after this error.
@@ -164,6 +182,12 @@ pub struct DriverConfig {
     pub grow_after: Duration,
     /// Every record gets this APP-NAME at this drain (a tagged route).
     pub app_name: Option<Bytes>,
+    /// A closed drain still holding records this long after it was closed
+    /// gives up on them (its receiver is down): `SHUTDOWN_TIMEOUT`.
+    pub give_up_after: Duration,
+    /// How long a tenant's drain whose every address was denied rejects its
+    /// records before it resolves its host again.
+    pub denied_recheck: Duration,
 }
 
 impl Default for DriverConfig {
@@ -183,6 +207,8 @@ impl Default for DriverConfig {
             grow_above: 2_000,
             grow_after: Duration::from_millis(10),
             app_name: None,
+            give_up_after: Duration::from_secs(25),
+            denied_recheck: Duration::from_secs(60),
         }
     }
 }
@@ -197,6 +223,7 @@ struct Stats {
     truncated: Counter,
     errors: Counter,
     retries: Counter,
+    denied: Counter,
     queue_records: Gauge,
     queue_bytes: Gauge,
     connections: Gauge,
@@ -214,6 +241,7 @@ impl Stats {
             truncated: telemetry::counter("logtrain_drain_truncated_total", &l),
             errors: telemetry::counter("logtrain_drain_errors_total", &l),
             retries: telemetry::counter("logtrain_drain_retries_total", &l),
+            denied: telemetry::counter("logtrain_drain_denied_total", &l),
             queue_records: telemetry::gauge("logtrain_drain_queue_records", &l),
             queue_bytes: telemetry::gauge("logtrain_drain_queue_bytes", &l),
             connections: telemetry::gauge("logtrain_drain_connections", &l),
@@ -242,6 +270,15 @@ pub struct Drain {
     in_flight: AtomicUsize,
     finished: AtomicBool,
     queue_max_records: usize,
+    /// Cancelled by [`Drain::close`].
+    closed: CancellationToken,
+    /// Cancelled when a closed drain gives up: workers stop waiting on the
+    /// receiver and reject what they hold.
+    stop: CancellationToken,
+    /// While every address of a tenant's drain is denied: when to look again.
+    denied_until: Mutex<Option<Instant>>,
+    /// Records it held when it gave up (0: it did not).
+    given_up: AtomicUsize,
 }
 
 impl std::fmt::Debug for Drain {
@@ -367,9 +404,41 @@ impl Drain {
         self.queue.len() + self.in_flight.load(Ordering::Acquire)
     }
 
-    /// Stops accepting records; what is queued is still delivered.
+    /// Stops accepting records; what is queued is still delivered, within
+    /// [`DriverConfig::give_up_after`].
     pub fn close(&self) {
         self.queue.close();
+        self.closed.cancel();
+    }
+
+    /// Resolves `after` the drain was closed.
+    async fn closed_for(&self, after: Duration) {
+        self.closed.cancelled().await;
+        sleep(after).await;
+    }
+
+    /// A closed drain could not deliver what it holds within `after`: drops
+    /// it all (acknowledgements rejected, so inputs move on; counted as
+    /// dropped) and stops the workers waiting on the receiver.
+    fn give_up(&self, after: Duration) {
+        self.stop.cancel();
+        let queued = self.queue.take_all();
+        let held = queued.len() + self.in_flight.load(Ordering::Acquire);
+        self.given_up.store(held, Ordering::Release);
+        warn!(drain = %self.id, records = held, after = ?after, "Closed drain could not deliver what it holds in time (SHUTDOWN_TIMEOUT); dropping it.");
+        self.stats.dropped.add(queued.len() as u64);
+        reject(&queued);
+    }
+
+    /// Records the drain held when, closed, it gave up on its receiver (0
+    /// if it did not give up).
+    pub fn given_up(&self) -> usize {
+        self.given_up.load(Ordering::Acquire)
+    }
+
+    /// Whether the drain's host was found denied and is not to be looked at again yet.
+    fn denied_now(&self) -> bool {
+        matches!(*self.denied_until.lock(), Some(until) if Instant::now() < until)
     }
 
     /// Whether the driver and all its connections have finished (queue closed and
@@ -405,6 +474,8 @@ impl Drain {
 pub fn spawn<S: Sink>(id: &str, sink: S, mut cfg: DriverConfig, tracker: &tokio_util::task::TaskTracker) -> Arc<Drain> {
     sink.tune(&mut cfg);
     cfg.max_connections = cfg.max_connections.max(1);
+    // Taken before the series are looked up; dropped once the drain has finished.
+    let lease = telemetry::lease("drain", id);
     let drain = Arc::new(Drain {
         id: Arc::from(id),
         queue: Queue::new(cfg.queue_records, cfg.queue_bytes),
@@ -416,14 +487,29 @@ pub fn spawn<S: Sink>(id: &str, sink: S, mut cfg: DriverConfig, tracker: &tokio_
         in_flight: AtomicUsize::new(0),
         finished: AtomicBool::new(false),
         queue_max_records: cfg.queue_records,
+        closed: CancellationToken::new(),
+        stop: CancellationToken::new(),
+        denied_until: Mutex::new(None),
+        given_up: AtomicUsize::new(0),
     });
     let d = drain.clone();
     let sink = Arc::new(sink);
     let t = tracker.clone();
+    let give_up_after = cfg.give_up_after;
     tracker.spawn(async move {
-        dispatch(d.clone(), sink, cfg, t).await;
+        let run = dispatch(d.clone(), sink, cfg, t);
+        tokio::pin!(run);
+        tokio::select! {
+            () = &mut run => {}
+            () = d.closed_for(give_up_after) => {
+                d.give_up(give_up_after);
+                run.await;
+            }
+        }
         d.stats.queue_records.set(0);
         d.stats.queue_bytes.set(0);
+        // Its series go with it; a successor of the same id has its own.
+        drop(lease);
         d.finished.store(true, Ordering::Release);
         debug!(drain = %d.id, "Drain stopped.");
     });
@@ -755,7 +841,8 @@ async fn work<S: Sink>(
         ctx.settle(&mut conn, &mut backoff, &mut held, true).await;
     }
     if let Some(c) = conn.take() {
-        sink.close(c).await;
+        // A drain that gave up does not wait on its receiver to close either.
+        let _ = unless_stopped(&drain, sink.close(c)).await;
         drain.stats.connections.add(-1);
     }
 }
@@ -884,26 +971,55 @@ async fn deliver<S: Sink>(
     let mut parts = vec![batch];
     while let Some(mut pending) = parts.pop() {
         loop {
+            if drain.stop.is_cancelled() {
+                // A closed drain gave up on its receiver: what is left goes.
+                for p in std::iter::once(&pending).chain(parts.iter()) {
+                    drain.stats.dropped.add(p.len() as u64);
+                    reject(p);
+                }
+                return delivered;
+            }
             if conn.is_none() {
-                match timeout(cfg.connect_timeout, sink.connect()).await {
+                if drain.denied_now() {
+                    for p in std::iter::once(&pending).chain(parts.iter()) {
+                        drain.stats.rejected.add(p.len() as u64);
+                        reject(p);
+                    }
+                    return delivered;
+                }
+                let Some(connected) = unless_stopped(drain, timeout(cfg.connect_timeout, sink.connect())).await else {
+                    continue;
+                };
+                match connected {
                     Ok(Ok(c)) => {
                         *conn = Some(c);
                         drain.stats.connections.add(1);
+                        allowed_again(drain);
+                    }
+                    Ok(Err(e @ SinkError::Denied { .. })) => {
+                        denied(drain, cfg, &e, &pending);
+                        for p in &parts {
+                            drain.stats.rejected.add(p.len() as u64);
+                            reject(p);
+                        }
+                        return delivered;
                     }
                     Ok(Err(e)) => {
                         fail(drain, &e.to_string());
-                        sleep(backoff.next_delay()).await;
+                        pause(drain, backoff.next_delay()).await;
                         continue;
                     }
                     Err(_) => {
                         fail(drain, &format!("connect timed out after {:?}", cfg.connect_timeout));
-                        sleep(backoff.next_delay()).await;
+                        pause(drain, backoff.next_delay()).await;
                         continue;
                     }
                 }
             }
             let c = conn.as_mut().expect("connected above");
-            let result = timeout(cfg.send_timeout, sink.send(c, &pending)).await;
+            let Some(result) = unless_stopped(drain, timeout(cfg.send_timeout, sink.send(c, &pending))).await else {
+                continue;
+            };
             match result {
                 Ok(Ok(d)) => {
                     recovered(drain);
@@ -940,7 +1056,17 @@ async fn deliver<S: Sink>(
                     }
                     drain.stats.retries.inc();
                     pending = retry;
-                    sleep(d.retry_after.unwrap_or_else(|| backoff.next_delay())).await;
+                    pause(drain, d.retry_after.unwrap_or_else(|| backoff.next_delay())).await;
+                }
+                Ok(Err(e @ SinkError::Denied { .. })) => {
+                    // A client that reconnects on its own (HTTP) found its host denied.
+                    drop_conn(drain, sink, conn).await;
+                    denied(drain, cfg, &e, &pending);
+                    for p in &parts {
+                        drain.stats.rejected.add(p.len() as u64);
+                        reject(p);
+                    }
+                    return delivered;
                 }
                 Ok(Err(e @ SinkError::TooLarge(_))) if pending.len() > 1 => {
                     // Each half goes on its own, the first half first.
@@ -961,11 +1087,7 @@ async fn deliver<S: Sink>(
                             debug!(drain = %drain.id, error = %e, records = pending.len(), "Drain refused a batch.");
                         }
                         drain.stats.rejected.add(pending.len() as u64);
-                        for r in &pending {
-                            if let Some(a) = &r.ack {
-                                a.reject();
-                            }
-                        }
+                        reject(&pending);
                         break;
                     }
                     fail(drain, &e.to_string());
@@ -973,13 +1095,13 @@ async fn deliver<S: Sink>(
                         drop_conn(drain, sink, conn).await;
                     }
                     drain.stats.retries.inc();
-                    sleep(e.retry_after().unwrap_or_else(|| backoff.next_delay())).await;
+                    pause(drain, e.retry_after().unwrap_or_else(|| backoff.next_delay())).await;
                 }
                 Err(_) => {
                     fail(drain, &format!("send timed out after {:?}", cfg.send_timeout));
                     drop_conn(drain, sink, conn).await;
                     drain.stats.retries.inc();
-                    sleep(backoff.next_delay()).await;
+                    pause(drain, backoff.next_delay()).await;
                 }
             }
         }
@@ -990,6 +1112,51 @@ async fn deliver<S: Sink>(
 async fn drop_conn<S: Sink>(drain: &Drain, _sink: &S, conn: &mut Option<S::Conn>) {
     if conn.take().is_some() {
         drain.stats.connections.add(-1);
+    }
+}
+
+/// Marks records as not delivered (their acknowledgements rejected).
+fn reject(records: &[SharedRecord]) {
+    for r in records {
+        if let Some(a) = &r.ack {
+            a.reject();
+        }
+    }
+}
+
+/// Runs `f` unless the drain gives up first (`None` then).
+async fn unless_stopped<F: Future>(drain: &Drain, f: F) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        () = drain.stop.cancelled() => None,
+        out = f => Some(out),
+    }
+}
+
+/// Waits `d`, or less if the drain gives up meanwhile.
+async fn pause(drain: &Drain, d: Duration) {
+    let _ = unless_stopped(drain, sleep(d)).await;
+}
+
+/// Every address of a tenant's drain is denied: its records are rejected
+/// without connecting until the host is looked up again, after
+/// `cfg.denied_recheck`. Counted at each look-up, logged once per episode.
+fn denied(drain: &Drain, cfg: &DriverConfig, e: &SinkError, pending: &[SharedRecord]) {
+    drain.stats.denied.inc();
+    let again = Instant::now() + cfg.denied_recheck;
+    if drain.denied_until.lock().replace(again).is_none() {
+        warn!(drain = %drain.id, error = %e, recheck = ?cfg.denied_recheck, "Drain refused: its host resolves only to addresses DRAIN_DENY_NETWORKS forbids; its records are rejected and its host looked up again now and then (counted in logtrain_drain_denied_total).");
+    } else {
+        debug!(drain = %drain.id, error = %e, "Drain still refused.");
+    }
+    drain.stats.rejected.add(pending.len() as u64);
+    reject(pending);
+}
+
+/// A drain that was denied connected: its host resolves to an allowed address now.
+fn allowed_again(drain: &Drain) {
+    if drain.denied_until.lock().take().is_some() {
+        info!(drain = %drain.id, "Drain's host now resolves to an address it may reach; delivering again.");
     }
 }
 
@@ -1026,8 +1193,8 @@ async fn send_drop_summary<S: Sink>(drain: &Drain, sink: &S, cfg: &DriverConfig,
     rec.severity = Severity::WARNING;
     let c = conn.as_mut().expect("caller checked");
     let ok = matches!(
-        timeout(cfg.send_timeout, sink.send(c, &[Arc::new(rec)])).await,
-        Ok(Ok(_))
+        unless_stopped(drain, timeout(cfg.send_timeout, sink.send(c, &[Arc::new(rec)]))).await,
+        Some(Ok(Ok(_)))
     );
     if ok {
         info!(drain = %drain.id, dropped = ep.count, since = %ep.since.to_rfc3339(), "Drain caught up after dropping records; told the drain.");

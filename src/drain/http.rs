@@ -43,6 +43,7 @@ use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
+use super::dial::Endpoint;
 use super::driver::{Delivery, Sink, SinkError};
 use super::tls::{self, TlsConnector};
 use super::url::DrainSpec;
@@ -61,8 +62,7 @@ const USER_AGENT: &str = concat!("logtrain/", env!("CARGO_PKG_VERSION"));
 
 /// An HTTP client for one drain's target: where to connect and what to send.
 pub struct HttpClient {
-    host: String,
-    port: u16,
+    endpoint: Endpoint,
     tls: Option<TlsConnector>,
     authority: HeaderValue,
     path: String,
@@ -99,8 +99,7 @@ impl HttpClient {
             None => None,
         };
         Ok(HttpClient {
-            host: spec.host.clone(),
-            port: spec.port,
+            endpoint: Endpoint::of(spec),
             tls,
             authority: HeaderValue::try_from(host_port).map_err(|e| err(e.to_string()))?,
             path,
@@ -110,7 +109,7 @@ impl HttpClient {
 
     /// Opens one HTTP/1.1 connection.
     pub async fn connect(&self) -> Result<HttpConn, SinkError> {
-        let stream = tls::connect(&self.host, self.port, self.tls.as_ref()).await?;
+        let stream = tls::connect(&self.endpoint, self.tls.as_ref()).await?;
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| SinkError::Connect(format!("HTTP handshake: {e}")))?;

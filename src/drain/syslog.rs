@@ -18,6 +18,9 @@
 //! alive, and sends it again otherwise — a receiver restart costs at most
 //! duplicates of that batch, never a silent loss.
 //!
+//! Both resolve through [`Endpoint`]: a drain named by a tenant connects (or,
+//! for UDP, sends) only to addresses its egress policy allows.
+//!
 //! UDP: one record per datagram, encoded without framing; a datagram longer
 //! than `max_size` is truncated (on a UTF-8 boundary when one is near) and
 //! counted via [`Delivery::truncated`]. UDP gives no delivery signal: an ICMP
@@ -29,6 +32,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::UdpSocket;
 use tracing::debug;
 
+use super::dial::Endpoint;
 use super::driver::{Delivery, Sink, SinkError};
 use super::tls::{self, Stream, TlsConnector};
 use super::url::DrainSpec;
@@ -39,8 +43,7 @@ use crate::time::Timestamp;
 
 /// `syslog+tcp://` and `syslog+tls://`.
 pub struct SyslogStreamSink {
-    host: String,
-    port: u16,
+    endpoint: Endpoint,
     framing: Framing,
     tls: Option<TlsConnector>,
 }
@@ -49,8 +52,7 @@ impl SyslogStreamSink {
     /// A sink for `spec`; `tls` carries the connector for `syslog+tls://`.
     pub fn new(spec: &DrainSpec, tls: Option<TlsConnector>) -> Self {
         SyslogStreamSink {
-            host: spec.host.clone(),
-            port: spec.port,
+            endpoint: Endpoint::of(spec),
             framing: spec.framing,
             tls,
         }
@@ -68,7 +70,7 @@ impl Sink for SyslogStreamSink {
 
     async fn connect(&self) -> Result<StreamConn, SinkError> {
         Ok(StreamConn {
-            stream: tls::connect(&self.host, self.port, self.tls.as_ref()).await?,
+            stream: tls::connect(&self.endpoint, self.tls.as_ref()).await?,
             buf: Vec::with_capacity(64 << 10),
         })
     }
@@ -108,16 +110,14 @@ impl Sink for SyslogStreamSink {
 
 /// `syslog://` and `syslog+udp://`.
 pub struct SyslogUdpSink {
-    host: String,
-    port: u16,
+    endpoint: Endpoint,
     max_datagram: usize,
 }
 
 impl SyslogUdpSink {
     pub fn new(spec: &DrainSpec) -> Self {
         SyslogUdpSink {
-            host: spec.host.clone(),
-            port: spec.port,
+            endpoint: Endpoint::of(spec),
             max_datagram: spec.max_datagram,
         }
     }
@@ -133,12 +133,11 @@ impl Sink for SyslogUdpSink {
     type Conn = UdpConn;
 
     async fn connect(&self) -> Result<UdpConn, SinkError> {
-        let err = |e: io::Error| SinkError::Connect(format!("{}:{}: {e}", self.host, self.port));
-        let addr = tokio::net::lookup_host((self.host.as_str(), self.port))
-            .await
-            .map_err(err)?
-            .next()
-            .ok_or_else(|| err(io::Error::new(io::ErrorKind::NotFound, "no address")))?;
+        // The socket is connected to the checked address, never to the name.
+        let Some(addr) = self.endpoint.resolve().await?.first().copied() else {
+            return Err(SinkError::Connect("no address to send to".into()));
+        };
+        let err = |e: io::Error| SinkError::Connect(format!("{addr}: {e}"));
         let bind = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
         let socket = UdpSocket::bind(bind).await.map_err(err)?;
         socket.connect(addr).await.map_err(err)?;

@@ -1,5 +1,6 @@
-//! Transport for network drains: TCP connections, and TLS on top of them with a
-//! rustls client configuration built from a [`DrainSpec`].
+//! Transport for network drains: TCP connections (opened by [`Endpoint`], which
+//! applies a tenant's egress policy), and TLS on top of them with a rustls
+//! client configuration built from a [`DrainSpec`].
 //!
 //! Trusted roots are the system's (`rustls-native-certs`, read once per
 //! process), Mozilla's bundled roots (`webpki-roots`) as a fallback, plus any
@@ -30,6 +31,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tracing::debug;
 
+use super::dial::Endpoint;
 use super::driver::SinkError;
 use super::url::DrainSpec;
 
@@ -131,18 +133,11 @@ pub fn handshake_error(e: io::Error) -> SinkError {
     }
 }
 
-/// Opens a TCP connection with Nagle off (batches are written whole).
-pub async fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, SinkError> {
-    let s = TcpStream::connect((host, port))
-        .await
-        .map_err(|e| SinkError::Connect(format!("{host}:{port}: {e}")))?;
-    let _ = s.set_nodelay(true);
-    Ok(s)
-}
-
-/// Opens a connection to `host:port`, with TLS when a connector is given.
-pub async fn connect(host: &str, port: u16, tls: Option<&TlsConnector>) -> Result<Stream, SinkError> {
-    let tcp = connect_tcp(host, port).await?;
+/// Opens a connection to `endpoint` (its addresses checked against a tenant's
+/// egress policy, see [`Endpoint`]), with TLS when a connector is given; the
+/// TLS server name stays the URL's host.
+pub async fn connect(endpoint: &Endpoint, tls: Option<&TlsConnector>) -> Result<Stream, SinkError> {
+    let tcp = endpoint.connect_tcp().await?;
     Ok(match tls {
         Some(t) => Stream::Tls(Box::new(t.handshake(tcp).await?)),
         None => Stream::Plain(tcp),

@@ -22,6 +22,10 @@ struct Recorder {
     unacknowledged: AtomicBool,
     /// The next health check finds the connection gone (once).
     dies: AtomicBool,
+    /// Connections tried (successful or not).
+    attempts: AtomicU32,
+    /// Every address of the host is denied (a tenant's drain).
+    deny: AtomicBool,
 }
 
 struct TestSink(Arc<Recorder>);
@@ -30,6 +34,16 @@ impl Sink for TestSink {
     type Conn = u64;
     async fn connect(&self) -> Result<u64, SinkError> {
         let r = &self.0;
+        r.attempts.fetch_add(1, Ordering::SeqCst);
+        if r.deny.load(Ordering::SeqCst) {
+            let denied = crate::egress::Egress::default()
+                .check("127.0.0.1".parse().unwrap())
+                .unwrap_err();
+            return Err(SinkError::Denied {
+                host: "localhost".into(),
+                denied,
+            });
+        }
         if r.fail_connects.load(Ordering::SeqCst) > 0 {
             r.fail_connects.fetch_sub(1, Ordering::SeqCst);
             return Err(SinkError::Connect("refused".into()));
@@ -376,4 +390,93 @@ async fn an_unacknowledged_write_is_confirmed_only_on_a_live_connection_and_sent
     assert_eq!(got.len(), 2, "sent again once");
     assert_ne!(got[0].0, got[1].0, "on a new connection");
     assert_eq!(d.held(), 0);
+}
+
+/// A record of its own acknowledged batch.
+fn acked(msg: &str) -> (SharedRecord, ack::AckReceiver) {
+    let (a, rx) = ack::batch();
+    let mut x = Record::new(InputKind::Internal, "h", msg.to_string());
+    x.ack = Some(a);
+    (Arc::new(x), rx)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_closed_drain_whose_receiver_is_down_or_hanging_gives_up_in_time_and_its_series_vanish() {
+    for (id, hanging) in [("test-give-up-down", false), ("test-give-up-hanging", true)] {
+        let r = Arc::new(Recorder::default());
+        if hanging {
+            r.stall.store(true, Ordering::SeqCst);
+        } else {
+            r.fail_connects.store(u32::MAX, Ordering::SeqCst);
+        }
+        let t = TaskTracker::new();
+        let c = DriverConfig {
+            give_up_after: Duration::from_secs(2),
+            batch_records: 10,
+            ..cfg()
+        };
+        let d = spawn(id, TestSink(r.clone()), c, &t);
+        let mut acks = Vec::new();
+        for i in 0..50 {
+            let (x, rx) = acked(&format!("{i}"));
+            assert!(d.offer(&x));
+            acks.push(rx);
+        }
+        sleep(Duration::from_millis(500)).await;
+        let label = format!("drain=\"{id}\"");
+        assert!(telemetry::render().contains(&label));
+        let closed = Instant::now();
+        d.close();
+        wait_for(|| d.is_finished()).await;
+        let took = closed.elapsed();
+        assert!(
+            took >= Duration::from_secs(2) && took < Duration::from_millis(2100),
+            "{id}: finished {took:?} after closing"
+        );
+        for rx in acks {
+            assert_eq!(rx.wait().await, BatchStatus::Rejected, "{id}");
+        }
+        assert_eq!(d.dropped_total(), 50, "{id}");
+        assert_eq!(d.held(), 0, "{id}");
+        assert!(r.got.lock().is_empty());
+        assert!(!telemetry::render().contains(&label), "{id}: series left behind");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_denied_host_is_not_retried_its_records_are_rejected_and_it_is_looked_up_again_later() {
+    let r = Arc::new(Recorder::default());
+    r.deny.store(true, Ordering::SeqCst);
+    let t = TaskTracker::new();
+    let d = spawn("test-denied", TestSink(r.clone()), cfg(), &t);
+    let attempts = || r.attempts.load(Ordering::SeqCst);
+    let denied = || telemetry::counter("logtrain_drain_denied_total", &[("drain", "test-denied")]).get();
+    let rejected = || telemetry::counter("logtrain_drain_rejected_total", &[("drain", "test-denied")]).get();
+    for i in 0..20 {
+        let (x, rx) = acked(&format!("{i}"));
+        assert!(d.offer(&x));
+        drop(x);
+        assert_eq!(rx.wait().await, BatchStatus::Rejected);
+    }
+    assert_eq!(attempts(), 1, "looked up once, not retried");
+    assert_eq!((denied(), rejected()), (1, 20));
+    // A minute later the host is looked up again: still denied.
+    sleep(Duration::from_secs(61)).await;
+    let (x, rx) = acked("later");
+    assert!(d.offer(&x));
+    drop(x);
+    assert_eq!(rx.wait().await, BatchStatus::Rejected);
+    assert_eq!((attempts(), denied(), rejected()), (2, 2, 21));
+    // Its name now resolves to an allowed address: delivered.
+    r.deny.store(false, Ordering::SeqCst);
+    sleep(Duration::from_secs(61)).await;
+    let (x, rx) = acked("allowed");
+    assert!(d.offer(&x));
+    drop(x);
+    assert_eq!(rx.wait().await, BatchStatus::Delivered);
+    assert_eq!(r.got.lock().len(), 1);
+    assert_eq!(
+        telemetry::counter("logtrain_drain_errors_total", &[("drain", "test-denied")]).get(),
+        0
+    );
 }
