@@ -212,7 +212,7 @@ async fn annotated_deployment_logs_reach_rsyslog_and_follow_annotation_changes()
     api.modify("Deployment", "default", "web", |o| {
         o["metadata"]["annotations"][DRAINS] = json!(drain_b)
     });
-    let label_b = format!("drain=\"{drain_b}\"");
+    let label_b = format!("drain=\"{}\"", logtrain::drain::DrainSpec::parse(&drain_b).unwrap().id);
     wait_until("route moved", Duration::from_secs(5), || {
         http_get(http_port, "/metrics").is_some_and(|(_, m)| m.contains(&label_b))
     })
