@@ -499,7 +499,7 @@ impl DrainSpec {
             (None, None) => Auth::None,
             (Some(k), None) => {
                 return Err(err(
-                    format!("auth={k} needs credentials in the URL"),
+                    format!("auth={} needs credentials in the URL", quoted(k)),
                     "give user:password@host (the password is the token for bearer)",
                 ));
             }

@@ -415,6 +415,12 @@ fn errors_quote_only_plain_names_and_values() {
     let e = bad("https://u:p@h/?auth=Bearer%20Rec3iverT0ken");
     assert_eq!(e.problem, "parameter auth=(value not shown)");
     assert_eq!(bad("https://u:p@h/?auth=digest").problem, "parameter auth=\"digest\"");
+    let e = bad("https://h/?auth=Rec3iverT0ken");
+    assert_eq!(e.problem, "auth=(value not shown) needs credentials in the URL");
+    assert_eq!(
+        bad("https://h/?auth=bearer").problem,
+        "auth=\"bearer\" needs credentials in the URL"
+    );
     let e = bad("syslog+udp://h?max_size=abc123def");
     assert_eq!(e.problem, "parameter max_size=(value not shown)");
 }
