@@ -80,6 +80,9 @@ async fn no_secret_appears_in_logs_metrics_or_answers() {
     failing.script(std::iter::repeat_n(Reply::Status(500), 100_000));
     let refusing = Recorder::start().await;
     refusing.script(std::iter::repeat_n(Reply::Status(401), 100_000));
+    // One that refuses gzip once (415), which logtrain tells in a log line.
+    let no_gzip = Recorder::start().await;
+    no_gzip.script([Reply::Status(415)]);
     let yaml = format!(
         r#"routes:
   - hostname: secret.default
@@ -90,9 +93,11 @@ async fn no_secret_appears_in_logs_metrics_or_answers() {
       - "elasticsearch://keyid:EsApiKeyS3cret@127.0.0.1:1/?auth=apikey"
       - "https://127.0.0.1:1/receiver/v1/http/StaticPathT0ken"
       - "http://127.0.0.1:{f}/inputs/StaticPathT0ken?dd-api-key=StaticDdApiK3y"
+      - "http://127.0.0.1:{g}/inputs/GzipPathT0ken?dd-api-key=GzipDdApiK3y"
 "#,
         f = failing.port,
-        r = refusing.port
+        r = refusing.port,
+        g = no_gzip.port
     );
     let env = [
         ("DEBUG", "true"),
@@ -166,8 +171,10 @@ async fn no_secret_appears_in_logs_metrics_or_answers() {
         let e = format!(r#"{{"hostname":"secret.default","message":"m{i}"}}"#);
         post(port, "/events", "Authorization: Bearer HttpInputT0ken\r\n", &e);
     }
-    wait_until("the 500s and 401s", Duration::from_secs(20), || {
-        failing.requests().iter().any(|r| r.status == 500) && refusing.requests().iter().any(|r| r.status == 401)
+    wait_until("the 500s, 401s and 415", Duration::from_secs(20), || {
+        failing.requests().iter().any(|r| r.status == 500)
+            && refusing.requests().iter().any(|r| r.status == 401)
+            && no_gzip.requests().iter().any(|r| r.status == 200)
     })
     .await;
     // The drains did authenticate with what the URLs said.
@@ -183,6 +190,7 @@ async fn no_secret_appears_in_logs_metrics_or_answers() {
             && log.contains("invalid port number")
             && log.contains("unexpected path")
             && log.contains("Unreadable drain table notification")
+            && log.contains("refuses gzip")
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
