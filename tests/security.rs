@@ -275,4 +275,24 @@ async fn no_secret_appears_in_logs_metrics_or_answers() {
     );
     assert!(text.contains("an '@' after the host"), "{text}");
     assert_clean("a refused start", &text);
+
+    // A file of the wrong shape: YAML errors name what was expected, not the value.
+    let wrong_shape = dir.path().join("wrong-shape.yaml");
+    std::fs::write(
+        &wrong_shape,
+        "routes:\n  - hostname: a.default\n    drains: \"https://h/inputs/YamlPathT0ken?dd-api-key=YamlDdApiK3y\"\nhttp_token: 12345\n",
+    )
+    .unwrap();
+    for args in [&["check"][..], &[]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_logtrain"))
+            .arg("--config")
+            .arg(&wrong_shape)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains("expected a sequence"), "{text}");
+        assert_clean("a file of the wrong shape", &text);
+    }
 }
