@@ -431,3 +431,30 @@ fn debug_never_shows_secrets() {
     assert!(!format!("{s:?}").contains("topsecret"));
     assert!(!format!("{s}").contains("topsecret"));
 }
+
+proptest::proptest! {
+    /// Whatever a password holds, a URL is shown as its scheme and host (and
+    /// port) or its scheme alone, and a drain made of it connects to that host.
+    #[test]
+    fn a_password_never_shows_and_never_moves_the_host(
+        password in "[a-zA-Z0-9/?#;,@: %]{0,12}",
+        host in proptest::sample::select(vec!["h", "h:8443", "10.0.0.1:514", "[::1]:6514"]),
+        tail in proptest::sample::select(vec!["", "/", "/receiver/v1/http/T0kn", "/inputs/T0kn?dd-api-key=K3yy"]),
+    ) {
+        let raw = format!("https://Us3rX:Pw{password}Zq9@{host}{tail}");
+        let with_port = if host.contains(':') && !host.ends_with(']') { host.to_string() } else { format!("{host}:443") };
+        let shown = match DrainSpec::parse(&raw) {
+            Ok(s) => {
+                proptest::prop_assert_eq!(named(&s.id), format!("https://{with_port}"));
+                format!("{} {s} {s:?}", s.id)
+            }
+            Err(e) => {
+                proptest::prop_assert!(e.url == "https://" || e.url == format!("https://{host}"), "{}: {}", raw, e);
+                format!("{e} {e:?}")
+            }
+        };
+        for secret in ["Us3rX", "Zq9", "T0kn", "K3yy", "inputs", "receiver"] {
+            proptest::prop_assert!(!shown.contains(secret), "{} shows {}: {}", raw, secret, shown);
+        }
+    }
+}
