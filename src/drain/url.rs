@@ -250,7 +250,9 @@ impl DrainSpec {
             problem,
             valid: valid.to_string(),
         };
-        if host_is_ambiguous(raw) {
+        // A file path is a path: no host, no password to mistake.
+        let local_file = raw.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("file://"));
+        if !local_file && host_is_ambiguous(raw) {
             return Err(err(
                 "an '@' after the host: the host cannot be told apart from a password".into(),
                 "percent-encode '/', '?', '#' and '@' in a password (%2F, %3F, %23, %40) and '@' in a path or query (%40)",

@@ -347,6 +347,7 @@ fn local_drains_keep_their_path_as_their_id() {
         "file:///var/tmp/web.log tag=x"
     );
     assert_eq!(ok("stdout://").id, "stdout://");
+    assert_eq!(ok("file:///var/log/app@1.log").id, "file:///var/log/app@1.log");
 }
 
 #[test]
