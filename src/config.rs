@@ -277,6 +277,46 @@ pub enum ConfigError {
     },
 }
 
+/// A YAML error without the values it quotes (`string "…"`, ``integer `5` ``,
+/// ``unknown variant `x` ``): a value in the wrong place may be a drain URL or a
+/// token. Field names and what was expected stay.
+fn without_values(message: &str) -> String {
+    const MARKS: [(&str, char); 6] = [
+        ("string \"", '"'),
+        ("integer `", '`'),
+        ("floating point `", '`'),
+        ("boolean `", '`'),
+        ("character `", '`'),
+        ("variant `", '`'),
+    ];
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some((at, mark, close)) = MARKS
+        .iter()
+        .filter_map(|(m, c)| rest.find(m).map(|at| (at, *m, *c)))
+        .min_by_key(|(at, _, _)| *at)
+    {
+        // Keep the kind ("string", "integer", …), drop the quoted value.
+        out.push_str(&rest[..at + mark.len() - 2]);
+        let mut chars = rest[at + mark.len()..].char_indices();
+        let mut end = None;
+        while let Some((i, c)) = chars.next() {
+            if c == '\\' {
+                chars.next();
+            } else if c == close {
+                end = Some(at + mark.len() + i + c.len_utf8());
+                break;
+            }
+        }
+        match end {
+            Some(e) => rest = &rest[e..],
+            None => return out,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn parse_bool(var: &str, v: &str) -> Result<bool, ConfigError> {
     match v.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
@@ -366,7 +406,7 @@ impl Config {
                 Ok(_) => {
                     good.insert(k, v);
                 }
-                Err(e) => errors.push(e.to_string()),
+                Err(e) => errors.push(without_values(&e.to_string())),
             }
         }
         let cfg = serde_yaml::from_value(serde_yaml::Value::Mapping(good)).unwrap_or_default();
@@ -378,7 +418,7 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        serde_yaml::from_str(text).map_err(|e| e.to_string())
+        serde_yaml::from_str(text).map_err(|e| without_values(&e.to_string()))
     }
 
     /// Applies environment variables over the current values; returns every bad value.
@@ -718,6 +758,35 @@ mod tests {
             text.iter()
                 .any(|t| t.contains("SYSLOG_TCP") && t.contains("true or false"))
         );
+    }
+
+    #[test]
+    fn yaml_errors_never_quote_a_value() {
+        for (yaml, expected) in [
+            (
+                "routes:\n  - hostname: a\n    drains: \"https://u:Passw0rd@h/receiver/v1/http/T0ken\"\n",
+                "invalid type: string, expected a sequence",
+            ),
+            ("http_token: 12345\n", "invalid type: integer, expected a string"),
+            ("shutdown_timeout: 1.5\n", "invalid type: floating point, expected u64"),
+            ("database_url: true\n", "invalid type: boolean, expected a string"),
+            ("log_format: Passw0rd\n", "unknown variant, expected"),
+            (
+                "routes:\n  - hostname: a\n    drains: [\"x\"]\n    tag: \"Pass\\\"w0rd\"\n",
+                "unknown field `tag`",
+            ),
+        ] {
+            // Read whole (a start) and key by key (`logtrain check`).
+            let mut said = Config::from_yaml_by_key(yaml).1;
+            said.extend(Config::from_yaml(yaml).err());
+            let e = said.join("\n");
+            assert!(e.contains(expected), "{yaml}: {e}");
+            for secret in ["Passw0rd", "T0ken", "12345", "1.5", "true", "w0rd"] {
+                assert!(!e.contains(secret), "{yaml}: {e}");
+            }
+        }
+        assert_eq!(without_values("a string \"x\\\"y\" b"), "a string b");
+        assert_eq!(without_values("string \"unclosed"), "string");
     }
 
     #[test]

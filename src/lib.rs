@@ -20,6 +20,7 @@ pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
 pub mod time;
+pub mod tls;
 
 /// The error type of the binary's top level; modules define their own `thiserror` enums.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -139,6 +139,11 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         "Drain table sessions that ended in an error (the last routes keep serving).",
     ),
     (
+        "logtrain_postgres_unprotected_sessions_total",
+        Kind::Counter,
+        "Drain table sessions opened without TLS (tls=\"none\") or without checking the server's certificate (tls=\"unverified\").",
+    ),
+    (
         "logtrain_kubernetes_watch_errors_total",
         Kind::Counter,
         "Kubernetes list or watch requests that failed, per resource (retried with backoff).",

@@ -126,12 +126,13 @@ fn writer(egress: Option<Egress>, ctx: DrainContext) -> (RouteWriter, Routes, Ar
 
 /// The drain of `hostname`'s routes whose id is `url`'s.
 fn drain_of(routes: &Routes, hostname: &str, url: &str) -> Arc<Drain> {
-    let id = DrainSpec::parse(url).unwrap().id;
+    // An annotation's copy of a drain is named apart from the operator's.
+    let (id, tenant) = (DrainSpec::parse(url).unwrap().id, tenant_id(url));
     routes
         .load()
         .drains_for(hostname.as_bytes())
         .iter()
-        .find(|d| d.id() == id)
+        .find(|d| d.id() == id || d.id() == tenant)
         .unwrap_or_else(|| panic!("no drain {id} for {hostname}"))
         .clone()
 }
@@ -152,8 +153,14 @@ async fn send_acked(drain: &Drain, n: usize) -> BatchStatus {
 }
 
 /// The value of `name{drain="<url's id>"}` in `/metrics` (0 when absent).
+/// The id of the copy of `url`'s drain an annotation gets (named apart from the operator's).
+fn tenant_id(url: &str) -> String {
+    DrainSpec::parse(url).unwrap().restricted(Arc::new(Egress::open())).id
+}
+
+/// A counter of the annotation's copy of `url`'s drain.
 fn metric(name: &str, url: &str) -> u64 {
-    let prefix = format!("{name}{{drain=\"{}\"}} ", DrainSpec::parse(url).unwrap().id);
+    let prefix = format!("{name}{{drain=\"{}\"}} ", tenant_id(url));
     logtrain::telemetry::render()
         .lines()
         .find_map(|l| l.strip_prefix(&prefix).map(|v| v.parse().unwrap()))
@@ -201,7 +208,7 @@ async fn an_annotation_drain_to_a_name_of_a_denied_address_is_never_connected_wh
         assert_eq!(d.sent_total(), 0);
         assert_eq!(metric("logtrain_drain_rejected_total", url), 100, "{url}");
         assert_eq!(metric("logtrain_drain_denied_total", url), 1, "{url}");
-        let id = DrainSpec::parse(url).unwrap().id;
+        let id = tenant_id(url);
         assert_eq!(log_lines(REFUSED, &id), 1, "{url}: logged once");
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -258,7 +265,7 @@ async fn with_127_0_0_2_denied_an_annotation_drain_there_is_never_connected_whil
         let d = drain_of(&routes, "tenant.app", url);
         assert_eq!(send_acked(&d, 20).await, BatchStatus::Rejected, "{url}");
         assert_eq!(metric("logtrain_drain_denied_total", url), 1, "{url}");
-        let id = DrainSpec::parse(url).unwrap().id;
+        let id = tenant_id(url);
         assert_eq!(log_lines(REFUSED, &id), 1, "{url}");
     }
     let d = drain_of(&routes, "tenant.app", &good);

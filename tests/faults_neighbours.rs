@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use logtrain::app::App;
 use logtrain::config::{Config, StaticRoute};
+use logtrain::drain::DrainSpec;
 use logtrain::record::{InputKind, Record};
 use support::faults::{Receiver, phase};
 use support::http_recorder::{BlackHole, Recorder, Reply};
@@ -80,8 +81,9 @@ async fn bad_neighbours_do_not_slow_a_healthy_drain() {
 
     // The neighbours really were bad.
     let drains = app.registry.drains();
-    let by = |url: &str| drains.iter().find(|d| d.id() == url).unwrap().clone();
-    let metric = |name: &'static str, url: &str| logtrain::telemetry::counter(name, &[("drain", url)]).get();
+    let id = |url: &str| DrainSpec::parse(url).unwrap().id;
+    let by = |url: &str| drains.iter().find(|d| d.id() == id(url)).unwrap().clone();
+    let metric = |name: &'static str, url: &str| logtrain::telemetry::counter(name, &[("drain", &id(url))]).get();
     wait_until("the 500s to be seen", Duration::from_secs(10), || {
         failing.requests().iter().any(|r| r.status == 500)
     })

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use logtrain::app::App;
 use logtrain::config::{Config, StaticRoute};
+use logtrain::drain::DrainSpec;
 use serde_json::Value;
 use support::faults::{Node, Receiver, cri, phase};
 use support::rsyslog::{JSON_TEMPLATE, Rsyslog};
@@ -247,7 +248,8 @@ async fn a_push_input_loses_only_what_overflows_the_queue_and_counts_it_exactly(
         input_records() - rec0 == total as u64
     })
     .await;
-    let drain = app.registry.drains().into_iter().find(|d| d.id() == url).unwrap();
+    let id = DrainSpec::parse(&url).unwrap().id;
+    let drain = app.registry.drains().into_iter().find(|d| d.id() == id).unwrap();
     let out = rs_dir.join("out.json");
     // Settled: every record offered is delivered or dropped, and the L10 line
     // telling the drop has arrived.
@@ -340,7 +342,8 @@ async fn the_tcp_input_pushes_back_on_its_sender_while_a_live_drain_is_slow() {
     }
     s.write_all(&buf).await.unwrap();
     s.shutdown().await.unwrap();
-    let drain = app.registry.drains().into_iter().find(|d| d.id() == rx.url()).unwrap();
+    let id = DrainSpec::parse(&rx.url()).unwrap().id;
+    let drain = app.registry.drains().into_iter().find(|d| d.id() == id).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while rx.count() < total && drain.dropped_total() == 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use logtrain::drain::DrainSpec;
 use support::faults::{Binary, Node, Receiver, message, phase};
 use support::http_recorder::BlackHole;
 use support::wait_until;
@@ -203,6 +204,7 @@ async fn sigterm_with_a_hanging_drain_exits_within_the_deadline_and_names_it() {
     let log = node.pod("default", "web-1-a", "web");
     let hole = BlackHole::start().await;
     let hanging = format!("syslog+tcp://127.0.0.1:{}", hole.port);
+    let hanging_id = DrainSpec::parse(&hanging).unwrap().id;
     let yaml = tail_yaml(std::slice::from_ref(&hanging));
     let mut env = tail_env(&node);
     env.push(("SHUTDOWN_TIMEOUT".into(), "2".into()));
@@ -216,7 +218,7 @@ async fn sigterm_with_a_hanging_drain_exits_within_the_deadline_and_names_it() {
     let mut bin = Binary::start(&node.path("run"), &yaml, &env_refs(&env));
     let held = || {
         let page = bin.metrics();
-        let m = |name: &str| support::faults::metric_in(&page, &format!("{name}{{drain=\"{hanging}\"}}"));
+        let m = |name: &str| support::faults::metric_in(&page, &format!("{name}{{drain=\"{hanging_id}\"}}"));
         m("logtrain_drain_queued_total").saturating_sub(m("logtrain_drain_sent_total"))
     };
     wait_until("the hanging drain to hold records", Duration::from_secs(30), || {
@@ -232,7 +234,7 @@ async fn sigterm_with_a_hanging_drain_exits_within_the_deadline_and_names_it() {
         .lines()
         .filter(|l| l.contains("Drain not flushed before the deadline."))
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|v| v["fields"]["drain"] == hanging.as_str())
+        .find(|v| v["fields"]["drain"] == hanging_id.as_str())
         .unwrap_or_else(|| panic!("the hanging drain is not named:\n{}", bin.log()));
     assert!(named["fields"]["records"].as_u64().unwrap() > 0, "{named}");
 }
@@ -290,14 +292,15 @@ async fn overload_stays_in_memory_bounds_counts_its_drops_and_recovers() {
 
     // Recovery: the receiver speeds up; a fresh burst goes through whole.
     rx.set_pause(None);
-    let drops = || bin.metric(&format!("logtrain_drain_dropped_total{{drain=\"{url}\"}}"));
+    let id = DrainSpec::parse(&url).unwrap().id;
+    let drops = || bin.metric(&format!("logtrain_drain_dropped_total{{drain=\"{id}\"}}"));
     let records = || bin.metric("logtrain_input_records_total{input=\"syslog_tcp\"}");
     wait_until("the input to read the overload", Duration::from_secs(30), || {
         records() == sent as u64
     })
     .await;
     wait_until("the queue to drain", Duration::from_secs(30), || {
-        bin.metric(&format!("logtrain_drain_queue_records{{drain=\"{url}\"}}")) == 0
+        bin.metric(&format!("logtrain_drain_queue_records{{drain=\"{id}\"}}")) == 0
             && rx.frames().iter().any(|f| message(f).starts_with("Error L10"))
     })
     .await;

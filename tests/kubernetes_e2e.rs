@@ -34,7 +34,11 @@ const ROUTE_ERRORS: &str = "logtrain_route_errors_total{origin=\"kubernetes\"}";
 
 /// A drain's id, as metric labels and Events name it.
 fn id(url: &str) -> String {
-    DrainSpec::parse(url).unwrap().id
+    // An annotation's drain is its own copy, named apart from the operator's.
+    DrainSpec::parse(url)
+        .unwrap()
+        .restricted(std::sync::Arc::new(logtrain::egress::Egress::open()))
+        .id
 }
 
 fn object(kind: &str, name: &str, annotations: Value) -> Value {

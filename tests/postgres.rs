@@ -1,8 +1,9 @@
 //! The Postgres drain table against a real PostgreSQL 15: initial load, live
 //! insert/update/delete timed against the one second, a logtrain-created
 //! schema, an extra `tag` column, restart with changes made while disconnected,
-//! bad rows (loaded and live, told once), unreadable notifications, and two
-//! logtrain processes creating the schema at once.
+//! bad rows (loaded and live, told once), unreadable notifications, two
+//! logtrain processes creating the schema at once, and TLS with libpq's
+//! `sslmode`s against a cluster serving a certificate made at test time.
 //!
 //! Latencies are printed (`cargo test --test postgres -- --nocapture`) as
 //! `latency <what>: <ms>`.
@@ -900,4 +901,272 @@ fn a_bad_database_url_is_a_config_problem_without_the_password() {
     let p = c.problems();
     assert_eq!(p.len(), 1, "{p:?}");
     assert!(p[0].contains("sslmode=sometimes") && !p[0].contains("hunter2"), "{p:?}");
+}
+
+/// A private cluster serving TLS with a certificate for `localhost` only
+/// (not 127.0.0.1), signed by a CA of its own made here; returns it and the
+/// CA's PEM file. Plain sessions are still accepted (`host` lines of pg_hba).
+fn tls_cluster(dir: &Path) -> (Pg, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "logtrain postgres test CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, "localhost");
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+
+    // The server reads its files as `postgres`, and wants the key private.
+    let files = dir.join("server");
+    std::fs::create_dir_all(&files).unwrap();
+    let (uid, gid) = postgres_ids();
+    let own = |p: &Path, mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    own(dir, 0o755);
+    own(&files, 0o700);
+    let (crt, pem_key) = (files.join("server.crt"), files.join("server.key"));
+    std::fs::write(&crt, cert.pem()).unwrap();
+    std::fs::write(&pem_key, key.serialize_pem()).unwrap();
+    own(&crt, 0o644);
+    own(&pem_key, 0o600);
+    let ca_path = dir.join("ca.pem");
+    std::fs::write(&ca_path, ca_cert.pem()).unwrap();
+
+    let pg = Pg::private();
+    for sql in [
+        format!("alter system set ssl_cert_file = '{}'", crt.display()),
+        format!("alter system set ssl_key_file = '{}'", pem_key.display()),
+        "alter system set ssl = on".to_string(),
+    ] {
+        pg.psql_socket("postgres", &sql);
+    }
+    pg.stop_immediate();
+    pg.start_with("127.0.0.1");
+    assert_eq!(pg.psql_socket("postgres", "show ssl").trim(), "on");
+    (pg, ca_path)
+}
+
+fn postgres_ids() -> (u32, u32) {
+    let id = |flag: &str| {
+        let out = std::process::Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    (id("-u"), id("-g"))
+}
+
+/// The password every TLS test URL carries (the cluster trusts everyone, so it
+/// is never checked, only searched for in what logtrain says).
+const TLS_TEST_PASSWORD: &str = "PgTlsPassw0rd";
+
+/// `postgres://postgres:<password>@HOST:PORT/DB?QUERY` on a fresh database of `pg`.
+async fn tls_url(pg: &Pg, host: &str, db: &str, query: &str) -> (String, String) {
+    pg.fresh_db(db).await;
+    let target = format!("{host}:{}/{db}", pg.port);
+    (
+        format!("postgres://postgres:{TLS_TEST_PASSWORD}@{target}?{query}"),
+        target,
+    )
+}
+
+/// Runs the Postgres datasource on `url` until it has listed the table
+/// (`Ok`) or logged why it cannot (`Err` with the log line).
+async fn follow(url: &str, target: &str) -> Result<(), String> {
+    use logtrain::datasource::Datasource;
+    use logtrain::datasource::postgres::PostgresSource;
+    let source = PostgresSource::new(url).map_err(|e| e.to_string())?;
+    let (tx, mut rx) = mpsc::channel(64);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(Box::new(source).run(tx, stop.clone()));
+    let since = Instant::now();
+    let outcome = loop {
+        match tokio::time::timeout(Duration::from_millis(20), rx.recv()).await {
+            Ok(Some(u)) if u.event == RouteEvent::InitDone => break Ok(()),
+            Ok(Some(_)) => {}
+            Ok(None) => break Err("the datasource ended".into()),
+            Err(_) => {
+                let lost = log_lines(&format!("database={target} "));
+                if let Some(l) = lost.lines().find(|l| l.contains("Lost the Postgres drain table")) {
+                    break Err(l.to_string());
+                }
+                assert!(
+                    since.elapsed() < Duration::from_secs(20),
+                    "{target}: neither followed nor failed"
+                );
+            }
+        }
+    };
+    stop.cancel();
+    task.await.unwrap();
+    outcome
+}
+
+/// The warnings logged about `target`'s session protection.
+fn tls_warnings(target: &str) -> Vec<String> {
+    log_lines(&format!("database={target} "))
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("The Postgres session is"))
+        .map(String::from)
+        .collect()
+}
+
+#[tokio::test]
+async fn verify_full_and_verify_ca_check_the_servers_certificate_as_libpq_does() {
+    captured();
+    let dir = tempfile::tempdir().unwrap();
+    let (pg, ca) = tls_cluster(dir.path());
+    let wrong = support::tls::make_pki(&dir.path().join("other")).ca_path;
+    let (ca, wrong) = (ca.display(), wrong.display());
+
+    // verify-full: chain and host name, trusting only sslrootcert.
+    let (url, target) = tls_url(
+        &pg,
+        "localhost",
+        "lt_tls_full",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    )
+    .await;
+    follow(&url, &target).await.unwrap();
+    assert_eq!(tls_warnings(&target), Vec::<String>::new());
+    assert_eq!(
+        logged(&[
+            &format!("database={target} "),
+            "Following the Postgres drain table",
+            "tls=Verified"
+        ]),
+        1
+    );
+
+    let refused = [
+        // The certificate names localhost, not 127.0.0.1.
+        (
+            "lt_tls_full_ip",
+            "127.0.0.1",
+            format!("sslmode=verify-full&sslrootcert={ca}"),
+            "not valid for name",
+        ),
+        (
+            "lt_tls_full_wrong_ca",
+            "localhost",
+            format!("sslmode=verify-full&sslrootcert={wrong}"),
+            "UnknownIssuer",
+        ),
+        // The system's roots do not hold the test CA.
+        (
+            "lt_tls_full_system",
+            "localhost",
+            "sslrootcert=system".to_string(),
+            "UnknownIssuer",
+        ),
+        (
+            "lt_tls_ca_wrong_ca",
+            "127.0.0.1",
+            format!("sslmode=verify-ca&sslrootcert={wrong}"),
+            "UnknownIssuer",
+        ),
+        // require with a root certificate checks the chain (libpq's rule).
+        (
+            "lt_tls_require_wrong_ca",
+            "localhost",
+            format!("sslmode=require&sslrootcert={wrong}"),
+            "UnknownIssuer",
+        ),
+    ];
+    for (db, host, query, why) in refused {
+        let (url, target) = tls_url(&pg, host, db, &query).await;
+        let line = follow(&url, &target).await.expect_err(&url);
+        assert!(line.contains("certificate is refused under sslmode="), "{url}: {line}");
+        assert!(line.contains(why), "{url}: {line}");
+        assert!(line.contains("sslrootcert=FILE names the CA"), "{line}");
+        assert!(!line.contains(TLS_TEST_PASSWORD), "{line}");
+    }
+
+    // verify-ca and require with the right CA: the chain is checked, the name is not.
+    for (db, query) in [
+        ("lt_tls_ca_ip", format!("sslmode=verify-ca&sslrootcert={ca}")),
+        ("lt_tls_require_ca_ip", format!("sslmode=require&sslrootcert={ca}")),
+    ] {
+        let (url, target) = tls_url(&pg, "127.0.0.1", db, &query).await;
+        follow(&url, &target).await.unwrap();
+        assert_eq!(tls_warnings(&target), Vec::<String>::new(), "{url}");
+    }
+    assert!(!log_lines("postgres").contains(TLS_TEST_PASSWORD));
+}
+
+#[tokio::test]
+async fn unencrypted_or_unchecked_sessions_are_warned_about_and_allow_falls_back_to_tls() {
+    captured();
+    let dir = tempfile::tempdir().unwrap();
+    let (pg, ca) = tls_cluster(dir.path());
+    let unverified =
+        || logtrain::telemetry::counter("logtrain_postgres_unprotected_sessions_total", &[("tls", "unverified")]).get();
+    let before = unverified();
+
+    // Encrypted, certificate unchecked: require and prefer (the default) without a root certificate.
+    for (db, query) in [
+        ("lt_tls_require", "sslmode=require"),
+        ("lt_tls_prefer", "application_name=lt"),
+    ] {
+        let (url, target) = tls_url(&pg, "127.0.0.1", db, query).await;
+        follow(&url, &target).await.unwrap();
+        let w = tls_warnings(&target);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("encrypted but the server's certificate is not checked"),
+            "{w:?}"
+        );
+        assert!(w[0].contains("sslmode=verify-full with sslrootcert=FILE"), "{w:?}");
+    }
+    assert!(unverified() >= before + 2);
+
+    // Not encrypted: disable, and allow while the server takes plain sessions.
+    for (db, mode) in [("lt_tls_disable", "disable"), ("lt_tls_allow_plain", "allow")] {
+        let (url, target) = tls_url(
+            &pg,
+            "127.0.0.1",
+            db,
+            &format!("sslmode={mode}&sslrootcert={}", ca.display()),
+        )
+        .await;
+        follow(&url, &target).await.unwrap();
+        let w = tls_warnings(&target);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("The Postgres session is not encrypted"), "{w:?}");
+        assert!(w[0].contains(&format!("sslmode=\"{mode}\"")), "{w:?}");
+        assert!(w[0].contains("sslmode=verify-full with sslrootcert=FILE"), "{w:?}");
+    }
+
+    // A server that refuses plain sessions: allow then encrypts (and checks the
+    // chain, as a root certificate is given); disable cannot get in.
+    let (allow, allow_target) = tls_url(
+        &pg,
+        "127.0.0.1",
+        "lt_tls_allow_tls",
+        &format!("sslmode=allow&sslrootcert={}", ca.display()),
+    )
+    .await;
+    let (disable, disable_target) = tls_url(&pg, "127.0.0.1", "lt_tls_disable_refused", "sslmode=disable").await;
+    let data = pg.psql_socket("postgres", "show data_directory");
+    std::fs::write(
+        Path::new(data.trim()).join("pg_hba.conf"),
+        "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+    )
+    .unwrap();
+    pg.psql_socket("postgres", "select pg_reload_conf()");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    follow(&allow, &allow_target).await.unwrap();
+    assert_eq!(tls_warnings(&allow_target), Vec::<String>::new());
+    let line = follow(&disable, &disable_target).await.unwrap_err();
+    assert!(line.contains("28000") && line.contains("no encryption"), "{line}");
+    assert!(!log_lines("postgres").contains(TLS_TEST_PASSWORD));
 }

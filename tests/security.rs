@@ -4,7 +4,11 @@
 //! logging, every error path is exercised (unreachable and refusing drains,
 //! bad drain rows in Postgres — one of them with credentials in a URL that
 //! cannot be parsed —, wrong and missing tokens, `logtrain check` on a bad
-//! file), `/metrics` is scraped, and every byte of output is searched.
+//! file, a start refused for a bad file), `/metrics` is scraped, and every
+//! byte of output is searched. Drain URLs carry tokens in their path and query
+//! too (`/receiver/v1/http/<token>`, `/inputs/<token>?dd-api-key=<key>`), in
+//! URLs that work and in URLs that do not parse (a password holding `/` and
+//! `#`): drain ids and errors show `scheme://host:port` at most.
 
 mod support;
 
@@ -24,11 +28,24 @@ const SECRETS: &[&str] = &[
     "RowPassw0rd",
     "BadRowPassw0rd",
     "CheckPassw0rd",
+    // Path tokens and pass-through query keys (every variant contains these).
+    "PathT0ken",
+    "DdApiK3y",
+    // The user and the parts of a password holding '/' and '#' ("Xq7/Passw0rdZ#Kv9").
+    "SecUs3r",
+    "Xq7",
+    "Passw0rdZ",
+    "Kv9",
 ];
 
+/// A password that no URL parser reads as one: the '/' and '#' end the host.
+const ODD_PASSWORD: &str = "Xq7/Passw0rdZ#Kv9";
+
+/// Fails when `text` holds a secret, in any case (an error may lower-case a value).
 fn assert_clean(what: &str, text: &str) {
+    let lower = text.to_ascii_lowercase();
     for s in SECRETS {
-        if let Some(at) = text.find(s) {
+        if let Some(at) = lower.find(&s.to_ascii_lowercase()) {
             let from = at.saturating_sub(200);
             panic!("{what} reveals {s:?}: …{}…", &text[from..(at + 100).min(text.len())]);
         }
@@ -63,6 +80,9 @@ async fn no_secret_appears_in_logs_metrics_or_answers() {
     failing.script(std::iter::repeat_n(Reply::Status(500), 100_000));
     let refusing = Recorder::start().await;
     refusing.script(std::iter::repeat_n(Reply::Status(401), 100_000));
+    // One that refuses gzip once (415), which logtrain tells in a log line.
+    let no_gzip = Recorder::start().await;
+    no_gzip.script([Reply::Status(415)]);
     let yaml = format!(
         r#"routes:
   - hostname: secret.default
@@ -71,9 +91,13 @@ async fn no_secret_appears_in_logs_metrics_or_answers() {
       - "http://user:DrainPassw0rd@127.0.0.1:{f}/logs"
       - "syslog+http://token:DrainBearerT0ken@127.0.0.1:{r}/logs?auth=bearer"
       - "elasticsearch://keyid:EsApiKeyS3cret@127.0.0.1:1/?auth=apikey"
+      - "https://127.0.0.1:1/receiver/v1/http/StaticPathT0ken"
+      - "http://127.0.0.1:{f}/inputs/StaticPathT0ken?dd-api-key=StaticDdApiK3y"
+      - "http://127.0.0.1:{g}/inputs/GzipPathT0ken?dd-api-key=GzipDdApiK3y"
 "#,
         f = failing.port,
-        r = refusing.port
+        r = refusing.port,
+        g = no_gzip.port
     );
     let env = [
         ("DEBUG", "true"),
@@ -98,6 +122,25 @@ async fn no_secret_appears_in_logs_metrics_or_answers() {
            ('secret.default', 'syslog+tcp://user:RowPassw0rd@127.0.0.1:1'),
            ('secret.default', 'https://user:BadRowPassw0rd@'),
            ('other.default', 'http://user:RowPassw0rd@127.0.0.1:1/x?insecure=maybe')",
+    )
+    .await
+    .unwrap();
+    // Tokens in paths and queries, in a row that works and in rows that do not parse.
+    db.execute(
+        "insert into drains (hostname, endpoint) values
+           ('secret.default', 'https://127.0.0.1:1/inputs/RowPathT0ken?dd-api-key=RowDdApiK3y'),
+           ('secret.default', $1),
+           ('secret.default', 'https://127.0.0.1:99999/receiver/v1/http/BadRowPathT0ken?dd-api-key=BadRowDdApiK3y'),
+           ('secret.default', 'syslog+tcp://127.0.0.1:1/BadRowPathT0ken')",
+        &[&format!(
+            "https://SecUs3r:{ODD_PASSWORD}@127.0.0.1:1/receiver/v1/http/BadRowPathT0ken?dd-api-key=BadRowDdApiK3y"
+        )],
+    )
+    .await
+    .unwrap();
+    // A payload whose values serde would quote in its error.
+    db.batch_execute(
+        "notify \"drains.update\", '{\"old\":\"https://h/inputs/NotifyPathT0ken?dd-api-key=NotifyDdApiK3y\",\"new\":1}'",
     )
     .await
     .unwrap();
@@ -128,8 +171,10 @@ async fn no_secret_appears_in_logs_metrics_or_answers() {
         let e = format!(r#"{{"hostname":"secret.default","message":"m{i}"}}"#);
         post(port, "/events", "Authorization: Bearer HttpInputT0ken\r\n", &e);
     }
-    wait_until("the 500s and 401s", Duration::from_secs(20), || {
-        failing.requests().iter().any(|r| r.status == 500) && refusing.requests().iter().any(|r| r.status == 401)
+    wait_until("the 500s, 401s and 415", Duration::from_secs(20), || {
+        failing.requests().iter().any(|r| r.status == 500)
+            && refusing.requests().iter().any(|r| r.status == 401)
+            && no_gzip.requests().iter().any(|r| r.status == 200)
     })
     .await;
     // The drains did authenticate with what the URLs said.
@@ -139,12 +184,20 @@ async fn no_secret_appears_in_logs_metrics_or_answers() {
             .is_some_and(|h| h == "Bearer DrainBearerT0ken")
     );
     wait_until("the bad rows to be reported", Duration::from_secs(10), || {
-        bin.log().contains("gopher")
+        let log = bin.log();
+        log.contains("gopher")
+            && log.contains("an '@' after the host")
+            && log.contains("invalid port number")
+            && log.contains("unexpected path")
+            && log.contains("Unreadable drain table notification")
+            && log.contains("refuses gzip")
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let metrics = bin.metrics();
     assert!(metrics.contains("logtrain_drain_errors_total"));
+    // The drains with tokens in their paths are there, named by host and port.
+    assert!(metrics.contains("{drain=\"https://127.0.0.1:1#"), "{metrics}");
     assert_clean("/metrics", &metrics);
     bin.signal("TERM");
     bin.wait_exit(Duration::from_secs(40));
@@ -157,7 +210,8 @@ async fn no_secret_appears_in_logs_metrics_or_answers() {
     let bad_yaml = dir.path().join("bad.yaml");
     std::fs::write(
         &bad_yaml,
-        r#"routes:
+        format!(
+            r#"routes:
   - hostname: a.default
     drains:
       - "https://u:CheckPassw0rd@h:1/x"
@@ -166,7 +220,16 @@ async fn no_secret_appears_in_logs_metrics_or_answers() {
       - "https://u:CheckPassw0rd@h/x?ca=notbase64"
       - "elasticsearch://u:CheckPassw0rd@h/?auth=unknown"
       - "syslog+tls://user:CheckPassw0rd@127.0.0.1:1"
-"#,
+      - "https://h:1/receiver/v1/http/CheckPathT0ken"
+      - "https://h:1/receiver/v1/http/CheckPathT0ken"
+      - "https://h/inputs/CheckPathT0ken?dd-api-key=CheckDdApiK3y&ca=notbase64"
+      - "https://SecUs3r:{ODD_PASSWORD}@h/inputs/CheckPathT0ken?dd-api-key=CheckDdApiK3y"
+      - "https://h:99999/receiver/v1/http/CheckPathT0ken"
+      - "syslog+tcp://h:1/CheckPathT0ken"
+      - "syslog+tls://h:1?CheckPathT0ken"
+      - "http://h/inputs/CheckPathT0ken?auth=CheckPathT0ken"
+"#
+        ),
     )
     .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_logtrain"))
@@ -185,5 +248,51 @@ async fn no_secret_appears_in_logs_metrics_or_answers() {
     );
     assert!(text.contains("duplicate route"), "{text}");
     assert!(text.contains("gopher"), "{text}");
+    for problem in [
+        "duplicate route to https://h:1#",
+        "invalid drain URL \"https://\": an '@' after the host",
+        "invalid drain URL \"https://h:99999\"",
+        "unexpected path",
+        "unknown parameter (name not shown)",
+        "auth=(value not shown) needs credentials",
+    ] {
+        assert!(text.contains(problem), "{problem:?} not in {text}");
+    }
     assert_clean("logtrain check", &text);
+
+    // Starting with that file is refused, naming every problem the same way.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_logtrain"))
+        .arg("--config")
+        .arg(&bad_yaml)
+        .env("DEBUG", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("an '@' after the host"), "{text}");
+    assert_clean("a refused start", &text);
+
+    // A file of the wrong shape: YAML errors name what was expected, not the value.
+    let wrong_shape = dir.path().join("wrong-shape.yaml");
+    std::fs::write(
+        &wrong_shape,
+        "routes:\n  - hostname: a.default\n    drains: \"https://h/inputs/YamlPathT0ken?dd-api-key=YamlDdApiK3y\"\nhttp_token: 12345\n",
+    )
+    .unwrap();
+    for args in [&["check"][..], &[]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_logtrain"))
+            .arg("--config")
+            .arg(&wrong_shape)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains("expected a sequence"), "{text}");
+        assert_clean("a file of the wrong shape", &text);
+    }
 }

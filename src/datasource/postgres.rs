@@ -6,7 +6,11 @@
 //! route writer swaps in as a whole, so unchanged routes keep their drains). LISTEN
 //! is issued before the listing, so no change can fall between the two. A NOTIFY
 //! payload it cannot read triggers a resync rather than being ignored. The
-//! database URL (and its password) is never logged.
+//! database URL (and its password) is never logged, nor a payload's values.
+//!
+//! TLS follows libpq's `sslmode` (see [`tls`]); a session that ends up
+//! unencrypted or with an unchecked certificate is warned about, naming the
+//! `sslmode` that would protect it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,7 +22,8 @@ use futures_util::StreamExt;
 use futures_util::stream::poll_fn;
 use serde::Deserialize;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Client, Notification};
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{AsyncMessage, Client, Notification, Socket};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -28,24 +33,73 @@ use crate::telemetry;
 
 pub mod tls;
 
+use tls::Protection;
+
 const SCHEMA: &str = include_str!("postgres/schema.sql");
 /// Key of the advisory lock that serialises schema creation across nodes.
 const SCHEMA_LOCK: i64 = 0x6c6f_6774_7261_696e; // "logtrain"
 const CHANNELS: [&str; 3] = ["drains.insert", "drains.update", "drains.delete"];
 /// How often an idle session checks that the server still answers.
 const PING_EVERY: Duration = Duration::from_secs(15);
+/// How long the server may take to answer: connecting (TCP, TLS,
+/// authentication) or a ping.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
+type PgConnection = tokio_postgres::Connection<Socket, <tls::Connector as MakeTlsConnect<Socket>>::Stream>;
 
 /// What went wrong talking to Postgres (never contains the password).
 #[derive(Debug, thiserror::Error)]
 pub enum PgError {
     #[error("DATABASE_URL is not a valid Postgres URL: {0}")]
     Url(String),
+    #[error("DATABASE_URL: sslrootcert: {0}")]
+    RootCert(#[source] crate::tls::TlsError),
+    #[error(
+        "postgres: the server's certificate is refused under sslmode={mode} ({reason}); \
+         sslrootcert=FILE names the CA that signed it"
+    )]
+    Certificate {
+        mode: &'static str,
+        reason: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
     #[error("postgres: {}", detail(.0))]
     Db(#[from] tokio_postgres::Error),
     #[error("postgres did not answer within {0:?}")]
     Timeout(Duration),
     #[error("postgres connection closed")]
     Closed,
+}
+
+impl PgError {
+    /// A failed connection: a refused certificate apart from everything else.
+    fn connecting(e: tokio_postgres::Error, mode: tls::SslMode) -> PgError {
+        match refused_certificate(&e) {
+            Some(reason) => PgError::Certificate {
+                mode: mode.as_str(),
+                reason,
+                source: e,
+            },
+            None => PgError::Db(e),
+        }
+    }
+}
+
+/// The reason rustls refused the server's certificate, if that is why `e` happened.
+fn refused_certificate(e: &tokio_postgres::Error) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        // tokio-rustls wraps the rustls error in an io::Error, whose `source` skips it.
+        let tls = c
+            .downcast_ref::<rustls::Error>()
+            .or_else(|| c.downcast_ref::<std::io::Error>()?.get_ref()?.downcast_ref());
+        if let Some(rustls::Error::InvalidCertificate(reason)) = tls {
+            return Some(reason.to_string());
+        }
+        cause = c.source();
+    }
+    None
 }
 
 /// The server's own words when it sent an error (tokio-postgres alone says
@@ -105,14 +159,35 @@ struct UpdatePayload {
     new: DrainRow,
 }
 
+/// Why a payload could not be read, without its values (serde's messages may
+/// quote a value, and an endpoint holds credentials): the kind of problem and
+/// where it is.
+fn unreadable(e: serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Io => "cannot be read",
+        Category::Syntax => "is not valid JSON",
+        Category::Eof => "ends early",
+        Category::Data => match e.to_string().strip_prefix("missing field `") {
+            // "missing field `drain`" names a field, never a value.
+            Some(rest) => {
+                let field = rest.split('`').next().unwrap_or_default();
+                return format!("payload lacks field {field} (line {} column {})", e.line(), e.column());
+            }
+            None => "is not a drain row",
+        },
+    };
+    format!("payload {what} (line {} column {})", e.line(), e.column())
+}
+
 /// Turns one notification into route events; `Err` means the payload is unreadable.
 pub fn events_for(channel: &str, payload: &str) -> Result<Vec<RouteEvent>, String> {
-    let row = |p: &str| serde_json::from_str::<DrainRow>(p).map_err(|e| e.to_string());
+    let row = |p: &str| serde_json::from_str::<DrainRow>(p).map_err(unreadable);
     match channel {
         "drains.insert" => Ok(vec![RouteEvent::Apply(row(payload)?.object())]),
         "drains.delete" => Ok(vec![RouteEvent::Delete(object_id(&row(payload)?.drain))]),
         "drains.update" => {
-            let u: UpdatePayload = serde_json::from_str(payload).map_err(|e| e.to_string())?;
+            let u: UpdatePayload = serde_json::from_str(payload).map_err(unreadable)?;
             let mut ev = Vec::new();
             if u.old.drain != u.new.drain {
                 ev.push(RouteEvent::Delete(object_id(&u.old.drain)));
@@ -164,8 +239,7 @@ pub struct PostgresSource {
 }
 
 impl PostgresSource {
-    /// Parses `DATABASE_URL` (`sslmode` disable/prefer/require/verify-ca/verify-full,
-    /// `sslrootcert=FILE` honoured).
+    /// Parses `DATABASE_URL` (libpq's `sslmode` and `sslrootcert`, see [`tls`]).
     pub fn new(url: &str) -> Result<Self, PgError> {
         let (config, tls) = tls::parse(url)?;
         let host = config
@@ -181,11 +255,58 @@ impl PostgresSource {
         Ok(PostgresSource { config, tls, target })
     }
 
-    async fn session(&self, tx: &RouteSender, stop: &CancellationToken, up: &mut bool) -> Result<(), PgError> {
-        let connect = self.config.connect(self.tls.connector());
-        let (mut client, mut connection) = tokio::time::timeout(Duration::from_secs(10), connect)
-            .await
-            .map_err(|_| PgError::Timeout(Duration::from_secs(10)))??;
+    /// Opens a session as `sslmode` says (`allow`: plain first, TLS when the
+    /// server refuses a plain session), and tells how it is protected.
+    async fn connect(&self) -> Result<(Client, PgConnection, Protection), PgError> {
+        let attempts = self.tls.mode().attempts();
+        let mut attempt = 0;
+        loop {
+            let mut config = self.config.clone();
+            config.ssl_mode(attempts[attempt]);
+            let (connector, encrypted) = self.tls.connector();
+            match tokio::time::timeout(ANSWER_WITHIN, config.connect(connector))
+                .await
+                .map_err(|_| PgError::Timeout(ANSWER_WITHIN))?
+            {
+                Ok((client, connection)) => {
+                    let protection = self.tls.protection(encrypted.load(Ordering::Acquire));
+                    return Ok((client, connection, protection));
+                }
+                Err(e) if e.as_db_error().is_some() && attempt + 1 < attempts.len() => attempt += 1,
+                Err(e) => return Err(PgError::connecting(e, self.tls.mode())),
+            }
+        }
+    }
+
+    /// A session weaker than `verify-ca`: warned about when first seen and
+    /// whenever it changes, counted every time.
+    fn unprotected_session(&self, protection: Protection, progress: &mut Progress) {
+        let changed = progress.protection.replace(protection) != Some(protection);
+        let tls = match protection {
+            Protection::Plain => "none",
+            Protection::Unverified => "unverified",
+            Protection::ChainVerified | Protection::Verified => return,
+        };
+        telemetry::counter("logtrain_postgres_unprotected_sessions_total", &[("tls", tls)]).inc();
+        if !changed {
+            return;
+        }
+        let sslmode = self.tls.mode().as_str();
+        if protection == Protection::Plain {
+            warn!(database = %self.target, sslmode, "The Postgres session is not encrypted; sslmode=verify-full with sslrootcert=FILE encrypts it and checks the server.");
+        } else {
+            warn!(database = %self.target, sslmode, "The Postgres session is encrypted but the server's certificate is not checked; sslmode=verify-full with sslrootcert=FILE checks it.");
+        }
+    }
+
+    async fn session(
+        &self,
+        tx: &RouteSender,
+        stop: &CancellationToken,
+        progress: &mut Progress,
+    ) -> Result<(), PgError> {
+        let (mut client, mut connection, protection) = self.connect().await?;
+        self.unprotected_session(protection, progress);
         // Drive the connection; forward notifications through a bounded channel.
         // If it overflows, the session resyncs instead of losing changes.
         let (ntx, mut nrx) = mpsc::channel::<Notification>(1024);
@@ -212,9 +333,9 @@ impl PostgresSource {
         let listen: String = CHANNELS.iter().map(|c| format!("LISTEN \"{c}\";")).collect();
         client.batch_execute(&listen).await?;
         self.resync(&client, tx).await?;
-        if !*up {
-            info!(database = %self.target, "Following the Postgres drain table.");
-            *up = true;
+        if !progress.up {
+            info!(database = %self.target, tls = ?protection, "Following the Postgres drain table.");
+            progress.up = true;
         }
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
@@ -245,9 +366,9 @@ impl PostgresSource {
                     }
                 }
                 _ = ping.tick() => {
-                    tokio::time::timeout(Duration::from_secs(10), client.simple_query("select 1"))
+                    tokio::time::timeout(ANSWER_WITHIN, client.simple_query("select 1"))
                         .await
-                        .map_err(|_| PgError::Timeout(Duration::from_secs(10)))??;
+                        .map_err(|_| PgError::Timeout(ANSWER_WITHIN))??;
                 }
             }
         }
@@ -277,6 +398,15 @@ impl PostgresSource {
     }
 }
 
+/// What the sessions of one datasource have told so far.
+#[derive(Default)]
+struct Progress {
+    /// The current session follows the table.
+    up: bool,
+    /// The protection of the last session (warned about when it changes).
+    protection: Option<Protection>,
+}
+
 struct AbortOnDrop(tokio::task::AbortHandle);
 
 impl Drop for AbortOnDrop {
@@ -293,10 +423,10 @@ impl Datasource for PostgresSource {
     fn run(self: Box<Self>, tx: RouteSender, stop: CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(async move {
             let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-            let mut up = false;
+            let mut progress = Progress::default();
             let mut failing = false;
             while !stop.is_cancelled() {
-                let result = self.session(&tx, &stop, &mut up).await;
+                let result = self.session(&tx, &stop, &mut progress).await;
                 if stop.is_cancelled() || tx.is_closed() {
                     return;
                 }
@@ -306,7 +436,7 @@ impl Datasource for PostgresSource {
                         warn!(database = %self.target, error = %e, "Lost the Postgres drain table; keeping the last routes and reconnecting.");
                         failing = true;
                     }
-                    up = false;
+                    progress.up = false;
                 } else {
                     failing = false;
                     backoff.reset();
@@ -317,7 +447,7 @@ impl Datasource for PostgresSource {
                 }
                 if failing {
                     // A session that got as far as following the table resets the backoff.
-                    if up {
+                    if progress.up {
                         backoff.reset();
                     }
                 }
@@ -356,6 +486,27 @@ mod tests {
         assert!(events_for("drains.insert", "not json").is_err());
         assert!(events_for("drains.insert", r#"{"drain":"x"}"#).is_err());
         assert!(events_for("drains.update", ins).is_err());
+    }
+
+    #[test]
+    fn an_unreadable_payload_is_described_without_its_values() {
+        let url = "https://u:Passw0rd@h/inputs/T0ken";
+        for (channel, payload) in [
+            ("drains.update", format!(r#"{{"old":"{url}","new":"{url}"}}"#)),
+            (
+                "drains.insert",
+                format!(r#"{{"drain":7,"hostname":"{url}","endpoint":{{}}}}"#),
+            ),
+            ("drains.insert", format!(r#"{{"hostname":"x","endpoint":"{url}"}}"#)),
+            ("drains.delete", format!(r#"{{"drain":"{url}""#)),
+            ("drains.insert", format!(r#"["{url}"]"#)),
+        ] {
+            let e = events_for(channel, &payload).unwrap_err();
+            assert!(!e.contains("Passw0rd") && !e.contains("T0ken"), "{payload}: {e}");
+            assert!(e.contains("line 1 column"), "{e}");
+        }
+        let e = events_for("drains.insert", r#"{"hostname":"x","endpoint":"y"}"#).unwrap_err();
+        assert!(e.starts_with("payload lacks field drain"), "{e}");
     }
 
     #[test]

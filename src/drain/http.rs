@@ -339,6 +339,8 @@ impl Sink for SyslogHttpSink {
 
 /// `http(s)://`: NDJSON, gzip unless the receiver refuses it.
 pub struct JsonHttpSink {
+    /// The drain's id, for logs (the request path may hold a token).
+    id: String,
     client: HttpClient,
     gzip: AtomicBool,
 }
@@ -346,6 +348,7 @@ pub struct JsonHttpSink {
 impl JsonHttpSink {
     pub fn new(spec: &DrainSpec, tls: Option<TlsConnector>) -> Result<Self, HttpSetupError> {
         Ok(JsonHttpSink {
+            id: spec.id.clone(),
             client: HttpClient::new(spec, tls)?,
             gzip: AtomicBool::new(true),
         })
@@ -394,7 +397,7 @@ impl Sink for JsonHttpSink {
             let resp = self.client.post(conn, &headers, body).await?;
             if compress && resp.status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
                 if self.gzip.swap(false, Ordering::Relaxed) {
-                    info!(path = %self.client.path, "HTTP drain receiver refuses gzip; sending uncompressed from now on.");
+                    info!(drain = %self.id, "HTTP drain receiver refuses gzip; sending uncompressed from now on.");
                 }
                 continue;
             }

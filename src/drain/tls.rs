@@ -17,7 +17,7 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -29,7 +29,6 @@ use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
-use tracing::debug;
 
 use super::dial::Endpoint;
 use super::driver::SinkError;
@@ -47,21 +46,12 @@ pub enum TlsError {
 }
 
 fn provider() -> Arc<CryptoProvider> {
-    static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
-        .clone()
+    crate::tls::provider()
 }
 
-/// The system's trust roots, read once.
+/// The system's trust roots, read once per process (shared with the Postgres datasource).
 fn native_roots() -> &'static [CertificateDer<'static>] {
-    static R: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
-    R.get_or_init(|| {
-        let found = rustls_native_certs::load_native_certs();
-        for e in &found.errors {
-            debug!(error = %e, "Could not read some system trust roots.");
-        }
-        found.certs
-    })
+    crate::tls::system_roots()
 }
 
 /// Builds the client configuration for a drain. `alpn` lists the application

@@ -1,9 +1,15 @@
 //! Drain URLs: the one parser for every scheme logtrain accepts, with their
 //! query parameters, into a typed [`DrainSpec`].
 //!
-//! Errors name the URL with its password masked, the offending part, and what
-//! would be valid. The original URL (with credentials) is kept inside the spec
-//! for connecting, but `Display`/`Debug` of anything here never shows a secret.
+//! A drain is named by its [`DrainSpec::id`]: `scheme://host:port#digest`,
+//! where the digest is the first 8 hex digits of SHA-256 of the whole URL, so
+//! URLs differing only in credentials, path or query get different ids without
+//! any of those parts being shown (a path may hold a token:
+//! `/receiver/v1/http/<token>`). Errors name a URL the same way, by
+//! [`mask_credentials`], even a URL that does not parse, and quote a
+//! parameter's value only when it is short and plain. The original URL (with
+//! credentials) is kept inside the spec for connecting, but `Display`/`Debug`
+//! of anything here never shows user info, path, query or fragment.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -137,8 +143,10 @@ impl Auth {
 #[derive(Clone, PartialEq, Eq)]
 pub struct DrainSpec {
     pub kind: DrainKind,
-    /// Stable, credential-free identity for logs and metric labels, e.g.
-    /// `syslog+tcp://logs.example.com:6514`.
+    /// Stable identity for logs, metric labels and events, without user info,
+    /// path or query: `https://logs.example.com:443#3fa2c1d9` (the digest is of
+    /// [`DrainSpec::key`]), plus ` tag=<tag>` for a tagged route. Local drains
+    /// are named by their path: `file:///var/log/x.log`, `stdout://`.
     pub id: String,
     /// The URL as normalised by parsing (contains credentials: never log it).
     pub key: String,
@@ -197,7 +205,8 @@ impl fmt::Display for DrainSpec {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid drain URL \"{url}\": {problem}; {valid}")]
 pub struct DrainUrlError {
-    /// The URL with any password masked.
+    /// What may be shown of the URL ([`mask_credentials`]): `scheme://host:port`
+    /// at most.
     pub url: String,
     /// What is wrong, naming the offending part.
     pub problem: String,
@@ -221,8 +230,8 @@ impl DrainSpec {
     pub fn tagged(&self, tag: &str) -> DrainSpec {
         let mut t = self.clone();
         t.key = format!("{}#tag={tag}", self.key);
-        t.id = format!("{} tag={tag}", self.id);
         t.app_name = Some(tag.to_string());
+        t.identify();
         t
     }
 
@@ -233,7 +242,26 @@ impl DrainSpec {
         let mut t = self.clone();
         t.key = format!("{}#tenant", self.key);
         t.egress = Some(egress);
+        t.identify();
         t
+    }
+
+    /// Sets [`DrainSpec::id`] from the name already in it (`scheme://host:port`,
+    /// or the local drain's URL), the key and the tag.
+    fn identify(&mut self) {
+        let mut id = self.id.split([' ', '#']).next().unwrap_or_default().to_string();
+        // Local drains are the operator's and named by their path; a tenant's
+        // copy (never allowed today) would still need a name of its own.
+        let local = matches!(self.kind, DrainKind::File { .. } | DrainKind::Stdout);
+        if !local || self.egress.is_some() {
+            id.push('#');
+            id.push_str(&digest(&self.key));
+        }
+        if let Some(tag) = &self.app_name {
+            id.push_str(" tag=");
+            id.push_str(tag);
+        }
+        self.id = id;
     }
 
     /// Parses one drain URL.
@@ -244,6 +272,14 @@ impl DrainSpec {
             problem,
             valid: valid.to_string(),
         };
+        // A file path is a path: no host, no password to mistake.
+        let local_file = raw.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("file://"));
+        if !local_file && host_is_ambiguous(raw) {
+            return Err(err(
+                "an '@' after the host: the host cannot be told apart from a password".into(),
+                "percent-encode '/', '?', '#' and '@' in a password (%2F, %3F, %23, %40) and '@' in a path or query (%40)",
+            ));
+        }
         let mut url = Url::parse(raw).map_err(|e| {
             err(
                 format!("not a URL ({e})"),
@@ -322,7 +358,7 @@ impl DrainSpec {
                 } else {
                     format!("{scheme}:// accepts {}", allowed.join(", "))
                 };
-                return Err(err(format!("unknown parameter \"{k}\""), &valid));
+                return Err(err(format!("unknown parameter {}", quoted_name(&k)), &valid));
             }
             match k.as_ref() {
                 "ca" => {
@@ -339,7 +375,7 @@ impl DrainSpec {
                         "false" | "0" => false,
                         other => {
                             return Err(err(
-                                format!("parameter insecure=\"{other}\""),
+                                format!("parameter insecure={}", quoted(other)),
                                 "insecure= takes true or false",
                             ));
                         }
@@ -361,7 +397,7 @@ impl DrainSpec {
                         "newline" | "lf" => Framing::Newline,
                         other => {
                             return Err(err(
-                                format!("parameter framing=\"{other}\""),
+                                format!("parameter framing={}", quoted(other)),
                                 "framing= takes octet or newline",
                             ));
                         }
@@ -374,7 +410,7 @@ impl DrainSpec {
                         .filter(|n| (480..=65_507).contains(n))
                         .ok_or_else(|| {
                             err(
-                                format!("parameter max_size=\"{v}\""),
+                                format!("parameter max_size={}", quoted(&v)),
                                 "max_size= takes a datagram size from 480 to 65507 bytes",
                             )
                         })?;
@@ -386,7 +422,7 @@ impl DrainSpec {
                             .filter(|n| BATCH_BYTES_RANGE.contains(n))
                             .ok_or_else(|| {
                                 err(
-                                    format!("parameter batch_bytes=\"{v}\""),
+                                    format!("parameter batch_bytes={}", quoted(&v)),
                                     &format!(
                                         "batch_bytes= takes a byte count from {} to {} (100 MiB)",
                                         BATCH_BYTES_RANGE.start(),
@@ -403,7 +439,7 @@ impl DrainSpec {
                         .filter(|n| LINGER_MS_RANGE.contains(n))
                         .ok_or_else(|| {
                             err(
-                                format!("parameter linger_ms=\"{v}\""),
+                                format!("parameter linger_ms={}", quoted(&v)),
                                 &format!(
                                     "linger_ms= takes milliseconds from {} to {}",
                                     LINGER_MS_RANGE.start(),
@@ -439,6 +475,7 @@ impl DrainSpec {
                 }
                 *path = p;
                 spec.id = format!("file://{}", url.path());
+                spec.identify();
                 return Ok(spec);
             }
             DrainKind::Stdout => {
@@ -446,6 +483,7 @@ impl DrainSpec {
                     return Err(err("stdout takes no host or path".into(), "use stdout://"));
                 }
                 spec.id = "stdout://".into();
+                spec.identify();
                 return Ok(spec);
             }
             _ => {}
@@ -465,10 +503,7 @@ impl DrainSpec {
             DrainKind::SyslogUdp | DrainKind::SyslogTcp | DrainKind::SyslogTls
         );
         if is_syslog_stream && !matches!(url.path(), "" | "/") {
-            return Err(err(
-                format!("unexpected path \"{}\"", url.path()),
-                &format!("use {scheme}://host:port"),
-            ));
+            return Err(err("unexpected path".into(), &format!("use {scheme}://host:port")));
         }
 
         // Credentials: only HTTP-speaking drains use them.
@@ -488,7 +523,7 @@ impl DrainSpec {
             (None, None) => Auth::None,
             (Some(k), None) => {
                 return Err(err(
-                    format!("auth={k} needs credentials in the URL"),
+                    format!("auth={} needs credentials in the URL", quoted(k)),
                     "give user:password@host (the password is the token for bearer)",
                 ));
             }
@@ -497,7 +532,7 @@ impl DrainSpec {
             (Some("apikey"), Some(p)) => Auth::ApiKey { id: user, key: p },
             (Some(other), Some(_)) => {
                 return Err(err(
-                    format!("parameter auth=\"{other}\""),
+                    format!("parameter auth={}", quoted(other)),
                     "auth= takes basic, bearer or apikey",
                 ));
             }
@@ -508,8 +543,8 @@ impl DrainSpec {
         } else {
             format!("{}:{}", spec.host, spec.port)
         };
-        let path = url.path().trim_end_matches('/');
-        spec.id = format!("{scheme}://{host_port}{path}");
+        spec.id = format!("{scheme}://{host_port}");
+        spec.identify();
         if is_http {
             let mut target = url.clone();
             let http_scheme = if spec.kind.tls() { "https" } else { "http" };
@@ -559,23 +594,106 @@ fn decode_ca(v: &str) -> Result<Vec<Vec<u8>>, String> {
     Ok(out)
 }
 
-/// Masks the password (and bearer token) of a URL-like string, even one that does not parse.
+/// The first 8 hex digits of SHA-256 of `text`: tells URLs apart, reveals none.
+fn digest(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A parameter's value as an error may quote it: a word (`maybe`, `json`) or
+/// a number with at most a short unit (`5MiB`, `-1`, `0.5`). Anything else
+/// may be a token written in the wrong place and is not shown.
+fn quoted(v: &str) -> String {
+    let word = v.bytes().all(|b| b.is_ascii_alphabetic() || matches!(b, b'-' | b'_'));
+    let digits = v.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let number = v.len() - digits.len() <= 3 && digits.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-'));
+    if v.len() <= 16 && (word || number) {
+        format!("\"{v}\"")
+    } else {
+        "(value not shown)".into()
+    }
+}
+
+/// A parameter's name as an error may quote it: lower-case words only.
+fn quoted_name(k: &str) -> String {
+    if k.len() <= 24 && !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || matches!(b, b'-' | b'_')) {
+        format!("\"{k}\"")
+    } else {
+        "(name not shown)".into()
+    }
+}
+
+/// What an error shows of a drain URL in which not even a scheme can be found.
+pub const UNPARSEABLE: &str = "<unparseable>";
+
+/// What may be shown of a drain URL, even one that does not parse:
+/// `scheme://host[:port]` as written, never user info, path, query or
+/// fragment. When the host cannot be told apart from a password (an `@`
+/// after the first `/`, `?` or `#`) or is not a plain host name or address,
+/// only `scheme://`; without a scheme, [`UNPARSEABLE`].
 pub fn mask_credentials(raw: &str) -> String {
-    let Some(scheme_end) = raw.find("://") else {
-        return raw.to_string();
+    let raw = raw.trim();
+    let Some((scheme, rest)) = raw.split_once("://") else {
+        return UNPARSEABLE.into();
     };
-    let rest = &raw[scheme_end + 3..];
-    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..auth_end];
-    let Some(at) = authority.rfind('@') else {
-        return raw.to_string();
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    if !scheme_ok {
+        return UNPARSEABLE.into();
+    }
+    let host = host_part(rest).filter(|h| is_host_port(h)).unwrap_or_default();
+    format!("{}://{}", scheme.to_ascii_lowercase(), host.to_ascii_lowercase())
+}
+
+/// The `host[:port]` of what follows `scheme://`, when it is unambiguous.
+fn host_part(rest: &str) -> Option<&str> {
+    let end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
+    match rest.rfind('@') {
+        None => Some(&rest[..end]),
+        Some(at) if at < end => Some(&rest[at + 1..end]),
+        // A password holding '/', '?' or '#', or an '@' in a path or query:
+        // the text alone cannot tell, so nothing is shown.
+        Some(_) => None,
+    }
+}
+
+/// Whether an `@` follows the first `/`, `?` or `#` after `scheme://` (see
+/// [`host_part`]): URL parsers then take part of a password for the host.
+fn host_is_ambiguous(raw: &str) -> bool {
+    raw.split_once("://").is_some_and(|(_, rest)| host_part(rest).is_none())
+}
+
+/// A plain host name, IPv4 address or bracketed IPv6 address, with an optional port.
+fn is_host_port(s: &str) -> bool {
+    let v6 = s.starts_with('[');
+    let (host, port) = match s.strip_prefix('[') {
+        Some(inner) => match inner.split_once(']') {
+            Some((addr, "")) => (addr, None),
+            Some((addr, after)) => match after.strip_prefix(':') {
+                Some(p) => (addr, Some(p)),
+                None => return false,
+            },
+            None => return false,
+        },
+        None => match s.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        },
     };
-    let userinfo = &authority[..at];
-    let masked = match userinfo.find(':') {
-        Some(c) => format!("{}:***", &userinfo[..c]),
-        None => "***".to_string(),
+    let host_byte = |b: u8| {
+        if v6 {
+            b.is_ascii_hexdigit() || matches!(b, b':' | b'.')
+        } else {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')
+        }
     };
-    format!("{}://{}{}", &raw[..scheme_end], masked, &rest[at..])
+    let port_ok = port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    !host.is_empty() && host.bytes().all(host_byte) && port_ok
 }
 
 #[cfg(test)]

@@ -143,7 +143,7 @@ impl RouteWriter {
                                 continue;
                             }
                             let tag = r.tag.as_deref().filter(|t| !t.is_empty());
-                            let tenant = trust == Trust::Tenant && !self.egress.networks().is_empty();
+                            let tenant = trust == Trust::Tenant;
                             match (tag, tenant) {
                                 (None, false) => s,
                                 (tag, tenant) => {
