@@ -3,9 +3,11 @@
 //! the ones the configuration enables (the HTTP server always runs: it serves
 //! health, readiness and metrics).
 
+pub mod budget;
 pub mod envoy;
 pub mod file;
 pub mod http;
+pub mod listener;
 pub mod stats;
 pub mod syslog;
 
