@@ -202,7 +202,8 @@ impl Slots {
                     .links
                     .iter()
                     .filter(|(_, l)| l.in_flight.load(Ordering::Acquire) == 0)
-                    .min_by_key(|(_, l)| l.last.load(Ordering::Relaxed))
+                    // Ties (same microsecond) go to the older connection.
+                    .min_by_key(|(id, l)| (l.last.load(Ordering::Relaxed), **id))
                     .map(|(id, _)| *id),
             };
             let Some(link) = victim.and_then(|id| open.links.remove(&id)) else {
@@ -274,7 +275,7 @@ impl Drop for Slot {
 /// and whether it was evicted.
 pub struct Link {
     epoch: Instant,
-    /// Milliseconds after `epoch`.
+    /// Microseconds after `epoch`.
     last: AtomicU64,
     in_flight: AtomicUsize,
     evicted: AtomicBool,
@@ -295,12 +296,12 @@ impl Link {
     }
 
     fn touch(&self) {
-        let ms = self.epoch.elapsed().as_millis() as u64;
-        self.last.store(ms, Ordering::Relaxed);
+        let us = self.epoch.elapsed().as_micros() as u64;
+        self.last.store(us, Ordering::Relaxed);
     }
 
     fn last_at(&self) -> Duration {
-        Duration::from_millis(self.last.load(Ordering::Relaxed))
+        Duration::from_micros(self.last.load(Ordering::Relaxed))
     }
 
     fn evict(&self) {
