@@ -165,28 +165,30 @@ pub fn pg_notify(data: &[u8]) {
     }
 }
 
-/// Envoy access-log messages as protobuf, converted entry by entry.
+/// Envoy access-log messages as protobuf, walked and converted entry by entry
+/// as the input does.
 pub fn envoy_message(data: &[u8]) {
     use logtrain::input::envoy::entry::{Naming, http, tcp};
-    use logtrain::input::envoy::proto::envoy::service::accesslog::v3::StreamAccessLogsMessage;
-    use logtrain::input::envoy::proto::envoy::service::accesslog::v3::stream_access_logs_message::LogEntries;
+    use logtrain::input::envoy::wire::{self, HttpAccessLogEntry, Identifier, Part, TcpAccessLogEntry};
     use prost::Message;
-    let Ok(msg) = StreamAccessLogsMessage::decode(data) else {
-        return;
-    };
     let now = logtrain::time::Timestamp(0);
     let naming = Naming { akkeris: false };
-    match msg.log_entries {
-        Some(LogEntries::HttpLogs(h)) => {
-            for e in &h.log_entry {
-                let _ = http(naming, e, now);
+    let _ = wire::walk(data, |part| {
+        match part {
+            Part::Identifier(b) => {
+                let _ = Identifier::decode(b);
+            }
+            Part::Http(b) => {
+                if let Ok(e) = HttpAccessLogEntry::decode(b) {
+                    let _ = http(naming, &e, now);
+                }
+            }
+            Part::Tcp(b) => {
+                if let Ok(e) = TcpAccessLogEntry::decode(b) {
+                    let _ = tcp(naming, &e, now);
+                }
             }
         }
-        Some(LogEntries::TcpLogs(t)) => {
-            for e in &t.log_entry {
-                let _ = tcp(naming, e, now);
-            }
-        }
-        None => {}
-    }
+        std::ops::ControlFlow::Continue(())
+    });
 }

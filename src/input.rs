@@ -2,10 +2,16 @@
 //! into records and hands them to a [`crate::route::Router`]; [`start`] launches
 //! the ones the configuration enables (the HTTP server always runs: it serves
 //! health, readiness and metrics).
+//!
+//! The push inputs share two things: the capped accept loop of every TCP
+//! listener ([`listener`]) and one memory [`budget`] (`INPUT_MEMORY_BYTES`) for
+//! what they hold before their records are queued.
 
+pub mod budget;
 pub mod envoy;
 pub mod file;
 pub mod http;
+pub mod listener;
 pub mod stats;
 pub mod syslog;
 
@@ -44,26 +50,30 @@ pub struct Listening {
 pub async fn start(app: &App) -> Result<Listening, InputError> {
     let c = &app.config;
     let bound = Arc::new(AtomicBool::new(false));
+    let budget = budget::Budget::new(c.input_memory_bytes);
     let tls = match c.syslog_tls {
         true => Some(syslog::tls::acceptor(c)?),
         false => None,
     };
     let listening = Listening {
-        http: http::start(app, bound.clone()).await?,
+        http: http::start(app, bound.clone(), &budget).await?,
         syslog_tcp: match c.syslog_tcp {
-            true => Some(syslog::tcp::start(app, InputKind::SyslogTcp, c.syslog_tcp_port, None).await?),
+            true => Some(syslog::tcp::start(app, InputKind::SyslogTcp, c.syslog_tcp_port, None, &budget).await?),
             false => None,
         },
         syslog_udp: match c.syslog_udp {
-            true => Some(syslog::udp::start(app, c.syslog_udp_port).await?),
+            true => Some(syslog::udp::start(app, c.syslog_udp_port, &budget).await?),
             false => None,
         },
         syslog_tls: match tls {
-            Some(tls) => Some(syslog::tcp::start(app, InputKind::SyslogTls, c.syslog_tls_port, Some(tls)).await?),
+            Some(tls) => {
+                let port = c.syslog_tls_port;
+                Some(syslog::tcp::start(app, InputKind::SyslogTls, port, Some(tls), &budget).await?)
+            }
             None => None,
         },
         envoy: match c.envoy {
-            true => Some(envoy::start(app, envoy::address(c)?).await?),
+            true => Some(envoy::start(app, envoy::address(c)?, &budget).await?),
             false => None,
         },
     };

@@ -62,6 +62,21 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Connections refused because a listener was at its cap.",
     ),
+    (
+        "logtrain_input_connections_evicted_total",
+        Kind::Counter,
+        "Idle connections an HTTP or gRPC listener at its cap closed to admit a new one (longest idle first).",
+    ),
+    (
+        "logtrain_input_memory_bytes",
+        Kind::Gauge,
+        "Bytes push inputs hold before their records are queued (frames, bodies, gRPC messages), out of INPUT_MEMORY_BYTES.",
+    ),
+    (
+        "logtrain_input_memory_exhausted_total",
+        Kind::Counter,
+        "Times an input found INPUT_MEMORY_BYTES spent (TCP paused reading, HTTP answered 503, gRPC RESOURCE_EXHAUSTED, UDP dropped).",
+    ),
     ("logtrain_tail_files", Kind::Gauge, "Container log files being tailed."),
     (
         "logtrain_tail_split_records_total",

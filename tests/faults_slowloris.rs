@@ -1,10 +1,13 @@
 //! Slowloris and connection floods against every listener, with small caps and
 //! a one-second idle timeout: HTTP (a connection that sends nothing, headers
-//! trickled, a body trickled, an idle keep-alive connection, a flood over the cap), syslog over TLS (handshakes
-//! that never start, over the cap), syslog over TCP (a flood of connections that
-//! each start an endless frame) and the Envoy gRPC input (a connection that
-//! never speaks HTTP/2), and 10,000 idle connections against syslog over TCP at
-//! its default cap. Each is closed or refused, counted, and the listener keeps
+//! trickled, a body trickled, an idle keep-alive connection, a flood over the
+//! cap that sheds the longest-idle connections but never one with a request in
+//! flight, and — through the real binary — 1024 silent h2c connections that
+//! must not starve the kubelet's probes), syslog over TLS (handshakes that never
+//! start, over the cap), syslog over TCP (a flood of connections that each start
+//! an endless frame) and the Envoy gRPC input (a connection that never speaks
+//! HTTP/2), and 10,000 idle connections against syslog over TCP at its default
+//! cap. Each is closed, evicted or refused, counted, and the listener keeps
 //! serving.
 
 mod support;
@@ -111,39 +114,225 @@ async fn http_trickled_headers_and_bodies_and_idle_keep_alives_are_closed() {
     lt.stop().await;
 }
 
+/// Whether `s` is still open: nothing but silence for `wait`.
+async fn still_open(s: &mut TcpStream, wait: Duration) -> bool {
+    !closed_within(s, wait).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_http_connection_flood_is_capped_and_counted() {
+async fn an_http_connection_flood_sheds_the_longest_idle_connections_first() {
     let _serial = serial().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut lt = start(dir.path(), config(), &["host.a"]).await;
+    // A long idle timeout: whatever closes here is evicted, not timed out.
+    let config = Config {
+        input_idle_timeout: 60,
+        ..config()
+    };
+    let mut lt = start(dir.path(), config, &["host.a"]).await;
     let addr = lt.at.http;
-    let refused = || support::inputs::counter("logtrain_input_connections_refused_total", "http");
-    let before = refused();
+    let counter = |name| support::inputs::counter(name, "http");
+    let (refused, evicted) = (
+        counter("logtrain_input_connections_refused_total"),
+        counter("logtrain_input_connections_evicted_total"),
+    );
     let mut held = Vec::new();
     for _ in 0..3 {
         let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(b"GET /he").await.unwrap();
         held.push(s);
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    support::wait_until("3 connections open", Duration::from_secs(5), || {
+        gauge("logtrain_input_connections", "http") == 3
+    })
+    .await;
+    // Each newcomer takes the place of the connection silent the longest.
     let flood = 100;
+    let mut silent = Vec::new();
     for _ in 0..flood {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        assert!(
-            closed_within(&mut s, Duration::from_millis(500)).await,
-            "over the cap: closed at once"
-        );
+        silent.push(TcpStream::connect(addr).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert_eq!(refused() - before, flood);
+    support::wait_until("the whole flood admitted", Duration::from_secs(5), || {
+        counter("logtrain_input_connections_evicted_total") - evicted == flood
+    })
+    .await;
+    assert_eq!(counter("logtrain_input_connections_refused_total") - refused, 0);
+    assert_eq!(gauge("logtrain_input_connections", "http"), 3);
     for s in &mut held {
-        assert!(closed_within(s, Duration::from_secs(5)).await);
+        assert!(closed_within(s, Duration::from_secs(2)).await, "the oldest went first");
     }
+    for s in &mut silent[..flood as usize - 3] {
+        assert!(closed_within(s, Duration::from_secs(2)).await);
+    }
+    for s in &mut silent[flood as usize - 3..] {
+        assert!(still_open(s, Duration::from_millis(100)).await, "the newest stay");
+    }
+    // And a probe always gets in.
+    let probe = Instant::now();
     let mut ok = TcpStream::connect(addr).await.unwrap();
     ok.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
     assert!(read_all(&mut ok).await.starts_with("HTTP/1.1 200"));
+    assert!(probe.elapsed() < Duration::from_secs(1), "{:?}", probe.elapsed());
     lt.stop().await;
+}
+
+/// Sends the head of a POST of `len` body bytes and `sent` of them.
+async fn post_in_flight(addr: std::net::SocketAddr, len: usize, sent: usize) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /events HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&event_body(len)[..sent]).await.unwrap();
+    s
+}
+
+/// One event padded with spaces to `len` bytes.
+fn event_body(len: usize) -> Vec<u8> {
+    let mut b = br#"{"hostname":"host.a","message":"in flight"}"#.to_vec();
+    b.resize(len, b' ');
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_request_in_flight_keeps_its_connection_through_a_flood() {
+    let _serial = serial().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        input_idle_timeout: 10,
+        input_max_connections: 4,
+        ..config()
+    };
+    let mut lt = start(dir.path(), config, &["host.a"]).await;
+    let addr = lt.at.http;
+    let counter = |name| support::inputs::counter(name, "http");
+    let refused = counter("logtrain_input_connections_refused_total");
+
+    // The oldest connection is a POST whose body is still arriving.
+    let len = 200;
+    let mut busy = post_in_flight(addr, len, 50).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut flood = Vec::new();
+    for _ in 0..20 {
+        flood.push(TcpStream::connect(addr).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(still_open(&mut busy, Duration::from_millis(200)).await);
+    busy.write_all(&event_body(len)[50..]).await.unwrap();
+    assert!(read_all(&mut busy).await.starts_with("HTTP/1.1 200"));
+    assert_eq!(lt.records(1).await[0].msg_str(), "in flight");
+    drop(flood);
+
+    // With every slot busy, a newcomer is refused, and the busy ones finish.
+    let mut all = Vec::new();
+    for _ in 0..4 {
+        all.push(post_in_flight(addr, len, 10).await);
+    }
+    support::wait_until("4 requests in flight", Duration::from_secs(5), || {
+        gauge("logtrain_input_connections", "http") == 4
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut extra = TcpStream::connect(addr).await.unwrap();
+    assert!(closed_within(&mut extra, Duration::from_secs(2)).await, "refused");
+    assert_eq!(counter("logtrain_input_connections_refused_total") - refused, 1);
+    for s in &mut all {
+        s.write_all(&event_body(len)[10..]).await.unwrap();
+        assert!(read_all(s).await.starts_with("HTTP/1.1 200"));
+    }
+    assert_eq!(lt.records(5).await.len(), 5);
+    lt.stop().await;
+}
+
+/// The 24-byte HTTP/2 preface and an empty SETTINGS frame: an h2c client that
+/// then says nothing holds a connection without a request.
+const H2C_HELLO: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+/// An h2c connection to 127.0.0.1:`port` that sent [`H2C_HELLO`], was answered
+/// (the server's SETTINGS), and says nothing more.
+fn h2c_silent(port: u16) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(H2C_HELLO).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = [0u8; 9];
+    s.read_exact(&mut b).unwrap();
+    assert_eq!(b[3], 4, "a SETTINGS frame");
+    s.set_nonblocking(true).unwrap();
+    s
+}
+
+/// One GET over a fresh connection; the status line and how long it took.
+fn timed_get(port: u16, path: &str) -> (String, Duration) {
+    use std::io::{Read, Write};
+    let started = Instant::now();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let status = text.lines().next().unwrap_or("").to_string();
+    (status, started.elapsed())
+}
+
+/// The kubelet's probes against the real binary while 1024 silent h2c
+/// connections hold every slot of the HTTP listener: each probe evicts the
+/// connection silent the longest and is answered in well under a second; the
+/// idle timeout then closes the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_answer_while_silent_h2c_connections_hold_every_slot() {
+    let _serial = serial().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cap = 1024;
+    let limit = raise_nofile(cap as u64 * 2 + 512);
+    assert!(
+        limit >= cap as u64 + 512,
+        "RLIMIT_NOFILE {limit} is too low for {cap} connections"
+    );
+    let bin = support::faults::Binary::start(
+        dir.path(),
+        "{}\n",
+        &[("INPUT_MAX_CONNECTIONS", "1024"), ("INPUT_IDLE_TIMEOUT", "2")],
+    );
+    let port = bin.http;
+    let attack = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let held: Vec<_> = (0..cap).map(|_| h2c_silent(port)).collect();
+        (held, started.elapsed())
+    });
+    let (mut held, opened_in) = attack.await.unwrap();
+    assert!(
+        opened_in < Duration::from_secs(2),
+        "the flood took {opened_in:?}: slots may have timed out"
+    );
+
+    let mut worst = Duration::ZERO;
+    for path in ["/healthz", "/readyz", "/metrics", "/healthz", "/healthz"] {
+        // The attacker takes back the slot the last probe left.
+        held.push(tokio::task::spawn_blocking(move || h2c_silent(port)).await.unwrap());
+        let (status, took) = tokio::task::spawn_blocking(move || timed_get(port, path))
+            .await
+            .unwrap();
+        assert_eq!(status, "HTTP/1.1 200 OK", "{path}");
+        assert!(took < Duration::from_secs(1), "{path} took {took:?}");
+        worst = worst.max(took);
+    }
+    eprintln!("{cap} silent h2c connections opened in {opened_in:?}; slowest probe {worst:?}");
+    assert!(bin.metric(r#"logtrain_input_connections_evicted_total{input="http"}"#) >= 5);
+    assert_eq!(
+        bin.metric(r#"logtrain_input_connections_refused_total{input="http"}"#),
+        0
+    );
+
+    // INPUT_IDLE_TIMEOUT (2 s) later, the silent ones are closed.
+    support::wait_until("silent h2c connections closed", Duration::from_secs(6), || {
+        held.iter().all(peer_closed)
+    })
+    .await;
+    assert!(bin.metric(r#"logtrain_input_connections{input="http"}"#) <= 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,15 +489,18 @@ fn raise_nofile(want: u64) -> u64 {
     nofile().0
 }
 
-/// Whether the peer closed a connection (EOF or reset), without waiting.
+/// Whether the peer closed a connection (EOF or reset), without waiting; what
+/// it sent before is read and discarded.
 fn peer_closed(s: &std::net::TcpStream) -> bool {
     use std::io::Read as _;
-    let mut b = [0u8; 1];
-    match (&*s).read(&mut b) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
-        Err(_) => true,
+    let mut b = [0u8; 256];
+    loop {
+        match (&*s).read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The Envoy access-log input against a real Envoy: HTTP and TCP traffic through
 //! Envoy arrives as logtrain-style records in a `file://` drain, Akkeris naming,
-//! malformed and incomplete streams, the connection cap and shutdown.
+//! malformed and incomplete streams, the memory budget, the connection cap and
+//! shutdown.
 //!
 //! The tests share process-wide counters, so they run one at a time.
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use logtrain::app::App;
 use logtrain::config::{Config, StaticRoute};
+use logtrain::input::budget::Budget;
 use logtrain::input::envoy::proto::envoy::data::accesslog::v3::{
     AccessLogCommon, HttpAccessLogEntry, HttpRequestProperties, HttpResponseProperties, TcpAccessLogEntry,
 };
@@ -53,6 +55,11 @@ struct Setup {
 
 impl Setup {
     async fn start(akkeris: bool, routes: &[(&str, &str)]) -> Setup {
+        Setup::with_memory(akkeris, routes, Config::default().input_memory_bytes).await
+    }
+
+    /// With `INPUT_MEMORY_BYTES` set to `memory`.
+    async fn with_memory(akkeris: bool, routes: &[(&str, &str)], memory: usize) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let config = Config {
             akkeris,
@@ -68,7 +75,8 @@ impl Setup {
         };
         let app = App::start(config);
         assert!(app.wait_ready().await);
-        let als = logtrain::input::envoy::start(&app, "127.0.0.1:0".parse().unwrap())
+        let budget = Budget::new(memory);
+        let als = logtrain::input::envoy::start(&app, "127.0.0.1:0".parse().unwrap(), &budget)
             .await
             .unwrap();
         Setup { app, als, dir }
@@ -369,33 +377,73 @@ async fn entries_with_missing_fields_use_defaults_and_are_counted() {
 }
 
 #[tokio::test]
-async fn connections_beyond_the_cap_are_closed_and_counted() {
+async fn silent_connections_at_the_cap_make_room_for_a_real_envoy() {
     let _serial = SERIAL.lock().await;
     let s = Setup::start(false, &[("web.default", "web.log")]).await;
-    let refused = || count("logtrain_input_connections_refused_total", &[("input", "envoy")]);
+    let counter = |name| count(name, &[("input", "envoy")]);
     let open = || telemetry::gauge("logtrain_input_connections", &[("input", "envoy")]).get();
-    let before = refused();
+    let (refused, evicted) = (
+        counter("logtrain_input_connections_refused_total"),
+        counter("logtrain_input_connections_evicted_total"),
+    );
+    // 256 connections that never speak HTTP/2 fill every slot.
     let mut held = Vec::new();
     for _ in 0..256 {
         held.push(tokio::net::TcpStream::connect(s.als).await.unwrap());
     }
     wait_until("256 open connections", Duration::from_secs(10), || open() == 256).await;
-    let mut extra = tokio::net::TcpStream::connect(s.als).await.unwrap();
-    let mut buf = [0u8; 1];
-    let n = tokio::time::timeout(Duration::from_secs(10), extra.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap_or(0);
-    assert_eq!(n, 0, "the connection over the cap is closed");
-    assert_eq!(refused() - before, 1);
-    drop(held);
-    wait_until("connections released", Duration::from_secs(10), || open() == 0).await;
 
-    // With room again, a real Envoy gets through.
+    // A real Envoy still gets in: its connection takes the place of the oldest
+    // silent one, and its stream (a request in flight) is never evicted.
     let envoy = s.envoy().await;
     assert_eq!(http(envoy.http_port, "GET", "/room", b"").await.unwrap().0, 200);
     assert_eq!(wait_lines(&s.path("web.log"), 1).await[0].kv["path"], "/room");
+    // (It was sent the server's SETTINGS, then closed.)
+    let mut settings = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), held[0].read_to_end(&mut settings)).await;
+    assert!(closed.is_ok(), "the oldest silent connection was closed");
+    assert!(counter("logtrain_input_connections_evicted_total") - evicted >= 1);
+    assert_eq!(counter("logtrain_input_connections_refused_total") - refused, 0);
+    assert_eq!(open(), 256);
+
+    // A flood of newcomers sheds the silent ones, never the Envoy's.
+    for _ in 0..300 {
+        held.push(tokio::net::TcpStream::connect(s.als).await.unwrap());
+    }
+    assert_eq!(http(envoy.http_port, "GET", "/after-flood", b"").await.unwrap().0, 200);
+    let lines = wait_lines(&s.path("web.log"), 2).await;
+    assert_eq!(lines[1].kv["path"], "/after-flood");
+    drop(held);
+    wait_until("silent connections released", Duration::from_secs(10), || open() == 1).await;
     drop(envoy);
+    s.app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_message_the_memory_budget_cannot_hold_is_refused_with_resource_exhausted() {
+    let _serial = SERIAL.lock().await;
+    let s = Setup::with_memory(false, &[("web.default", "web.log")], 64 << 10).await;
+    let exhausted = || count("logtrain_input_memory_exhausted_total", &[("input", "envoy")]);
+    let (before, errors, recs) = (exhausted(), parse_errors(), records());
+    let entry = |path: &str| HttpAccessLogEntry {
+        common_properties: cluster_only(WEB_CLUSTER),
+        request: Some(HttpRequestProperties {
+            path: path.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    // 100 KiB of entries in one message: more than the 64 KiB budget.
+    let big = http_message(vec![entry(&"x".repeat(100 << 10))], true);
+    let reply = grpc_call(s.als, ALS_PATH, big).await;
+    assert_eq!(reply.grpc_status, Some(8), "{reply:?}");
+    assert_eq!(exhausted() - before, 1);
+    assert_eq!(parse_errors() - errors, 0, "not a bad message");
+    // A message that fits goes through.
+    let reply = grpc_call(s.als, ALS_PATH, http_message(vec![entry("/small")], true)).await;
+    assert_eq!(reply.grpc_status, Some(0), "{reply:?}");
+    assert_eq!(wait_lines(&s.path("web.log"), 1).await[0].kv["path"], "/small");
+    assert_eq!(records() - recs, 1);
     s.app.shutdown().await;
 }
 

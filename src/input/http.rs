@@ -15,8 +15,14 @@
 //! `HTTP_TOKEN` is set; 405 for another method; 408 when the body does not
 //! arrive within `INPUT_IDLE_TIMEOUT`; 413 over `HTTP_MAX_BODY`; 503
 //! with `Retry-After` when a target drain has no room (checked before
-//! accepting: nothing is accepted and then dropped). Answers never reveal
-//! configuration.
+//! accepting: nothing is accepted and then dropped) or when the input memory
+//! budget cannot hold the body and its records (the body as it is read, each
+//! record as it is decoded, given back once the records are queued). Answers
+//! never reveal configuration.
+//!
+//! Connections come from the shared capped [`Listener`], which at the cap
+//! evicts the longest-idle connection (never one with a request in flight):
+//! the kubelet's probes get in however many silent connections hold the slots.
 
 pub mod events;
 
@@ -27,16 +33,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::InputError;
+use super::budget::{Budget, Lease, Pressure, Spent, record_cost};
+use super::listener::{AtCap, Conn, Listener};
 use super::stats::InputStats;
 use super::syslog::framing::{Decoded, Decoder};
 use super::syslog::{Limits, listen_addr, parse};
@@ -49,6 +56,31 @@ use crate::telemetry;
 /// How long a POST may wait for drain queues that were checked to have room.
 const QUEUE_WAIT: Duration = Duration::from_secs(5);
 
+/// HTTP/2 flow-control windows (per stream and per connection): what a client
+/// may send before a body is read, outside the memory budget.
+const H2_WINDOW: u32 = 256 << 10;
+
+/// Why a POST body yields no records.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// A bad frame or event; the message names it.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Spent(#[from] Spent),
+}
+
+/// Why a body could not be read whole.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    #[error("body larger than the limit")]
+    TooBig,
+    #[error(transparent)]
+    Spent(#[from] Spent),
+    #[error("cannot read the body: {0}")]
+    Read(hyper::Error),
+}
+
 type Resp = Response<Full<Bytes>>;
 
 /// One POST endpoint.
@@ -56,6 +88,7 @@ struct Endpoint {
     path: String,
     router: Router,
     stats: InputStats,
+    pressure: Pressure,
 }
 
 struct Server {
@@ -64,27 +97,25 @@ struct Server {
     token: Option<crate::secret::Secret>,
     max_body: usize,
     limits: Limits,
+    budget: Budget,
     app_ready: watch::Receiver<bool>,
     bound: Arc<AtomicBool>,
 }
 
 /// Binds `HTTP_PORT` and spawns the server. `bound` turns true once every
-/// listener is up (it gates `/readyz`).
-pub async fn start(app: &App, bound: Arc<AtomicBool>) -> Result<SocketAddr, InputError> {
+/// listener is up (it gates `/readyz`); bodies are held from `budget`.
+pub async fn start(app: &App, bound: Arc<AtomicBool>, budget: &Budget) -> Result<SocketAddr, InputError> {
     let c = &app.config;
     let addr = listen_addr(app, "http", c.http_port)?;
-    let bind_err = |source| InputError::Bind {
-        input: "http",
-        addr: addr.to_string(),
-        source,
-    };
-    let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
-    let local = listener.local_addr().map_err(bind_err)?;
+    let limits = Limits::from_app(app);
+    let listener = Listener::bind(addr, limits.listener("http", AtCap::EvictIdlest)).await?;
+    let local = listener.local_addr();
     let endpoint = |on: bool, path: &str, kind: InputKind| {
         on.then(|| Endpoint {
             path: path.to_string(),
             router: app.router(kind),
             stats: InputStats::new(kind),
+            pressure: Pressure::new(kind.as_str()),
         })
     };
     let server = Arc::new(Server {
@@ -92,7 +123,8 @@ pub async fn start(app: &App, bound: Arc<AtomicBool>) -> Result<SocketAddr, Inpu
         events: endpoint(c.http_events, &c.http_events_path, InputKind::HttpEvents),
         token: c.http_token.clone().filter(|t| !t.is_empty()),
         max_body: c.http_max_body.max(1),
-        limits: Limits::from_app(app),
+        limits,
+        budget: budget.clone(),
         app_ready: app.readiness(),
         bound,
     });
@@ -102,65 +134,65 @@ pub async fn start(app: &App, bound: Arc<AtomicBool>) -> Result<SocketAddr, Inpu
         events = c.http_events,
         "HTTP server started."
     );
-    let shutdown = app.inputs().clone();
-    app.inputs().spawn(accept_loop(listener, server, shutdown));
+    let sd = app.inputs().clone();
+    app.inputs()
+        .spawn(listener.run(sd.clone(), move |conn| serve(server.clone(), conn, sd.clone())));
     Ok(local)
 }
 
-async fn accept_loop(listener: TcpListener, server: Arc<Server>, shutdown: Shutdown) {
-    let slots = Arc::new(Semaphore::new(server.limits.max_connections));
-    let refused = telemetry::counter("logtrain_input_connections_refused_total", &[("input", "http")]);
-    loop {
-        let (sock, peer) = tokio::select! {
-            _ = shutdown.stopped() => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    warn!(error = %e, "HTTP server cannot accept a connection.");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            refused.inc();
-            debug!(%peer, "HTTP connection refused: at the connection cap.");
+/// Serves one connection (HTTP/1.1 or h2c) until it ends or shutdown; each
+/// request marks the connection busy while it runs.
+async fn serve(server: Arc<Server>, conn: Conn, sd: Shutdown) {
+    let peer = conn.peer();
+    let link = conn.link();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(server.limits.idle_timeout);
+    builder
+        .http2()
+        .initial_stream_window_size(H2_WINDOW)
+        .initial_connection_window_size(H2_WINDOW);
+    let svc = hyper::service::service_fn(move |req| {
+        let server = server.clone();
+        let busy = link.request();
+        async move {
+            let _busy = busy;
+            Ok::<_, Infallible>(server.handle(req).await)
+        }
+    });
+    let conn = builder.serve_connection(TokioIo::new(conn), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => if let Err(e) = r { debug!(%peer, error = %e, "HTTP connection ended."); },
+        _ = sd.stopped() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// Reads a body whole (at most `max` bytes), holding its buffer from `lease`
+/// as it grows.
+async fn read_body(mut body: Incoming, max: usize, lease: &mut Lease) -> Result<Bytes, BodyError> {
+    let mut buf = BytesMut::with_capacity(lease.held().min(max));
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(BodyError::Read)?.into_data() else {
             continue;
         };
-        let server = server.clone();
-        let sd = shutdown.clone();
-        shutdown.spawn(async move {
-            let _permit = permit;
-            // Telling HTTP/1 from h2c waits for the first bytes without a timeout
-            // of its own: a peer that never sends one must not hold a slot.
-            let mut first = [0u8; 1];
-            if tokio::time::timeout(server.limits.idle_timeout, sock.peek(&mut first))
-                .await
-                .is_err()
-            {
-                debug!(%peer, "HTTP connection sent nothing; closed.");
-                return;
-            }
-            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(server.limits.idle_timeout);
-            let svc = hyper::service::service_fn(move |req| {
-                let server = server.clone();
-                async move { Ok::<_, Infallible>(server.handle(req).await) }
-            });
-            let conn = builder.serve_connection(TokioIo::new(sock), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => if let Err(e) = r { debug!(%peer, error = %e, "HTTP connection ended."); },
-                _ = sd.stopped() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
+        let need = buf.len() + data.len();
+        if need > max {
+            return Err(BodyError::TooBig);
+        }
+        if need > buf.capacity() {
+            let cap = need.max(buf.capacity() * 2).min(max);
+            lease.try_resize(cap.max(lease.held()))?;
+            buf.reserve(cap - buf.len());
+        }
+        buf.extend_from_slice(&data);
     }
+    Ok(buf.freeze())
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
@@ -240,13 +272,26 @@ impl Server {
         if declared.is_some_and(|n| n > self.max_body as u64) {
             return too_big();
         }
+        let mut lease = self.budget.lease();
+        if let Some(n) = declared {
+            if n > self.budget.limit() as u64 {
+                return text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("body larger than the {} bytes of input memory\n", self.budget.limit()),
+                );
+            }
+            if let Err(e) = lease.try_grow(n as usize) {
+                return self.spent(ep, &e);
+            }
+        }
         // The whole body must arrive within the idle timeout: a sender that
         // trickles it cannot hold a connection (and its buffer) for ever.
-        let collect = Limited::new(req.into_body(), self.max_body).collect();
-        let body = match tokio::time::timeout(self.limits.idle_timeout, collect).await {
-            Ok(Ok(b)) => b.to_bytes(),
-            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_big(),
-            Ok(Err(e)) => return text(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}\n")),
+        let read = read_body(req.into_body(), self.max_body, &mut lease);
+        let body = match tokio::time::timeout(self.limits.idle_timeout, read).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(BodyError::TooBig)) => return too_big(),
+            Ok(Err(BodyError::Spent(e))) => return self.spent(ep, &e),
+            Ok(Err(e)) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
             Err(_) => {
                 debug!(input = ep.stats.kind.as_str(), "A POST body did not arrive in time.");
                 return text(
@@ -255,14 +300,22 @@ impl Server {
                 );
             }
         };
+        let len = body.len();
+        let body_held = lease.held();
+        let mut keep = |r: &Record| lease.try_grow(record_cost(r));
         let parsed = if events {
-            events::parse(&body)
+            let parsed = events::parse_with(&body, &mut keep);
+            drop(body);
+            parsed
         } else {
-            self.syslog_frames(body.clone())
+            syslog_records(body, self.limits.max_line, self.limits.max_frame, &mut keep)
         };
+        // The records are copies: the body is gone, its bytes go back.
+        lease.shrink(lease.held().saturating_sub(body_held));
         match parsed {
-            Ok(records) => self.deliver(ep, records, body.len()).await,
-            Err(reason) => {
+            Ok(records) => self.deliver(ep, records, len).await,
+            Err(Refused::Spent(e)) => self.spent(ep, &e),
+            Err(Refused::Invalid(reason)) => {
                 ep.stats.parse_errors.inc();
                 debug!(input = ep.stats.kind.as_str(), %reason, "Refused a POST body.");
                 text(
@@ -273,8 +326,14 @@ impl Server {
         }
     }
 
-    fn syslog_frames(&self, body: Bytes) -> Result<Vec<Record>, String> {
-        syslog_body(body, self.limits.max_line, self.limits.max_frame)
+    /// The memory budget cannot hold this body or its records: 503, retry later.
+    fn spent(&self, ep: &Endpoint, e: &Spent) -> Resp {
+        ep.pressure.spent(e, "answered 503");
+        with(
+            text(StatusCode::SERVICE_UNAVAILABLE, "input memory is spent; retry later\n"),
+            RETRY_AFTER,
+            "1",
+        )
     }
 
     async fn deliver(&self, ep: &Endpoint, records: Vec<Record>, bytes: usize) -> Resp {
@@ -323,6 +382,18 @@ impl Server {
 /// Every record of a `POST HTTP_SYSLOG_PATH` body (octet-counted or
 /// newline-delimited frames), or the first bad frame (0-based index).
 pub fn syslog_body(body: Bytes, max_line: usize, max_frame: usize) -> Result<Vec<Record>, String> {
+    syslog_records(body, max_line, max_frame, &mut |_| Ok(())).map_err(|e| e.to_string())
+}
+
+/// [`syslog_body`], handing each record to `keep` (which may refuse it: the
+/// memory budget) before decoding the next.
+pub fn syslog_records(
+    body: Bytes,
+    max_line: usize,
+    max_frame: usize,
+    keep: &mut dyn FnMut(&Record) -> Result<(), Spent>,
+) -> Result<Vec<Record>, Refused> {
+    let bad = |i: usize, e: &dyn std::fmt::Display| Refused::Invalid(format!("frame {i}: {e}"));
     let mut buf = BytesMut::from(body);
     let mut dec = Decoder::new(max_line, max_frame);
     let mut out = Vec::new();
@@ -331,21 +402,23 @@ pub fn syslog_body(body: Bytes, max_line: usize, max_frame: usize) -> Result<Vec
         let frame = match dec.decode(&mut buf) {
             Ok(Some(Decoded::Frame(f))) => f,
             Ok(Some(Decoded::Truncated(_))) => {
-                return Err(format!("frame {i}: line longer than {max_line} bytes"));
+                return Err(bad(i, &format!("line longer than {max_line} bytes")));
             }
             Ok(Some(Decoded::Skipped { declared })) => {
-                return Err(format!(
-                    "frame {i}: octet count {declared} is larger than {max_frame} bytes"
+                return Err(bad(
+                    i,
+                    &format!("octet count {declared} is larger than {max_frame} bytes"),
                 ));
             }
             Ok(None) => match dec.decode_eof(&mut buf) {
                 Ok(Some(Decoded::Frame(f))) => f,
                 Ok(_) => return Ok(out),
-                Err(e) => return Err(format!("frame {i}: {e}")),
+                Err(e) => return Err(bad(i, &e)),
             },
-            Err(e) => return Err(format!("frame {i}: {e}")),
+            Err(e) => return Err(bad(i, &e)),
         };
-        let rec = parse::parse(&frame, InputKind::HttpSyslog).map_err(|e| format!("frame {i}: {e}"))?;
+        let rec = parse::parse(&frame, InputKind::HttpSyslog).map_err(|e| bad(i, &e))?;
+        keep(&rec)?;
         out.push(rec);
     }
 }

@@ -1,11 +1,12 @@
 //! The counters every push input keeps, looked up once per listener, and the
 //! events that both log and count them (so logs and metrics never disagree).
-//! Labels are the input kind only.
+//! Labels are the input kind only. (Connection events live with the
+//! [`super::listener`], memory events with the [`super::budget`].)
 
 use tracing::{debug, warn};
 
 use crate::record::InputKind;
-use crate::telemetry::{self, Counter, Gauge, OnceLog};
+use crate::telemetry::{self, Counter, OnceLog};
 
 /// Metric handles of one input.
 pub struct InputStats {
@@ -16,8 +17,6 @@ pub struct InputStats {
     pub truncated: Counter,
     pub rejected: Counter,
     pub unrouted: Counter,
-    pub connections: Gauge,
-    pub refused: Counter,
     pub handshake_errors: Counter,
     once: OnceLog,
 }
@@ -33,8 +32,6 @@ impl InputStats {
             truncated: telemetry::counter("logtrain_input_truncated_total", &l),
             rejected: telemetry::counter("logtrain_input_rejected_total", &l),
             unrouted: telemetry::counter("logtrain_unrouted_records_total", &l),
-            connections: telemetry::gauge("logtrain_input_connections", &l),
-            refused: telemetry::counter("logtrain_input_connections_refused_total", &l),
             handshake_errors: telemetry::counter("logtrain_input_handshake_errors_total", &l),
             once: OnceLog::default(),
         }
@@ -66,32 +63,9 @@ impl InputStats {
         }
     }
 
-    /// A connection refused because the listener is at its cap.
-    pub fn refused(&self, peer: &str, cap: usize) {
-        self.refused.inc();
-        if self.once.first("refused") {
-            warn!(input = self.kind.as_str(), %peer, cap, "Connection refused: the listener is at its connection cap.");
-        }
-    }
-
     /// A TLS handshake that failed (no or untrusted client certificate, protocol error).
     pub fn handshake_failed(&self, peer: &str, reason: &str) {
         self.handshake_errors.inc();
         warn!(input = self.kind.as_str(), %peer, %reason, "TLS handshake failed; connection closed.");
-    }
-
-    /// An open connection, counted in the gauge until dropped.
-    pub fn open(&self) -> ConnectionGuard {
-        self.connections.add(1);
-        ConnectionGuard(self.connections.clone())
-    }
-}
-
-/// Decrements the connections gauge when the connection ends.
-pub struct ConnectionGuard(Gauge);
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.0.add(-1);
     }
 }

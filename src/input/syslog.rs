@@ -4,9 +4,13 @@
 //! - [`framing`] splits a stream into frames (octet counting and newline
 //!   delimiting, detected per frame, with hard size limits);
 //! - [`parse`] turns a frame into a record;
-//! - [`tcp`] serves plain TCP and TLS connections with one handler, a
-//!   connection cap and an idle timeout; [`tls`] builds the rustls config;
+//! - [`tcp`] serves plain TCP and TLS connections with one handler behind the
+//!   shared capped [`crate::input::listener`]; [`tls`] builds the rustls config;
 //! - [`udp`] reads one message per datagram.
+//!
+//! Every listener takes what it buffers from the input memory
+//! [`Budget`](crate::input::budget::Budget): TCP and TLS stop reading while it
+//! is spent, UDP drops (and counts) the datagram.
 //!
 //! Records are offered to their drains without waiting: a full drain queue drops
 //! and counts (the sender of a stream cannot be answered per message). Stream
@@ -30,6 +34,8 @@ use bytes::Bytes;
 use crate::app::App;
 use crate::drain::Drain;
 use crate::input::InputError;
+use crate::input::budget::{Budget, Pressure};
+use crate::input::listener::{AtCap, Settings};
 use crate::input::stats::InputStats;
 use crate::record::InputKind;
 use crate::route::{RouteTable, Router};
@@ -55,6 +61,16 @@ impl Limits {
             idle_timeout: std::time::Duration::from_secs(c.input_idle_timeout.max(1)),
         }
     }
+
+    /// The settings of a capped listener for `input`.
+    pub fn listener(&self, input: &'static str, at_cap: AtCap) -> Settings {
+        Settings {
+            input,
+            max_connections: self.max_connections,
+            idle: self.idle_timeout,
+            at_cap,
+        }
+    }
 }
 
 /// What a listener needs to turn frames into routed records.
@@ -62,14 +78,18 @@ pub struct Intake {
     pub router: Router,
     pub stats: InputStats,
     pub limits: Limits,
+    pub budget: Budget,
+    pub pressure: Pressure,
 }
 
 impl Intake {
-    pub fn new(app: &App, kind: InputKind) -> Arc<Self> {
+    pub fn new(app: &App, kind: InputKind, budget: &Budget) -> Arc<Self> {
         Arc::new(Intake {
             router: app.router(kind),
             stats: InputStats::new(kind),
             limits: Limits::from_app(app),
+            budget: budget.clone(),
+            pressure: Pressure::new(kind.as_str()),
         })
     }
 

@@ -5,17 +5,19 @@
 //!
 //! Pure functions, no I/O and no counters: the caller counts what the returned
 //! [`Converted`] says. A missing field never fails a conversion: it reads as its
-//! protobuf default and marks the entry incomplete.
+//! protobuf default and marks the entry incomplete. Entries are the pruned
+//! [`wire`](super::wire) types; the enums are named by the generated ones.
 
 use std::fmt::Write as _;
 
 use bytes::Bytes;
 use prost_types::{Duration, Timestamp as PbTimestamp};
 
-use super::proto::envoy::config::core::v3::{Address, RequestMethod, address, socket_address};
-use super::proto::envoy::data::accesslog::v3::{
-    AccessLogCommon, ConnectionProperties, HttpAccessLogEntry, HttpRequestProperties, HttpResponseProperties,
-    TcpAccessLogEntry, http_access_log_entry::HttpVersion, tls_properties::TlsVersion,
+use super::proto::envoy::config::core::v3::RequestMethod;
+use super::proto::envoy::data::accesslog::v3::{http_access_log_entry::HttpVersion, tls_properties::TlsVersion};
+use super::wire::{
+    AccessLogCommon, Address, ConnectionProperties, HttpAccessLogEntry, HttpRequestProperties, HttpResponseProperties,
+    TcpAccessLogEntry, address, socket_address,
 };
 use crate::record::{InputKind, Record};
 use crate::time::Timestamp;
@@ -63,6 +65,13 @@ pub fn http(naming: Naming, e: &HttpAccessLogEntry, now: Timestamp) -> Converted
         || e.response.is_none()
         || e.common_properties.as_ref().is_some_and(|c| c.start_time.is_none());
     let c = e.common_properties.as_ref().unwrap_or(&none_common);
+    // Nothing is formatted for an entry that names no service.
+    let Some(hostname) = naming.hostname(&c.upstream_cluster) else {
+        return Converted {
+            record: None,
+            incomplete,
+        };
+    };
     let req = e.request.as_ref().unwrap_or(&none_req);
     let resp = e.response.as_ref().unwrap_or(&none_resp);
 
@@ -103,7 +112,7 @@ pub fn http(naming: Naming, e: &HttpAccessLogEntry, now: Timestamp) -> Converted
     let _ = write!(m, "status={status} ");
     write_durations(&mut m, c, c.time_to_last_downstream_tx_byte.as_ref());
     let _ = write!(m, " path={}", req.path);
-    finish(naming, c, m, incomplete, now)
+    finish(naming, c, hostname, m, incomplete, now)
 }
 
 /// Converts a TCP entry; `now` stands in for a missing start time.
@@ -114,6 +123,12 @@ pub fn tcp(naming: Naming, e: &TcpAccessLogEntry, now: Timestamp) -> Converted {
         || e.connection_properties.is_none()
         || e.common_properties.as_ref().is_some_and(|c| c.start_time.is_none());
     let c = e.common_properties.as_ref().unwrap_or(&none_common);
+    let Some(hostname) = naming.hostname(&c.upstream_cluster) else {
+        return Converted {
+            record: None,
+            incomplete,
+        };
+    };
     let conn = e.connection_properties.as_ref().unwrap_or(&none_conn);
 
     let mut m = String::with_capacity(192);
@@ -132,16 +147,17 @@ pub fn tcp(naming: Naming, e: &TcpAccessLogEntry, now: Timestamp) -> Converted {
         c,
         c.duration.as_ref().or(c.time_to_last_downstream_tx_byte.as_ref()),
     );
-    finish(naming, c, m, incomplete, now)
+    finish(naming, c, hostname, m, incomplete, now)
 }
 
-fn finish(naming: Naming, c: &AccessLogCommon, message: String, incomplete: bool, now: Timestamp) -> Converted {
-    let Some(hostname) = naming.hostname(&c.upstream_cluster) else {
-        return Converted {
-            record: None,
-            incomplete,
-        };
-    };
+fn finish(
+    naming: Naming,
+    c: &AccessLogCommon,
+    hostname: String,
+    message: String,
+    incomplete: bool,
+    now: Timestamp,
+) -> Converted {
     let mut r = Record::new(InputKind::Envoy, hostname, message);
     r.app_name = Bytes::from_static(naming.tag().as_bytes());
     r.timestamp = Some(c.start_time.as_ref().map(timestamp).unwrap_or(now));
@@ -185,11 +201,9 @@ fn timestamp(t: &PbTimestamp) -> Timestamp {
     )
 }
 
-fn socket(a: Option<&Address>) -> Option<&super::proto::envoy::config::core::v3::SocketAddress> {
-    match a?.address.as_ref()? {
-        address::Address::SocketAddress(s) => Some(s),
-        _ => None,
-    }
+fn socket(a: Option<&Address>) -> Option<&super::wire::SocketAddress> {
+    let address::Address::SocketAddress(s) = a?.address.as_ref()?;
+    Some(s)
 }
 
 /// The IP of an address (empty when there is none).

@@ -3,10 +3,20 @@
 //! body or an array of them. Severity and facility are numbers (0–7, 0–23) or
 //! syslog names (`info`, `local0`); `time` is RFC 3339 (optional: the time of
 //! encoding is used); `hostname` is required, it is the routing key.
+//!
+//! A body is decoded one event at a time ([`parse_with`]): each event becomes
+//! its record, checked and handed to the caller (who charges it to the memory
+//! budget) before the next is decoded, so a body never expands into more than
+//! the records it holds, and a bad event stops the decoding where it is.
+
+use std::fmt;
 
 use bytes::Bytes;
 use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
+use super::Refused;
+use crate::input::budget::Spent;
 use crate::record::{Facility, InputKind, Record, Severity};
 use crate::time::Timestamp;
 
@@ -102,17 +112,81 @@ fn record(e: Event) -> Result<Record, String> {
 
 /// Parses a body into records, or says what is wrong (with the event's index).
 pub fn parse(body: &[u8]) -> Result<Vec<Record>, String> {
-    let first = body.iter().find(|c| !c.is_ascii_whitespace());
-    let events: Vec<Event> = if first == Some(&b'[') {
-        serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?
-    } else {
-        vec![serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?]
+    parse_with(body, &mut |_| Ok(())).map_err(|e| e.to_string())
+}
+
+/// [`parse`], handing each record to `keep` (which may refuse it) before the
+/// next event is decoded.
+pub fn parse_with(body: &[u8], keep: &mut dyn FnMut(&Record) -> Result<(), Spent>) -> Result<Vec<Record>, Refused> {
+    let mut out = Vec::new();
+    let mut failed = None;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let seed = Events {
+        out: &mut out,
+        keep,
+        failed: &mut failed,
     };
-    events
-        .into_iter()
-        .enumerate()
-        .map(|(i, e)| record(e).map_err(|m| format!("event {i}: {m}")))
-        .collect()
+    let r = seed.deserialize(&mut de).and_then(|()| de.end());
+    if let Some(f) = failed {
+        return Err(f);
+    }
+    r.map_err(|e| Refused::Invalid(format!("invalid JSON: {e}")))?;
+    Ok(out)
+}
+
+/// The decoding of one body: an object or an array of them.
+struct Events<'a> {
+    out: &'a mut Vec<Record>,
+    keep: &'a mut dyn FnMut(&Record) -> Result<(), Spent>,
+    /// Why decoding stopped, when it was not the JSON itself.
+    failed: &'a mut Option<Refused>,
+}
+
+impl Events<'_> {
+    fn take<E: serde::de::Error>(&mut self, i: usize, e: Event) -> Result<(), E> {
+        let why = match record(e) {
+            Ok(r) => match (self.keep)(&r) {
+                Ok(()) => {
+                    self.out.push(r);
+                    return Ok(());
+                }
+                Err(spent) => Refused::Spent(spent),
+            },
+            Err(m) => Refused::Invalid(format!("event {i}: {m}")),
+        };
+        *self.failed = Some(why);
+        Err(E::custom("stopped"))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Events<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Events<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an event object or an array of them")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, map: A) -> Result<(), A::Error> {
+        let e = Event::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        self.take(0, e)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        while let Some(e) = seq.next_element::<Event>()? {
+            self.take(i, e)?;
+            i += 1;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -142,5 +216,45 @@ mod tests {
         assert!(e.contains("severity 9 is out of range"), "{e}");
         let e = parse(br#"{"hostname":"a","time":"yesterday"}"#).unwrap_err();
         assert!(e.contains("not RFC 3339"), "{e}");
+        assert!(parse(br#""text""#).unwrap_err().starts_with("invalid JSON: "));
+        assert!(
+            parse(br#"[{"hostname":"a"}] x"#)
+                .unwrap_err()
+                .starts_with("invalid JSON: ")
+        );
+    }
+
+    #[test]
+    fn decoding_stops_at_the_first_event_the_caller_refuses() {
+        // 100,000 events that decode into far more than their 19 bytes each.
+        let body = format!("[{}]", vec![r#"{"hostname":"h"}"#; 100_000].join(","));
+        let mut seen = 0;
+        let spent = Spent {
+            want: 1,
+            free: 0,
+            limit: 1,
+        };
+        let r = parse_with(body.as_bytes(), &mut |_| {
+            seen += 1;
+            if seen > 10 { Err(spent) } else { Ok(()) }
+        });
+        assert!(matches!(r, Err(Refused::Spent(_))));
+        assert_eq!(seen, 11, "decoding stopped at the refused event");
+        // A bad event stops it too, and names itself.
+        let body = format!(
+            "[{}, {{}}, {}]",
+            r#"{"hostname":"h"}"#,
+            vec![r#"{"hostname":"h"}"#; 1000].join(",")
+        );
+        let mut seen = 0;
+        let r = parse_with(body.as_bytes(), &mut |_| {
+            seen += 1;
+            Ok(())
+        });
+        assert!(
+            matches!(&r, Err(Refused::Invalid(m)) if m.starts_with("event 1: hostname is required")),
+            "{r:?}"
+        );
+        assert_eq!(seen, 1);
     }
 }

@@ -168,6 +168,22 @@ impl Decoder {
         }
     }
 
+    /// Bytes still to arrive of the frame at the head of `buf` (what `decode`
+    /// left there), when an octet count announced them: the reader can reserve
+    /// the whole rest of the frame at once. 0 for a line, a frame being
+    /// skipped, or a count not complete yet.
+    pub fn pending(&self, buf: &[u8]) -> usize {
+        if self.state != State::Start {
+            return 0;
+        }
+        match check(buf) {
+            Head::Counted { declared, prefix } if declared <= self.max_frame as u64 => {
+                (prefix + declared as usize).saturating_sub(buf.len())
+            }
+            _ => 0,
+        }
+    }
+
     /// Called once the stream ended, after `decode` returned `Ok(None)`: a last
     /// line without LF is a frame; a partial octet-counted frame is an error.
     pub fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Decoded>, FramingError> {
@@ -224,6 +240,17 @@ fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pending_is_the_rest_of_an_announced_frame() {
+        let mut d = Decoder::new(16, 100);
+        let mut buf = BytesMut::from(&b"10 abc"[..]);
+        assert_eq!(d.decode(&mut buf).unwrap(), None);
+        assert_eq!(d.pending(&buf), 7);
+        assert_eq!(d.pending(b"200 abc"), 0, "over max_frame: skipped, never buffered");
+        assert_eq!(d.pending(b"12"), 0);
+        assert_eq!(d.pending(b"<14>1 a line"), 0);
+    }
 
     fn all(d: &mut Decoder, buf: &mut BytesMut) -> Vec<Decoded> {
         let mut out = Vec::new();

@@ -3,8 +3,10 @@
 //! The socket asks the kernel for an 8 MiB receive buffer (via `socket2`) so
 //! bursts are absorbed while records are routed; Linux caps the request at
 //! `net.core.rmem_max`, and the size granted is logged. A datagram longer than
-//! the line limit is truncated to it and counted. On shutdown the loop stops
-//! after the datagram it is handling.
+//! the line limit is truncated to it and counted. Each datagram's record is
+//! taken from the input memory budget until it is offered; while the budget is
+//! spent datagrams are dropped and counted (UDP has no way to slow a sender).
+//! On shutdown the loop stops after the datagram it is handling.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use tracing::{info, warn};
 use super::{Intake, listen_addr};
 use crate::app::App;
 use crate::input::InputError;
+use crate::input::budget::Budget;
 use crate::record::InputKind;
 use crate::shutdown::Shutdown;
 
@@ -35,7 +38,7 @@ fn bind(addr: SocketAddr) -> std::io::Result<(UdpSocket, usize)> {
 }
 
 /// Binds the UDP listener and spawns its loop. Returns the bound address.
-pub async fn start(app: &App, port: u16) -> Result<SocketAddr, InputError> {
+pub async fn start(app: &App, port: u16, budget: &Budget) -> Result<SocketAddr, InputError> {
     let input = InputKind::SyslogUdp.as_str();
     let addr = listen_addr(app, input, port)?;
     let bind_err = |source| InputError::Bind {
@@ -46,7 +49,7 @@ pub async fn start(app: &App, port: u16) -> Result<SocketAddr, InputError> {
     let (sock, granted) = bind(addr).map_err(bind_err)?;
     let local = sock.local_addr().map_err(bind_err)?;
     info!(input, addr = %local, recv_buffer = granted, "Syslog listener started.");
-    let intake = Intake::new(app, InputKind::SyslogUdp);
+    let intake = Intake::new(app, InputKind::SyslogUdp, budget);
     let shutdown = app.inputs().clone();
     app.inputs().spawn(run(sock, intake, shutdown));
     Ok(local)
@@ -77,6 +80,11 @@ async fn run(sock: UdpSocket, intake: Arc<Intake>, shutdown: Shutdown) {
         if end > max {
             intake.stats.truncated(&peer, max);
             end = max;
+        }
+        let mut lease = intake.budget.lease();
+        if let Err(spent) = lease.try_grow(end + std::mem::size_of::<crate::record::Record>()) {
+            intake.pressure.spent(&spent, "datagram dropped");
+            continue;
         }
         let table = intake.router.routes().load();
         let _ = intake.frame(&table, Bytes::copy_from_slice(&buf[..end]), &peer);

@@ -1,6 +1,5 @@
 use super::*;
-use crate::input::envoy::proto::envoy::config::core::v3::SocketAddress;
-use crate::input::envoy::proto::envoy::data::accesslog::v3::{ResponseFlags, TlsProperties};
+use crate::input::envoy::wire::{ResponseFlags, SocketAddress, TlsProperties};
 
 const CLUSTER: &str = "outbound|8080||web.default.svc.cluster.local";
 const PLAIN: Naming = Naming { akkeris: false };
@@ -45,7 +44,6 @@ fn http_entry() -> HttpAccessLogEntry {
             response_code: Some(201),
             response_headers_bytes: 50,
             response_body_bytes: 7,
-            ..Default::default()
         }),
     }
 }
@@ -102,7 +100,6 @@ fn tls_adds_origin_and_version() {
     cp.tls_properties = Some(TlsProperties {
         tls_version: TlsVersion::TlSv13 as i32,
         tls_sni_hostname: "web.example".into(),
-        ..Default::default()
     });
     e.request.as_mut().unwrap().original_path = "/orig".into();
     let c = http(PLAIN, &e, NOW);
@@ -119,7 +116,6 @@ fn downstream_termination_without_code_is_499() {
     e.response.as_mut().unwrap().response_code = None;
     e.common_properties.as_mut().unwrap().response_flags = Some(ResponseFlags {
         downstream_connection_termination: true,
-        ..Default::default()
     });
     assert!(text(&http(PLAIN, &e, NOW)).contains(" status=499 "));
 }
@@ -165,7 +161,6 @@ fn tcp_layout() {
             address: Some(address::Address::SocketAddress(SocketAddress {
                 address: ip.into(),
                 port_specifier: Some(socket_address::PortSpecifier::PortValue(port)),
-                ..Default::default()
             })),
         })
     };
