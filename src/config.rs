@@ -166,10 +166,12 @@ pub struct Config {
     /// Longest octet-counted syslog frame in bytes; larger frames are skipped and
     /// counted as parse errors. `SYSLOG_MAX_FRAME`, 1048576.
     pub syslog_max_frame: usize,
-    /// Open connections each TCP listener (syslog TCP, syslog TLS, HTTP) accepts
-    /// at most; more are closed at once and counted. Each connection may buffer up
-    /// to one frame, so this bounds input memory (1024 × 1 MiB worst case; a node
-    /// rarely has more senders than pods). `INPUT_MAX_CONNECTIONS`, 1024.
+    /// Open connections each TCP listener (syslog TCP, syslog TLS, HTTP) holds at
+    /// most. At the cap the syslog listeners close a new connection at once; HTTP
+    /// closes the connection idle longest instead (one with nothing in flight), so
+    /// silent connections never keep the probes out. Both are counted. What the
+    /// connections buffer is bounded by `INPUT_MEMORY_BYTES` over all of them.
+    /// `INPUT_MAX_CONNECTIONS`, 1024.
     pub input_max_connections: usize,
     /// Seconds a connection may stay silent (or take to send its request headers,
     /// send a whole request body, or finish its TLS handshake) before it is
