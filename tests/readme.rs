@@ -1,12 +1,12 @@
 //! The README documents every metric, environment variable and listener port
 //! the code has: each metric of `telemetry::CATALOG` is a row of the metrics
 //! table with its type, each variable of `config::SETTINGS` is named in the
-//! Configuration table, and each listener's port variable is given with its
+//! Configuration table with its default, and each listener's port variable is given with its
 //! default in the Listeners table. A failure lists everything that is missing.
 
 use std::path::PathBuf;
 
-use logtrain::config::{Config, SETTINGS};
+use logtrain::config::{Config, SETTINGS, Setting};
 use logtrain::telemetry::{CATALOG, Kind};
 
 fn root() -> PathBuf {
@@ -64,6 +64,27 @@ fn missing_vars(readme: &str, vars: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Variables whose Default cell in the Configuration table does not give the
+/// default of their row of `SETTINGS` (as the variable would be written), as
+/// `VAR (default)`. The deny list's default is given in words.
+fn wrong_defaults(readme: &str, settings: &[Setting]) -> Vec<String> {
+    let table = rows(section(readme, "Configuration"));
+    let gives = |row: &str, default: &str| {
+        let cell = row.split('|').nth(2).unwrap_or("");
+        cell.split(|c: char| c.is_whitespace() || c == ',')
+            .any(|word| word.trim_matches(|c| "`()".contains(c)) == default)
+    };
+    settings
+        .iter()
+        .filter(|s| !s.default.is_empty() && s.env != "DRAIN_DENY_NETWORKS")
+        .filter(|s| {
+            let quoted = format!("`{}`", s.env);
+            !table.iter().any(|r| r.contains(&quoted) && gives(r, s.default))
+        })
+        .map(|s| format!("{} ({})", s.env, s.default))
+        .collect()
+}
+
 /// Each listener's port variable with its default, as the code has them.
 fn port_defaults() -> Vec<(&'static str, u16)> {
     let c = Config::default();
@@ -110,6 +131,15 @@ fn every_environment_variable_of_the_config_is_documented() {
 }
 
 #[test]
+fn every_default_of_the_config_is_the_readmes() {
+    let wrong = wrong_defaults(&readme(), SETTINGS);
+    assert!(
+        wrong.is_empty(),
+        "README.md (## Configuration) does not give these defaults: {wrong:?}"
+    );
+}
+
+#[test]
 fn every_listener_port_default_is_documented() {
     let ports = port_defaults();
     assert_eq!(
@@ -143,6 +173,8 @@ fn the_checks_name_what_is_missing() {
     let mut more = config_env_vars();
     more.push("TAIL_NEW_LIMIT".into());
     assert_eq!(missing_vars(&text, &more), ["TAIL_NEW_LIMIT"]);
+    let changed = text.replace("| `DRAIN_MAX_CONNECTIONS` | 40 |", "| `DRAIN_MAX_CONNECTIONS` | 400 |");
+    assert_eq!(wrong_defaults(&changed, SETTINGS), ["DRAIN_MAX_CONNECTIONS (40)"]);
     let ports = port_defaults();
     assert_eq!(
         missing_ports(&text.replace("`SYSLOG_UDP_PORT` (9003)", "`SYSLOG_UDP_PORT`"), &ports),
