@@ -21,7 +21,7 @@ use crate::drain::{DrainKind, DrainSpec, DriverConfig};
 use crate::egress::{self, Cidr};
 use crate::secret::Secret;
 
-pub mod read;
+mod read;
 #[macro_use]
 mod table;
 

@@ -1,8 +1,9 @@
 //! The README documents every metric, environment variable and listener port
 //! the code has: each metric of `telemetry::CATALOG` is a row of the metrics
 //! table with its type, each variable of `config::SETTINGS` is named in the
-//! Configuration table with its default, and each listener's port variable is given with its
-//! default in the Listeners table. A failure lists everything that is missing.
+//! Configuration table with its default, and each listener's port variable is
+//! given with its default in the Listeners table. A failure lists everything
+//! that is missing.
 
 use std::path::PathBuf;
 
