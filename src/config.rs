@@ -2,9 +2,14 @@
 //! defaults as the Go logtrain) and an optional YAML file with the same settings
 //! in snake_case plus static routes. The environment wins over the file.
 //!
+//! Every setting is one row of the `settings!` table below: its field, type,
+//! default (written as the variable would be), variable and doc, and the reader
+//! that parses it and checks its bounds. The table makes [`Config`], its
+//! `Default`, [`Config::apply_env`] and [`SETTINGS`], which `logtrain --help`,
+//! the README test and the chart test read; nothing else names a variable.
+//!
 //! Environment access goes through the small [`Env`] trait so tests pass a map
-//! instead of mutating the process environment. Defaults live in
-//! [`Config::default`] only.
+//! instead of mutating the process environment.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -15,6 +20,13 @@ use serde::Deserialize;
 use crate::drain::{DrainKind, DrainSpec, DriverConfig};
 use crate::egress::{self, Cidr};
 use crate::secret::Secret;
+
+mod read;
+#[macro_use]
+mod table;
+
+use read::{Choice, Flag, List, Networks, SeverityLevel, num, optional, text};
+pub use table::Setting;
 
 /// Where environment variables come from.
 pub trait Env {
@@ -68,200 +80,136 @@ pub enum HostnameScope {
     Any,
 }
 
-/// Everything logtrain can be told. Each field's env var is its name in upper case
-/// unless noted.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct Config {
-    /// Port of the HTTP server (health, metrics, HTTP inputs). `HTTP_PORT`, 9000.
-    pub http_port: u16,
-    /// Address every listener binds. `LISTEN_ADDRESS`, 0.0.0.0.
-    pub listen_address: String,
-    /// Envoy access-log gRPC input. `ENVOY`, false.
-    pub envoy: bool,
-    /// `ENVOY_PORT`, 9001.
-    pub envoy_port: u16,
-    /// Syslog over TCP input. `SYSLOG_TCP`, false.
-    pub syslog_tcp: bool,
-    /// `SYSLOG_TCP_PORT`, 9002.
-    pub syslog_tcp_port: u16,
-    /// Syslog over UDP input. `SYSLOG_UDP`, false.
-    pub syslog_udp: bool,
-    /// `SYSLOG_UDP_PORT`, 9003.
-    pub syslog_udp_port: u16,
-    /// Syslog over TLS input. `SYSLOG_TLS`, false.
-    pub syslog_tls: bool,
-    /// `SYSLOG_TLS_PORT`, 9004.
-    pub syslog_tls_port: u16,
-    /// Server certificate chain: PEM text, or a path to a PEM file. `SYSLOG_TLS_CERT_PEM`.
-    pub syslog_tls_cert_pem: Option<String>,
-    /// Server private key: PEM text or a path. `SYSLOG_TLS_KEY_PEM`.
-    pub syslog_tls_key_pem: Option<Secret>,
-    /// When set, clients must present a certificate signed by this CA (PEM text or path). `SYSLOG_TLS_CA_PEM`.
-    pub syslog_tls_ca_pem: Option<String>,
-    /// Accepted for compatibility with logtrain; the certificate names the server. `SYSLOG_TLS_SERVER_NAME`.
-    pub syslog_tls_server_name: Option<String>,
-    /// JSON events over HTTP. `HTTP_EVENTS`, false.
-    pub http_events: bool,
-    /// `HTTP_EVENTS_PATH`, /events.
-    pub http_events_path: String,
-    /// Syslog over HTTP. `HTTP_SYSLOG`, false.
-    pub http_syslog: bool,
-    /// `HTTP_SYSLOG_PATH`, /syslog.
-    pub http_syslog_path: String,
-    /// Tail container logs. `KUBERNETES`, false.
-    pub kubernetes: bool,
-    /// `KUBERNETES_LOG_PATH`, /var/log/containers.
-    pub kubernetes_log_path: PathBuf,
-    /// Route by workload annotations. `KUBERNETES_DATASOURCE`, false.
-    pub kubernetes_datasource: bool,
-    /// Route by the Postgres drain table. `POSTGRES`, false.
-    pub postgres: bool,
-    /// `DATABASE_URL` (never logged).
-    pub database_url: Option<Secret>,
-    /// Akkeris naming (`name-namespace` hostnames). `AKKERIS`, false.
-    pub akkeris: bool,
-    /// Namespaces never tailed or routed. `EXCLUDE_NAMESPACES`, comma-separated.
-    pub exclude_namespaces: Vec<String>,
-    /// Only route Akkeris apps. `ONLY_AKKERIS`, false.
-    pub only_akkeris: bool,
-    /// Debug logging. `DEBUG`, false.
-    pub debug: bool,
-    /// This node's name (downward API). `NODE_NAME`, else logtrain's `NODE`.
-    pub node_name: Option<String>,
-    /// Tailer checkpoints. `CHECKPOINT_PATH`, /var/lib/logtrain/checkpoints.json.
-    pub checkpoint_path: PathBuf,
-    /// Seconds to flush drains on SIGTERM before exiting. `SHUTDOWN_TIMEOUT`, 25.
-    pub shutdown_timeout: u64,
-    /// `LOG_FORMAT`, text or json.
-    pub log_format: LogFormat,
-    /// Records each drain may queue. `DRAIN_QUEUE_RECORDS`, 10000.
-    pub drain_queue_records: usize,
-    /// Bytes each drain may queue. `DRAIN_QUEUE_BYTES`, 8388608.
-    pub drain_queue_bytes: usize,
-    /// Connections per network drain at most. `DRAIN_MAX_CONNECTIONS`, 40.
-    pub drain_max_connections: usize,
-    /// Files found at start without a checkpoint start at their end instead of
-    /// their beginning. `TAIL_START_AT` = `beginning` (default) or `end`.
-    pub tail_start_at_end: bool,
+settings! {
+    /// Port of the HTTP server (health, metrics, HTTP inputs).
+    http_port: u16 = "9000", "HTTP_PORT", num("a port number");
+    /// Address every listener binds.
+    listen_address: String = "0.0.0.0", "LISTEN_ADDRESS", text();
+    /// Envoy access-log gRPC input.
+    envoy: bool = "false", "ENVOY", Flag;
+    /// Port of the Envoy access-log gRPC input.
+    envoy_port: u16 = "9001", "ENVOY_PORT", num("a port number");
+    /// Syslog over TCP input.
+    syslog_tcp: bool = "false", "SYSLOG_TCP", Flag;
+    /// Port of the syslog over TCP input.
+    syslog_tcp_port: u16 = "9002", "SYSLOG_TCP_PORT", num("a port number");
+    /// Syslog over UDP input.
+    syslog_udp: bool = "false", "SYSLOG_UDP", Flag;
+    /// Port of the syslog over UDP input.
+    syslog_udp_port: u16 = "9003", "SYSLOG_UDP_PORT", num("a port number");
+    /// Syslog over TLS input.
+    syslog_tls: bool = "false", "SYSLOG_TLS", Flag;
+    /// Port of the syslog over TLS input.
+    syslog_tls_port: u16 = "9004", "SYSLOG_TLS_PORT", num("a port number");
+    /// Server certificate chain of the syslog TLS input: PEM text, or a path to a PEM file.
+    syslog_tls_cert_pem: Option<String> = "", "SYSLOG_TLS_CERT_PEM", optional();
+    /// Server private key of the syslog TLS input: PEM text or a path (never logged).
+    syslog_tls_key_pem: Option<Secret> = "", "SYSLOG_TLS_KEY_PEM", optional();
+    /// When set, syslog TLS clients must present a certificate signed by this CA
+    /// (PEM text or path).
+    syslog_tls_ca_pem: Option<String> = "", "SYSLOG_TLS_CA_PEM", optional();
+    /// Accepted for compatibility with logtrain; the certificate names the server.
+    syslog_tls_server_name: Option<String> = "", "SYSLOG_TLS_SERVER_NAME", optional();
+    /// JSON events over HTTP.
+    http_events: bool = "false", "HTTP_EVENTS", Flag;
+    /// Path of the JSON events input.
+    http_events_path: String = "/events", "HTTP_EVENTS_PATH", text();
+    /// Syslog over HTTP.
+    http_syslog: bool = "false", "HTTP_SYSLOG", Flag;
+    /// Path of the syslog over HTTP input.
+    http_syslog_path: String = "/syslog", "HTTP_SYSLOG_PATH", text();
+    /// Tail container logs.
+    kubernetes: bool = "false", "KUBERNETES", Flag;
+    /// Folder of the container logs.
+    kubernetes_log_path: PathBuf = "/var/log/containers", "KUBERNETES_LOG_PATH", text();
+    /// Route by workload annotations.
+    kubernetes_datasource: bool = "false", "KUBERNETES_DATASOURCE", Flag;
+    /// Route by the Postgres drain table.
+    postgres: bool = "false", "POSTGRES", Flag;
+    /// The Postgres drain table's database (never logged).
+    database_url: Option<Secret> = "", "DATABASE_URL", optional();
+    /// Akkeris naming (`name-namespace` hostnames).
+    akkeris: bool = "false", "AKKERIS", Flag;
+    /// Namespaces never tailed or routed, comma-separated.
+    exclude_namespaces: Vec<String> = "", "EXCLUDE_NAMESPACES", List;
+    /// Only route Akkeris apps.
+    only_akkeris: bool = "false", "ONLY_AKKERIS", Flag;
+    /// Debug logging.
+    debug: bool = "false", "DEBUG", Flag;
+    /// This node's name (downward API); logtrain's `NODE` is read too.
+    node_name: Option<String> = "", "NODE_NAME" | "NODE", optional();
+    /// Tailer checkpoints.
+    checkpoint_path: PathBuf = "/var/lib/logtrain/checkpoints.json", "CHECKPOINT_PATH", text();
+    /// Seconds to flush drains on SIGTERM before exiting.
+    shutdown_timeout: u64 = "25", "SHUTDOWN_TIMEOUT", num("whole seconds");
+    /// Log format of logtrain itself: `text` or `json`.
+    log_format: LogFormat = "text", "LOG_FORMAT", Choice(&[("text", LogFormat::Text), ("json", LogFormat::Json)]);
+    /// Records each drain may queue.
+    drain_queue_records: usize = "10000", "DRAIN_QUEUE_RECORDS", num("a record count").at_least(1);
+    /// Bytes each drain may queue.
+    drain_queue_bytes: usize = "8388608", "DRAIN_QUEUE_BYTES", num("a byte count").at_least(1);
+    /// Connections per network drain at most.
+    drain_max_connections: usize = "40", "DRAIN_MAX_CONNECTIONS", num("a connection count").at_least(1);
+    /// Where files found at start without a checkpoint start: `beginning`, or
+    /// `end` (the field is true).
+    tail_start_at_end: bool = "beginning", "TAIL_START_AT", Choice(&[("beginning", false), ("end", true)]);
     /// Largest record the tailer builds from partial lines; longer ones are split
-    /// (and counted). `TAIL_MAX_RECORD_BYTES`, 262144.
-    pub tail_max_record_bytes: usize,
+    /// (and counted).
+    tail_max_record_bytes: usize = "262144", "TAIL_MAX_RECORD_BYTES", num("a byte count");
     /// Most bytes read from a file that has no checkpoint (older content is
-    /// skipped, with a warning); 0 = no limit. `TAIL_MAX_BACKLOG_BYTES`, 104857600.
-    pub tail_max_backlog_bytes: u64,
+    /// skipped, with a warning); 0 = no limit.
+    tail_max_backlog_bytes: u64 = "104857600", "TAIL_MAX_BACKLOG_BYTES", num("a byte count");
     /// Files found at start without a checkpoint and last written longer ago
     /// than this many seconds start at their end (their backlog is too old to
-    /// be worth sending); 0 = no limit. `TAIL_MAX_BACKLOG_AGE`, 0.
-    pub tail_max_backlog_age: u64,
+    /// be worth sending); 0 = no limit.
+    tail_max_backlog_age: u64 = "0", "TAIL_MAX_BACKLOG_AGE", num("whole seconds");
     /// Syslog severity (0–7 or a name: `emerg` … `debug`) of container lines
-    /// written to stdout. `TAIL_STDOUT_SEVERITY`, 6 (info).
-    pub tail_stdout_severity: u8,
+    /// written to stdout; the file takes the number.
+    tail_stdout_severity: u8 = "info", "TAIL_STDOUT_SEVERITY", SeverityLevel;
     /// Syslog severity of container lines written to stderr.
-    /// `TAIL_STDERR_SEVERITY`, 3 (err).
-    pub tail_stderr_severity: u8,
+    tail_stderr_severity: u8 = "err", "TAIL_STDERR_SEVERITY", SeverityLevel;
     /// Longest newline-delimited syslog frame (TCP, TLS, UDP, HTTP) in bytes;
-    /// longer lines are truncated to it and counted. `SYSLOG_MAX_LINE`, 65536.
-    pub syslog_max_line: usize,
+    /// longer lines are truncated to it and counted.
+    syslog_max_line: usize = "65536", "SYSLOG_MAX_LINE", num("a byte count").at_least(1);
     /// Longest octet-counted syslog frame in bytes; larger frames are skipped and
-    /// counted as parse errors. `SYSLOG_MAX_FRAME`, 1048576.
-    pub syslog_max_frame: usize,
+    /// counted as parse errors.
+    syslog_max_frame: usize = "1048576", "SYSLOG_MAX_FRAME", num("a byte count").at_least(1);
     /// Open connections each TCP listener (syslog TCP, syslog TLS, HTTP) holds at
     /// most. At the cap the syslog listeners close a new connection at once; HTTP
     /// closes the connection idle longest instead (one with nothing in flight), so
     /// silent connections never keep the probes out. Both are counted. What the
     /// connections buffer is bounded by `INPUT_MEMORY_BYTES` over all of them.
-    /// `INPUT_MAX_CONNECTIONS`, 1024.
-    pub input_max_connections: usize,
+    input_max_connections: usize = "1024", "INPUT_MAX_CONNECTIONS", num("a connection count").at_least(1);
     /// Seconds a connection may stay silent (or take to send its request headers,
     /// send a whole request body, or finish its TLS handshake) before it is
-    /// closed. `INPUT_IDLE_TIMEOUT`, 300.
-    pub input_idle_timeout: u64,
-    /// Largest HTTP POST body in bytes (413 above). `HTTP_MAX_BODY`, 5242880.
-    pub http_max_body: usize,
+    /// closed.
+    input_idle_timeout: u64 = "300", "INPUT_IDLE_TIMEOUT", num("whole seconds").at_least(1);
+    /// Largest HTTP POST body in bytes (413 above).
+    http_max_body: usize = "5242880", "HTTP_MAX_BODY", num("a byte count").at_least(1);
     /// When set, POSTs to the HTTP inputs need `Authorization: Bearer <token>`
-    /// (401 otherwise); health and metrics stay open. `HTTP_TOKEN` (never logged).
-    pub http_token: Option<Secret>,
+    /// (401 otherwise); health and metrics stay open (never logged).
+    http_token: Option<Secret> = "", "HTTP_TOKEN", optional();
     /// Which hostnames an annotation may claim: `namespace` (only its own
-    /// namespace's) or `any` (the Go logtrain). `ROUTE_HOSTNAME_SCOPE`, namespace.
-    pub route_hostname_scope: HostnameScope,
+    /// namespace's) or `any` (the Go logtrain).
+    route_hostname_scope: HostnameScope = "namespace", "ROUTE_HOSTNAME_SCOPE",
+        Choice(&[("namespace", HostnameScope::Namespace), ("any", HostnameScope::Any)]);
     /// Networks (comma-separated CIDRs) that drains named in annotations may
     /// never connect to, checked on every resolved address; empty allows all.
-    /// `DRAIN_DENY_NETWORKS`, loopback, link-local and cloud metadata addresses.
-    pub drain_deny_networks: Vec<Cidr>,
+    /// The default is loopback, link-local and cloud metadata addresses.
+    drain_deny_networks: Vec<Cidr> = egress::DEFAULT_DENY, "DRAIN_DENY_NETWORKS", Networks;
     /// Drains one annotated object may name at most; the rest are refused.
-    /// `ANNOTATION_MAX_DRAINS`, 16.
-    pub annotation_max_drains: usize,
+    annotation_max_drains: usize = "16", "ANNOTATION_MAX_DRAINS", num("a drain count");
     /// Drains running at once at most; routes to more are refused.
-    /// `DRAIN_MAX`, 1000.
-    pub drain_max: usize,
+    drain_max: usize = "1000", "DRAIN_MAX", num("a drain count");
     /// Bytes push inputs may hold before their records are queued (frames being
     /// assembled, request bodies, decoded events and gRPC messages), over all
     /// connections; when spent, TCP stops reading, HTTP answers 503, gRPC
-    /// RESOURCE_EXHAUSTED and UDP drops. `INPUT_MEMORY_BYTES`, 67108864.
-    pub input_memory_bytes: usize,
-    /// Static routes (file only).
-    pub routes: Vec<StaticRoute>,
-}
+    /// RESOURCE_EXHAUSTED and UDP drops.
+    input_memory_bytes: usize = "67108864", "INPUT_MEMORY_BYTES", num("a byte count");
 
-impl Default for Config {
-    fn default() -> Self {
-        let d = DriverConfig::default();
-        Config {
-            http_port: 9000,
-            listen_address: "0.0.0.0".into(),
-            envoy: false,
-            envoy_port: 9001,
-            syslog_tcp: false,
-            syslog_tcp_port: 9002,
-            syslog_udp: false,
-            syslog_udp_port: 9003,
-            syslog_tls: false,
-            syslog_tls_port: 9004,
-            syslog_tls_cert_pem: None,
-            syslog_tls_key_pem: None,
-            syslog_tls_ca_pem: None,
-            syslog_tls_server_name: None,
-            http_events: false,
-            http_events_path: "/events".into(),
-            http_syslog: false,
-            http_syslog_path: "/syslog".into(),
-            kubernetes: false,
-            kubernetes_log_path: "/var/log/containers".into(),
-            kubernetes_datasource: false,
-            postgres: false,
-            database_url: None,
-            akkeris: false,
-            exclude_namespaces: Vec::new(),
-            only_akkeris: false,
-            debug: false,
-            node_name: None,
-            checkpoint_path: "/var/lib/logtrain/checkpoints.json".into(),
-            shutdown_timeout: 25,
-            log_format: LogFormat::Text,
-            drain_queue_records: d.queue_records,
-            drain_queue_bytes: d.queue_bytes,
-            drain_max_connections: d.max_connections,
-            tail_start_at_end: false,
-            tail_max_record_bytes: 256 << 10,
-            tail_max_backlog_bytes: 100 << 20,
-            tail_max_backlog_age: 0,
-            tail_stdout_severity: 6,
-            tail_stderr_severity: 3,
-            syslog_max_line: 64 << 10,
-            syslog_max_frame: 1 << 20,
-            input_max_connections: 1024,
-            input_idle_timeout: 300,
-            http_max_body: 5 << 20,
-            http_token: None,
-            route_hostname_scope: HostnameScope::Namespace,
-            drain_deny_networks: egress::parse_list(egress::DEFAULT_DENY).expect("default networks parse"),
-            annotation_max_drains: 16,
-            drain_max: 1000,
-            input_memory_bytes: 64 << 20,
-            routes: Vec::new(),
-        }
-    }
+    file only:
+    /// Static routes.
+    routes: Vec<StaticRoute>;
 }
 
 /// A configuration that cannot be used.
@@ -317,26 +265,6 @@ fn without_values(message: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-fn parse_bool(var: &str, v: &str) -> Result<bool, ConfigError> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" | "" => Ok(false),
-        _ => Err(ConfigError::Env {
-            var: var.into(),
-            value: v.into(),
-            expected: "expected true or false".into(),
-        }),
-    }
-}
-
-fn parse_num<T: std::str::FromStr>(var: &str, v: &str, what: &str) -> Result<T, ConfigError> {
-    v.trim().parse().map_err(|_| ConfigError::Env {
-        var: var.into(),
-        value: v.into(),
-        expected: format!("expected {what}"),
-    })
 }
 
 impl Config {
@@ -405,9 +333,10 @@ impl Config {
             let mut one = serde_yaml::Mapping::new();
             one.insert(k.clone(), v.clone());
             match serde_yaml::from_value::<Config>(serde_yaml::Value::Mapping(one)) {
-                Ok(_) => {
+                Ok(c) if c.out_of_bounds().is_empty() => {
                     good.insert(k, v);
                 }
+                Ok(c) => errors.extend(c.out_of_bounds()),
                 Err(e) => errors.push(without_values(&e.to_string())),
             }
         }
@@ -420,171 +349,26 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        serde_yaml::from_str(text).map_err(|e| without_values(&e.to_string()))
+        let cfg: Config = serde_yaml::from_str(text).map_err(|e| without_values(&e.to_string()))?;
+        let refused = cfg.out_of_bounds();
+        if refused.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(refused.join("; "))
+        }
     }
 
-    /// Applies environment variables over the current values; returns every bad value.
-    pub fn apply_env(&mut self, env: &dyn Env) -> Vec<ConfigError> {
-        let mut errors = Vec::new();
-        macro_rules! set {
-            ($field:ident, $var:literal, bool) => {
-                if let Some(v) = env.var($var) {
-                    match parse_bool($var, &v) {
-                        Ok(b) => self.$field = b,
-                        Err(e) => errors.push(e),
-                    }
-                }
-            };
-            ($field:ident, $var:literal, num, $what:literal) => {
-                if let Some(v) = env.var($var).filter(|v| !v.is_empty()) {
-                    match parse_num($var, &v, $what) {
-                        Ok(n) => self.$field = n,
-                        Err(e) => errors.push(e),
-                    }
-                }
-            };
-            ($field:ident, $var:literal, string) => {
-                if let Some(v) = env.var($var).filter(|v| !v.is_empty()) {
-                    self.$field = v.into();
-                }
-            };
-            ($field:ident, $var:literal, opt) => {
-                if let Some(v) = env.var($var).filter(|v| !v.is_empty()) {
-                    self.$field = Some(v.into());
-                }
-            };
-        }
-        set!(http_port, "HTTP_PORT", num, "a port number");
-        set!(listen_address, "LISTEN_ADDRESS", string);
-        set!(envoy, "ENVOY", bool);
-        set!(envoy_port, "ENVOY_PORT", num, "a port number");
-        set!(syslog_tcp, "SYSLOG_TCP", bool);
-        set!(syslog_tcp_port, "SYSLOG_TCP_PORT", num, "a port number");
-        set!(syslog_udp, "SYSLOG_UDP", bool);
-        set!(syslog_udp_port, "SYSLOG_UDP_PORT", num, "a port number");
-        set!(syslog_tls, "SYSLOG_TLS", bool);
-        set!(syslog_tls_port, "SYSLOG_TLS_PORT", num, "a port number");
-        set!(syslog_tls_cert_pem, "SYSLOG_TLS_CERT_PEM", opt);
-        set!(syslog_tls_key_pem, "SYSLOG_TLS_KEY_PEM", opt);
-        set!(syslog_tls_ca_pem, "SYSLOG_TLS_CA_PEM", opt);
-        set!(syslog_tls_server_name, "SYSLOG_TLS_SERVER_NAME", opt);
-        set!(http_events, "HTTP_EVENTS", bool);
-        set!(http_events_path, "HTTP_EVENTS_PATH", string);
-        set!(http_syslog, "HTTP_SYSLOG", bool);
-        set!(http_syslog_path, "HTTP_SYSLOG_PATH", string);
-        set!(kubernetes, "KUBERNETES", bool);
-        set!(kubernetes_log_path, "KUBERNETES_LOG_PATH", string);
-        set!(kubernetes_datasource, "KUBERNETES_DATASOURCE", bool);
-        set!(postgres, "POSTGRES", bool);
-        set!(database_url, "DATABASE_URL", opt);
-        set!(akkeris, "AKKERIS", bool);
-        set!(only_akkeris, "ONLY_AKKERIS", bool);
-        set!(debug, "DEBUG", bool);
-        set!(node_name, "NODE", opt);
-        set!(node_name, "NODE_NAME", opt);
-        set!(checkpoint_path, "CHECKPOINT_PATH", string);
-        set!(shutdown_timeout, "SHUTDOWN_TIMEOUT", num, "whole seconds");
-        set!(drain_queue_records, "DRAIN_QUEUE_RECORDS", num, "a record count");
-        set!(drain_queue_bytes, "DRAIN_QUEUE_BYTES", num, "a byte count");
-        set!(
-            drain_max_connections,
-            "DRAIN_MAX_CONNECTIONS",
-            num,
-            "a connection count"
-        );
-        set!(tail_max_record_bytes, "TAIL_MAX_RECORD_BYTES", num, "a byte count");
-        set!(tail_max_backlog_bytes, "TAIL_MAX_BACKLOG_BYTES", num, "a byte count");
-        set!(tail_max_backlog_age, "TAIL_MAX_BACKLOG_AGE", num, "whole seconds");
-        for (var, field) in [
-            ("TAIL_STDOUT_SEVERITY", &mut self.tail_stdout_severity),
-            ("TAIL_STDERR_SEVERITY", &mut self.tail_stderr_severity),
-        ] {
-            if let Some(v) = env.var(var).filter(|v| !v.is_empty()) {
-                match crate::record::Severity::parse(&v) {
-                    Some(n) => *field = n.get(),
-                    None => errors.push(ConfigError::Env {
-                        var: var.into(),
-                        value: v,
-                        expected: "expected a syslog severity: 0 to 7, or emerg, alert, crit, err, warning, notice, info, debug".into(),
-                    }),
-                }
-            }
-        }
-        if let Some(v) = env.var("TAIL_START_AT").filter(|v| !v.is_empty()) {
-            match v.to_ascii_lowercase().as_str() {
-                "beginning" => self.tail_start_at_end = false,
-                "end" => self.tail_start_at_end = true,
-                _ => errors.push(ConfigError::Env {
-                    var: "TAIL_START_AT".into(),
-                    value: v,
-                    expected: "expected beginning or end".into(),
-                }),
-            }
-        }
-        set!(syslog_max_line, "SYSLOG_MAX_LINE", num, "a byte count");
-        set!(syslog_max_frame, "SYSLOG_MAX_FRAME", num, "a byte count");
-        set!(
-            input_max_connections,
-            "INPUT_MAX_CONNECTIONS",
-            num,
-            "a connection count"
-        );
-        set!(input_idle_timeout, "INPUT_IDLE_TIMEOUT", num, "whole seconds");
-        set!(http_max_body, "HTTP_MAX_BODY", num, "a byte count");
-        set!(http_token, "HTTP_TOKEN", opt);
-        set!(annotation_max_drains, "ANNOTATION_MAX_DRAINS", num, "a drain count");
-        set!(drain_max, "DRAIN_MAX", num, "a drain count");
-        set!(input_memory_bytes, "INPUT_MEMORY_BYTES", num, "a byte count");
-        if let Some(v) = env.var("ROUTE_HOSTNAME_SCOPE").filter(|v| !v.is_empty()) {
-            match v.to_ascii_lowercase().as_str() {
-                "namespace" => self.route_hostname_scope = HostnameScope::Namespace,
-                "any" => self.route_hostname_scope = HostnameScope::Any,
-                _ => errors.push(ConfigError::Env {
-                    var: "ROUTE_HOSTNAME_SCOPE".into(),
-                    value: v,
-                    expected: "expected namespace or any".into(),
-                }),
-            }
-        }
-        // Set but empty means "deny nothing", so it is read even when empty.
-        if let Some(v) = env.var("DRAIN_DENY_NETWORKS") {
-            match egress::parse_list(&v) {
-                Ok(list) => self.drain_deny_networks = list,
-                Err(e) => errors.push(ConfigError::Env {
-                    var: "DRAIN_DENY_NETWORKS".into(),
-                    value: v,
-                    expected: format!("expected comma-separated networks: {e}"),
-                }),
-            }
-        }
-        if let Some(v) = env.var("EXCLUDE_NAMESPACES") {
-            self.exclude_namespaces = v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect();
-        }
-        if let Some(v) = env.var("LOG_FORMAT").filter(|v| !v.is_empty()) {
-            match v.to_ascii_lowercase().as_str() {
-                "text" => self.log_format = LogFormat::Text,
-                "json" => self.log_format = LogFormat::Json,
-                _ => errors.push(ConfigError::Env {
-                    var: "LOG_FORMAT".into(),
-                    value: v,
-                    expected: "expected text or json".into(),
-                }),
-            }
-        }
-        errors
+    /// The environment variables for `logtrain --help`, from [`SETTINGS`].
+    pub fn help() -> String {
+        table::help(SETTINGS)
     }
 
     /// Driver settings derived from this configuration.
     pub fn driver(&self) -> DriverConfig {
         DriverConfig {
-            queue_records: self.drain_queue_records.max(1),
-            queue_bytes: self.drain_queue_bytes.max(1),
-            max_connections: self.drain_max_connections.max(1),
+            queue_records: self.drain_queue_records,
+            queue_bytes: self.drain_queue_bytes,
+            max_connections: self.drain_max_connections,
             ..DriverConfig::default()
         }
     }
@@ -789,6 +573,91 @@ mod tests {
         }
         assert_eq!(without_values("a string \"x\\\"y\" b"), "a string b");
         assert_eq!(without_values("string \"unclosed"), "string");
+    }
+
+    #[test]
+    fn every_variable_and_every_key_is_declared_once() {
+        let mut vars = HashSet::new();
+        let mut keys = HashSet::new();
+        for s in SETTINGS {
+            for var in s.vars() {
+                assert!(vars.insert(var), "{var} is read by two rows");
+            }
+            assert!(keys.insert(s.key), "{} is the key of two rows", s.key);
+            assert!(!s.summary().is_empty(), "{} has no doc", s.env);
+        }
+        assert!(vars.len() >= 50 && vars.contains("NODE") && vars.contains("NODE_NAME"));
+    }
+
+    /// Each key, given the row's default as YAML, is accepted by the file
+    /// loader and reads as the default (the three whose variable takes names
+    /// the file does not are at least known keys).
+    #[test]
+    fn every_key_is_read_by_the_yaml_loader() {
+        let written_differently = ["tail_start_at_end", "tail_stdout_severity", "tail_stderr_severity"];
+        for s in SETTINGS {
+            let value = match s.key {
+                "exclude_namespaces" | "drain_deny_networks" => {
+                    let items: Vec<String> = s.default.split_terminator(',').map(|i| format!("{i:?}")).collect();
+                    format!("[{}]", items.join(", "))
+                }
+                _ => s.default.to_string(),
+            };
+            let got = Config::from_yaml(&format!("{}: {value}\n", s.key));
+            if written_differently.contains(&s.key) {
+                let e = got.unwrap_err();
+                assert!(
+                    e.contains("invalid type") && !e.contains("unknown field"),
+                    "{}: {e}",
+                    s.key
+                );
+            } else {
+                assert_eq!(got, Ok(Config::default()), "{}", s.key);
+            }
+        }
+    }
+
+    #[test]
+    fn a_bound_is_refused_naming_the_variable_or_the_key() {
+        let errs = Config::load(None, &env(&[("DRAIN_MAX_CONNECTIONS", "0"), ("SYSLOG_MAX_LINE", "1")])).unwrap_err();
+        let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            text,
+            ["environment variable DRAIN_MAX_CONNECTIONS=\"0\": expected a connection count of at least 1"]
+        );
+        let e = Config::from_yaml("drain_queue_records: 0\nhttp_max_body: 0\n").unwrap_err();
+        assert_eq!(
+            e,
+            "drain_queue_records: expected a record count of at least 1; http_max_body: expected a byte count of at least 1"
+        );
+        let (_, each) = Config::from_yaml_by_key("input_idle_timeout: 0\nhttp_port: 1\n");
+        assert_eq!(each, ["input_idle_timeout: expected whole seconds of at least 1"]);
+    }
+
+    #[test]
+    fn the_drain_defaults_are_the_drivers() {
+        let (c, d) = (Config::default().driver(), DriverConfig::default());
+        assert_eq!(
+            (c.queue_records, c.queue_bytes, c.max_connections),
+            (d.queue_records, d.queue_bytes, d.max_connections)
+        );
+    }
+
+    #[test]
+    fn help_lists_every_variable_with_its_default() {
+        let help = Config::help();
+        for s in SETTINGS {
+            assert!(help.contains(&format!("  {}", s.env)), "{} missing:\n{help}", s.env);
+        }
+        assert!(
+            help.contains("  HTTP_PORT  [default: 9000]\n      Port of the HTTP server"),
+            "{help}"
+        );
+        assert!(help.contains("  NODE_NAME, NODE\n"), "{help}");
+        assert!(
+            help.contains("  TAIL_START_AT  [default: beginning]  [file: tail_start_at_end]"),
+            "{help}"
+        );
     }
 
     #[test]

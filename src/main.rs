@@ -13,7 +13,9 @@ use tracing::{error, info};
 #[command(
     name = "logtrain",
     version,
-    about = "Routes every container's logs to the drains its workload names."
+    about = "Routes every container's logs to the drains its workload names.",
+    after_help = "Settings come from environment variables: `logtrain --help` lists them.",
+    after_long_help = Config::help()
 )]
 struct Cli {
     /// YAML configuration file (environment variables override it).

@@ -1,7 +1,7 @@
 //! Deployment artifacts: the Helm chart rendered by Helm's own template engine, the
 //! kubectl-apply manifests generated from it, their validity against the Kubernetes
 //! JSON schemas and kubectl's decoder, the least-privilege promises, the order
-//! `kubectl apply` creates the plain manifests in, every variable of src/config.rs
+//! `kubectl apply` creates the plain manifests in, every variable of `config::SETTINGS`
 //! being set or settable through a documented value, the resources against the
 //! measured figures, the optional NetworkPolicy admitting only the peers it names,
 //! the Grafana dashboard against the metric catalog, and the Dockerfile.
@@ -712,13 +712,13 @@ fn the_daemonsets_environment_is_a_valid_logtrain_configuration() {
     let objs = objects(&plain_dir());
     let pod = &get(&objs, "DaemonSet/logtrain")["spec"]["template"]["spec"];
     let c = container(pod, "containers", "logtrain");
-    let config_src = std::fs::read_to_string(root().join("src/config.rs")).unwrap();
+    let read = config_env_vars();
     let mut vars: HashMap<String, String> = HashMap::new();
     for e in seq(&c["env"]) {
         let name = s(&e["name"]);
         assert!(
-            config_src.contains(&format!("\"{name}\"")),
-            "{name} is set by the chart but not read by src/config.rs"
+            read.contains_key(name),
+            "{name} is set by the chart but is no variable of logtrain::config::SETTINGS"
         );
         let value = if name == "NODE_NAME" { "node-a" } else { s(&e["value"]) };
         assert!(vars.insert(name.into(), value.into()).is_none(), "{name} set twice");
@@ -1226,39 +1226,13 @@ fn kubectl_apply_creates_the_namespace_before_what_lives_in_it() {
     );
 }
 
-/// The environment variables src/config.rs reads: every upper-case string literal of
-/// `Config::apply_env` (however it reads them: `set!`, `env.var("…")`, a table of
-/// names), each with the Config field `set!(field, "VAR", …)` gives it, else the
-/// variable's own name in parentheses.
+/// The environment variables logtrain reads (`config::SETTINGS`, older names
+/// too), each with the Config field (YAML key) it sets.
 fn config_env_vars() -> BTreeMap<String, String> {
-    let src = std::fs::read_to_string(root().join("src/config.rs")).unwrap();
-    let start = src.find("fn apply_env").expect("src/config.rs has no apply_env");
-    let body = &src[start..];
-    let end = ["\n    pub fn ", "\n    fn "]
+    logtrain::config::SETTINGS
         .iter()
-        .filter_map(|m| body[1..].find(m))
-        .min()
-        .map_or(body.len(), |e| e + 1);
-    let body = &body[..end];
-    let mut out = BTreeMap::new();
-    for (at, _) in body.match_indices("set!(") {
-        let rest = &body[at + "set!(".len()..];
-        let args: Vec<&str> = rest[..rest.find(')').unwrap()].split(',').map(str::trim).collect();
-        if let Some(var) = args.get(1).and_then(|a| a.strip_prefix('"')?.strip_suffix('"')) {
-            out.insert(var.to_string(), args[0].to_string());
-        }
-    }
-    for lit in body.split('"').skip(1).step_by(2) {
-        let is_var = lit.len() >= 3
-            && lit.starts_with(|c: char| c.is_ascii_uppercase())
-            && lit
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-        if is_var {
-            out.entry(lit.to_string()).or_insert_with(|| format!("({lit})"));
-        }
-    }
-    out
+        .flat_map(|s| s.vars().map(|var| (var.to_string(), s.key.to_string())))
+        .collect()
 }
 
 /// Every key of values.yaml by path, with the comment lines right above it.
@@ -1410,25 +1384,24 @@ fn set_path(values: &mut serde_json::Value, path: &[String], v: serde_json::Valu
 #[test]
 fn every_variable_logtrain_reads_is_set_or_settable() {
     let vars = config_env_vars();
-    // The parser sees what src/config.rs reads, including both kinds of read.
     for (var, field) in [
         ("HTTP_PORT", "http_port"),
         ("NODE", "node_name"),
         ("NODE_NAME", "node_name"),
         ("HTTP_TOKEN", "http_token"),
-        ("TAIL_START_AT", "(TAIL_START_AT)"),
-        ("TAIL_STDERR_SEVERITY", "(TAIL_STDERR_SEVERITY)"),
-        ("LOG_FORMAT", "(LOG_FORMAT)"),
+        ("TAIL_START_AT", "tail_start_at_end"),
+        ("TAIL_STDERR_SEVERITY", "tail_stderr_severity"),
+        ("LOG_FORMAT", "log_format"),
     ] {
         assert_eq!(vars.get(var).map(String::as_str), Some(field), "{var}: {vars:?}");
     }
-    assert!(vars.len() >= 45, "only {} variables found: {vars:?}", vars.len());
+    assert!(vars.len() >= 50, "only {} variables: {vars:?}", vars.len());
 
     let default_env: BTreeSet<String> = rendered_env(&plain_dir()).into_keys().collect();
     let comments = values_comments();
     let by_value = env_coverage(&vars, &default_env, &comments).unwrap_or_else(|forgotten| {
         panic!(
-            "read by src/config.rs but neither set by the chart's default render nor named in a \
+            "read by logtrain (config::SETTINGS) but neither set by the chart's default render nor named in a \
              charts/logtrain/values.yaml comment (add a value, its schema and its template line): {forgotten:?}"
         )
     });
@@ -1466,7 +1439,7 @@ fn every_variable_logtrain_reads_is_set_or_settable() {
         );
     }
 
-    // The check has teeth: a variable config.rs would read that the chart forgot.
+    // The check has teeth: a variable a new row would read that the chart forgot.
     let mut more = vars.clone();
     more.insert("TAIL_NEW_LIMIT".into(), "tail_new_limit".into());
     assert_eq!(

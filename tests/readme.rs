@@ -1,12 +1,13 @@
 //! The README documents every metric, environment variable and listener port
 //! the code has: each metric of `telemetry::CATALOG` is a row of the metrics
-//! table with its type, each variable `src/config.rs` reads is named in the
-//! Configuration table, and each listener's port variable is given with its
-//! default in the Listeners table. A failure lists everything that is missing.
+//! table with its type, each variable of `config::SETTINGS` is named in the
+//! Configuration table with its default, and each listener's port variable is
+//! given with its default in the Listeners table. A failure lists everything
+//! that is missing.
 
 use std::path::PathBuf;
 
-use logtrain::config::Config;
+use logtrain::config::{Config, SETTINGS, Setting};
 use logtrain::telemetry::{CATALOG, Kind};
 
 fn root() -> PathBuf {
@@ -32,32 +33,9 @@ fn rows(section: &str) -> Vec<&str> {
     section.lines().filter(|l| l.starts_with('|')).collect()
 }
 
-/// The string literal that opens `s` (after whitespace), if any.
-fn leading_literal(s: &str) -> Option<&str> {
-    let s = s.trim_start().strip_prefix('"')?;
-    Some(&s[..s.find('"')?])
-}
-
-/// Every environment variable `src/config.rs` reads: the variable of each
-/// `set!(field, "VAR", …)` and each `env.var("VAR")`, outside its tests.
-fn config_env_vars(source: &str) -> Vec<String> {
-    let code = source.split("#[cfg(test)]").next().unwrap();
-    let mut out = Vec::new();
-    for (i, _) in code.match_indices("set!(") {
-        let args = &code[i + "set!(".len()..];
-        let second = args.split_once(',').map(|(_, rest)| rest);
-        if let Some(var) = second.and_then(leading_literal) {
-            out.push(var.to_string());
-        }
-    }
-    for (i, _) in code.match_indices("env.var(") {
-        if let Some(var) = leading_literal(&code[i + "env.var(".len()..]) {
-            out.push(var.to_string());
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
+/// Every environment variable logtrain reads (each row's, older names too).
+fn config_env_vars() -> Vec<String> {
+    SETTINGS.iter().flat_map(|s| s.vars()).map(String::from).collect()
 }
 
 /// Metrics of `catalog` with no `` | `name` | type | `` row in the README's
@@ -84,6 +62,27 @@ fn missing_vars(readme: &str, vars: &[String]) -> Vec<String> {
             !table.iter().any(|r| r.contains(&quoted))
         })
         .cloned()
+        .collect()
+}
+
+/// Variables whose Default cell in the Configuration table does not give the
+/// default of their row of `SETTINGS` (as the variable would be written), as
+/// `VAR (default)`. The deny list's default is given in words.
+fn wrong_defaults(readme: &str, settings: &[Setting]) -> Vec<String> {
+    let table = rows(section(readme, "Configuration"));
+    let gives = |row: &str, default: &str| {
+        let cell = row.split('|').nth(2).unwrap_or("");
+        cell.split(|c: char| c.is_whitespace() || c == ',')
+            .any(|word| word.trim_matches(|c| "`()".contains(c)) == default)
+    };
+    settings
+        .iter()
+        .filter(|s| !s.default.is_empty() && s.env != "DRAIN_DENY_NETWORKS")
+        .filter(|s| {
+            let quoted = format!("`{}`", s.env);
+            !table.iter().any(|r| r.contains(&quoted) && gives(r, s.default))
+        })
+        .map(|s| format!("{} ({})", s.env, s.default))
         .collect()
 }
 
@@ -123,28 +122,21 @@ fn every_metric_of_the_catalog_has_a_row_in_the_metrics_table() {
 
 #[test]
 fn every_environment_variable_of_the_config_is_documented() {
-    let source = std::fs::read_to_string(root().join("src/config.rs")).unwrap();
-    let vars = config_env_vars(&source);
-    // The parser must find what the config reads, or this test would check nothing.
-    for known in [
-        "HTTP_PORT",
-        "NODE",
-        "NODE_NAME",
-        "TAIL_START_AT",
-        "EXCLUDE_NAMESPACES",
-        "LOG_FORMAT",
-        "DRAIN_MAX_CONNECTIONS",
-    ] {
-        assert!(
-            vars.iter().any(|v| v == known),
-            "{known} not found in src/config.rs: {vars:?}"
-        );
-    }
-    assert!(vars.len() >= 40, "only {} variables found: {vars:?}", vars.len());
+    let vars = config_env_vars();
+    assert!(vars.len() >= 50, "only {} variables: {vars:?}", vars.len());
     let missing = missing_vars(&readme(), &vars);
     assert!(
         missing.is_empty(),
         "README.md (## Configuration) does not document: {missing:?}"
+    );
+}
+
+#[test]
+fn every_default_of_the_config_is_the_readmes() {
+    let wrong = wrong_defaults(&readme(), SETTINGS);
+    assert!(
+        wrong.is_empty(),
+        "README.md (## Configuration) does not give these defaults: {wrong:?}"
     );
 }
 
@@ -178,13 +170,15 @@ fn the_checks_name_what_is_missing() {
     assert_eq!(missing_metrics(&wrong_type, CATALOG), ["logtrain_routes"]);
     let vars = vec!["TAIL_START_AT".to_string(), "HTTP_MAX_BODY".to_string()];
     assert_eq!(missing_vars(&cut("`TAIL_START_AT`"), &vars), ["TAIL_START_AT"]);
+    // A row added to the table that the README does not name yet.
+    let mut more = config_env_vars();
+    more.push("TAIL_NEW_LIMIT".into());
+    assert_eq!(missing_vars(&text, &more), ["TAIL_NEW_LIMIT"]);
+    let changed = text.replace("| `DRAIN_MAX_CONNECTIONS` | 40 |", "| `DRAIN_MAX_CONNECTIONS` | 400 |");
+    assert_eq!(wrong_defaults(&changed, SETTINGS), ["DRAIN_MAX_CONNECTIONS (40)"]);
     let ports = port_defaults();
     assert_eq!(
         missing_ports(&text.replace("`SYSLOG_UDP_PORT` (9003)", "`SYSLOG_UDP_PORT`"), &ports),
         ["SYSLOG_UDP_PORT (9003)"]
     );
-    let parsed = config_env_vars(
-        "set!(a, \"ONE\", bool);\nset!(\n    b,\n    \"TWO\",\n    num,\n    \"n\"\n);\nif let Some(v) = env.var(\"THREE\") {}\n#[cfg(test)]\nset!(c, \"FOUR\", bool);",
-    );
-    assert_eq!(parsed, ["ONE", "THREE", "TWO"]);
 }
