@@ -5,10 +5,11 @@
 //! take is dropped and counted, never waited for. This module never blocks,
 //! never awaits and never touches a drain.
 //!
-//! The HTTP endpoints that open subscriptions live in [`http`], and the JSON view
-//! of the routing table in [`routes`].
+//! The HTTP endpoints that open subscriptions live in [`http`], the JSON view
+//! of the routing table in [`routes`], the command-line client in [`client`].
 
 pub mod body;
+pub mod client;
 pub mod filter;
 pub mod http;
 pub mod routes;
