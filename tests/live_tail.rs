@@ -4,7 +4,8 @@
 //! routes` run as the client binary. A stalled tail client costs the route
 //! nothing and its stream tells of the drop; sessions are capped; the token is
 //! enforced; the Go logtail `POST /tails` flow works; `/routes` shows drain ids,
-//! never URLs.
+//! never URLs; without `--endpoint` the client finds the pods through a
+//! Kubernetes API (pod list and pod proxy) and streams through it.
 
 mod support;
 
@@ -119,9 +120,14 @@ struct Client {
 
 impl Client {
     fn start(args: &[String]) -> Client {
+        Client::start_with(args, &[])
+    }
+
+    fn start_with(args: &[String], env: &[(&str, &str)]) -> Client {
         let mut child = Command::new(env!("CARGO_BIN_EXE_logtrain"))
             .args(args)
             .env_clear()
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -371,4 +377,131 @@ async fn a_tail_shows_container_log_lines_and_hostnames_without_a_route() {
     send(syslog_tcp_port(&bin), ["from-syslog".to_string()]).await;
     let text = read_until(&mut web, Duration::from_secs(10), |t| t.contains("from-syslog")).await;
     assert!(!text.contains("filtered out"), "{text}");
+}
+
+/// The two API-server paths `logtrain tail` uses without `--endpoint`, as the
+/// real one answers them: the pod list of a namespace by label selector, and
+/// the pod proxy (`/api/v1/namespaces/NS/pods/NAME:PORT/proxy/PATH`), whose
+/// answer is streamed through. `pods` maps a pod name to where its logtrain
+/// listens (every pod's port is 9000 in the path, as in a cluster).
+async fn api_server(pods: Vec<(&'static str, u16)>) -> (u16, Arc<Mutex<Vec<String>>>) {
+    use http_body_util::{BodyExt, Empty, Full};
+    use hyper::body::Incoming;
+    use hyper_util::rt::TokioIo;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    let pods = Arc::new(pods);
+    tokio::spawn(async move {
+        loop {
+            let (s, _) = listener.accept().await.unwrap();
+            let (log, pods) = (log.clone(), pods.clone());
+            let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                let (log, pods) = (log.clone(), pods.clone());
+                async move {
+                    let uri = req.uri().to_string();
+                    log.lock().push(uri.clone());
+                    let path = req.uri().path().to_string();
+                    let full = |code: u16, body: String| {
+                        let b = Full::new(bytes::Bytes::from(body))
+                            .map_err(|n| match n {})
+                            .boxed_unsync();
+                        hyper::Response::builder().status(code).body(b).unwrap()
+                    };
+                    if path == "/api/v1/namespaces/logtrain/pods" {
+                        assert!(
+                            uri.contains("labelSelector=app.kubernetes.io%2Fname%3Dlogtrain"),
+                            "{uri}"
+                        );
+                        let mut items: Vec<serde_json::Value> = pods
+                            .iter()
+                            .map(|(n, _)| serde_json::json!({"metadata": {"name": n, "namespace": "logtrain"}, "status": {"phase": "Running"}}))
+                            .collect();
+                        items.push(serde_json::json!({"metadata": {"name": "logtrain-starting", "namespace": "logtrain"}, "status": {"phase": "Pending"}}));
+                        let list = serde_json::json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items});
+                        return Ok::<_, std::convert::Infallible>(full(200, list.to_string()));
+                    }
+                    let Some(rest) = path.strip_prefix("/api/v1/namespaces/logtrain/pods/") else {
+                        return Ok(full(404, "{}".into()));
+                    };
+                    let (name, rest) = rest.split_once(":9000/proxy").unwrap();
+                    let Some((_, up)) = pods.iter().find(|(n, _)| *n == name) else {
+                        return Ok(full(404, "{}".into()));
+                    };
+                    let tcp = TcpStream::connect(("127.0.0.1", *up)).await.unwrap();
+                    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+                    tokio::spawn(conn);
+                    let q = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+                    let r = hyper::Request::get(format!("{rest}{q}"))
+                        .header("host", "pod")
+                        .body(Empty::<bytes::Bytes>::new())
+                        .unwrap();
+                    let resp = send.send_request(r).await.unwrap();
+                    Ok(resp.map(|b| b.boxed_unsync()))
+                }
+            });
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(s), svc));
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_endpoint_every_logtrain_pod_is_found_and_reached_through_the_pod_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(false).await;
+    let a = logtrain(&dir.path().join("a"), &[rx.url()], &[]);
+    let b = logtrain(&dir.path().join("b"), &[rx.url()], &[]);
+    let (api, seen) = api_server(vec![("logtrain-a", a.http), ("logtrain-b", b.http)]).await;
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: t, cluster: {{server: \"http://127.0.0.1:{api}\"}}}}]\n\
+             users: [{{name: u, user: {{}}}}]\ncontexts: [{{name: c, context: {{cluster: t, user: u, namespace: logtrain}}}}]\n\
+             current-context: c\n"
+        ),
+    )
+    .unwrap();
+    let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
+    let args: Vec<String> = ["tail", HOST, "--node-prefix"].iter().map(|s| s.to_string()).collect();
+    let client = Client::start_with(&args, &env);
+    wait_until("both streams open", Duration::from_secs(10), || {
+        opened_tails(&a) == 1 && opened_tails(&b) == 1
+    })
+    .await;
+    send(syslog_tcp_port(&a), ["via-proxy-a".to_string()]).await;
+    send(syslog_tcp_port(&b), ["via-proxy-b".to_string()]).await;
+    wait_until("both lines printed", Duration::from_secs(10), || {
+        let l = client.lines.lock();
+        ["a", "b"].iter().all(|n| {
+            l.iter()
+                .any(|x| x.starts_with(&format!("[pod/logtrain-{n}] <14>1 ")) && x.ends_with(&format!("via-proxy-{n}")))
+        })
+    })
+    .await;
+    assert!(
+        seen.lock()
+            .iter()
+            .any(|u| u.starts_with("/api/v1/namespaces/logtrain/pods/logtrain-a:9000/proxy/tail?hostname=web.default")),
+        "{:?}",
+        seen.lock()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_logtrain"))
+        .args(["routes"])
+        .env_clear()
+        .envs(env)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for n in ["a", "b"] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with(HOST) && l.contains(&format!("pod/logtrain-{n}"))),
+            "{table}"
+        );
+    }
 }

@@ -1,13 +1,16 @@
 //! The binary as a live-tail client: `logtrain tail` opens `/tail` on every
-//! endpoint and prints lines as they come; `logtrain routes` merges their
-//! `/routes` into one table. A node that cannot be reached is named on stderr
-//! and the others go on. Plain HTTP/1.1 over TCP; nothing here touches the
-//! routing of the process it runs in (it runs none).
+//! node and prints lines as they come; `logtrain routes` merges their
+//! `/routes` into one table. A node is an `--endpoint` (plain HTTP/1.1 over
+//! TCP) or, without one, every logtrain pod the Kubernetes API lists, reached
+//! through the API server's pod proxy. A node that cannot be reached is named
+//! on stderr and the others go on. Nothing here touches the routing of the
+//! process it runs in (it runs none).
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use bytes::{Buf, Bytes, BytesMut};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, HOST};
@@ -46,11 +49,84 @@ pub struct RoutesArgs {
 #[derive(clap::Args, Debug)]
 pub struct Nodes {
     /// A logtrain's HTTP server (`http://HOST:PORT`); repeat for every node.
-    #[arg(long = "endpoint", required = true)]
+    /// Without one, every logtrain pod is found through the Kubernetes API
+    /// (kubeconfig) and reached through the API server's pod proxy.
+    #[arg(long = "endpoint")]
     pub endpoints: Vec<String>,
-    /// Bearer token when the servers set `HTTP_TOKEN`.
+    /// Bearer token when the servers set `HTTP_TOKEN` (sent to `--endpoint`s only:
+    /// through the pod proxy the API server's own credentials apply).
     #[arg(long, env = "LOGTRAIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Namespace of the logtrain pods (default: the kubeconfig context's).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Label selector of the logtrain pods (the chart's labels by default).
+    #[arg(long, default_value = "app.kubernetes.io/name=logtrain")]
+    pub selector: String,
+    /// The pods' HTTP_PORT.
+    #[arg(long, default_value_t = 9000)]
+    pub port: u16,
+}
+
+/// One logtrain to ask.
+#[derive(Clone)]
+pub enum Target {
+    Endpoint(String),
+    /// Through `/api/v1/namespaces/NS/pods/NAME:PORT/proxy/…`.
+    Pod {
+        client: kube::Client,
+        namespace: String,
+        name: String,
+        port: u16,
+    },
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Endpoint(e) => f.write_str(e),
+            Target::Pod { name, .. } => write!(f, "pod/{name}"),
+        }
+    }
+}
+
+/// The nodes to ask: the endpoints, or else the logtrain pods the API lists.
+pub async fn targets(nodes: &Nodes) -> Result<Vec<Target>, String> {
+    if !nodes.endpoints.is_empty() {
+        return Ok(nodes.endpoints.iter().cloned().map(Target::Endpoint).collect());
+    }
+    use k8s_openapi::api::core::v1::Pod;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("no --endpoint, and no Kubernetes API to find the pods: {e}"))?;
+    let namespace = nodes
+        .namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let api: kube::Api<Pod> = kube::Api::namespaced(client.clone(), &namespace);
+    let list = api
+        .list(&kube::api::ListParams::default().labels(&nodes.selector))
+        .await
+        .map_err(|e| format!("cannot list the pods of namespace {namespace}: {e}"))?;
+    let pods: Vec<Target> = list
+        .items
+        .into_iter()
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .filter_map(|p| p.metadata.name)
+        .map(|name| Target::Pod {
+            client: client.clone(),
+            namespace: namespace.clone(),
+            name,
+            port: nodes.port,
+        })
+        .collect();
+    if pods.is_empty() {
+        return Err(format!(
+            "no running pod in namespace {namespace} matches {}: pass --namespace, --selector or --endpoint",
+            nodes.selector
+        ));
+    }
+    Ok(pods)
 }
 
 /// Why one endpoint could not be asked.
@@ -64,10 +140,51 @@ pub enum ClientError {
     Http(#[from] hyper::Error),
     #[error("answered {0}: {1}")]
     Status(StatusCode, String),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("stream broken: {0}")]
+    Stream(String),
 }
 
-/// GET `path_and_query` on `endpoint`; the response once its status is 200.
-async fn get(endpoint: &str, path_and_query: &str, token: Option<&str>) -> Result<Response<Incoming>, ClientError> {
+/// A response body, whichever way it came.
+type Stream = UnsyncBoxBody<Bytes, ClientError>;
+
+/// GET `path_and_query` on `target`; the response once its status is 200.
+async fn get(target: &Target, path_and_query: &str, token: Option<&str>) -> Result<Response<Stream>, ClientError> {
+    let resp = match target {
+        Target::Endpoint(e) => direct(e, path_and_query, token)
+            .await?
+            .map(|b| b.map_err(|e| ClientError::Stream(e.to_string())).boxed_unsync()),
+        Target::Pod {
+            client,
+            namespace,
+            name,
+            port,
+        } => {
+            let uri = format!("/api/v1/namespaces/{namespace}/pods/{name}:{port}/proxy{path_and_query}");
+            let req = Request::get(uri).body(Vec::new().into()).expect("valid request");
+            client
+                .send(req)
+                .await?
+                .map(|b| b.map_err(|e| ClientError::Stream(e.to_string())).boxed_unsync())
+        }
+    };
+    if resp.status() != StatusCode::OK {
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let body = String::from_utf8_lossy(&body[..body.len().min(512)]).trim().to_string();
+        return Err(ClientError::Status(status, body));
+    }
+    Ok(resp)
+}
+
+/// GET on an `http://HOST:PORT` endpoint, whatever the status.
+async fn direct(endpoint: &str, path_and_query: &str, token: Option<&str>) -> Result<Response<Incoming>, ClientError> {
     let url = url::Url::parse(endpoint).map_err(|_| ClientError::Endpoint)?;
     if url.scheme() != "http" {
         return Err(ClientError::Endpoint);
@@ -99,14 +216,14 @@ async fn get(endpoint: &str, path_and_query: &str, token: Option<&str>) -> Resul
     Ok(resp)
 }
 
-/// Streams one endpoint's lines to stdout, whole lines at a time.
+/// Streams one node's lines to stdout, whole lines at a time.
 async fn follow(
-    endpoint: String,
+    target: Target,
     query: String,
     token: Option<String>,
     prefix: Option<String>,
 ) -> Result<(), ClientError> {
-    let mut body = get(&endpoint, &query, token.as_deref()).await?.into_body();
+    let mut body = get(&target, &query, token.as_deref()).await?.into_body();
     let mut buf = BytesMut::new();
     while let Some(frame) = body.frame().await {
         let Ok(data) = frame?.into_data() else {
@@ -143,13 +260,20 @@ pub async fn tail(args: TailArgs) -> ExitCode {
         q.append_pair("match", m);
     }
     let query = format!("/tail?{}", q.finish());
+    let targets = match targets(&args.nodes).await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut tasks = tokio::task::JoinSet::new();
-    for e in &args.nodes.endpoints {
-        let prefix = args.node_prefix.then(|| format!("[{e}] "));
-        let (e, q, t) = (e.clone(), query.clone(), args.nodes.token.clone());
+    for target in &targets {
+        let prefix = args.node_prefix.then(|| format!("[{target}] "));
+        let (target, q, t) = (target.clone(), query.clone(), token_for(target, &args.nodes));
         tasks.spawn(async move {
-            let r = follow(e.clone(), q, t, prefix).await;
-            (e, r)
+            let name = target.to_string();
+            (name, follow(target, q, t, prefix).await)
         });
     }
     let mut failed = 0;
@@ -167,20 +291,37 @@ pub async fn tail(args: TailArgs) -> ExitCode {
             },
         }
     }
-    if failed == args.nodes.endpoints.len() {
+    if failed == targets.len() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     }
 }
 
+/// The token goes to endpoints only: through the pod proxy the API server
+/// authenticates the client with its own credentials.
+fn token_for(target: &Target, nodes: &Nodes) -> Option<String> {
+    match target {
+        Target::Endpoint(_) => nodes.token.clone(),
+        Target::Pod { .. } => None,
+    }
+}
+
 /// `logtrain routes`: every endpoint's `/routes`, merged into one table.
 pub async fn routes(args: RoutesArgs) -> ExitCode {
+    let targets = match targets(&args.nodes).await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut rows: Vec<[String; 5]> = Vec::new();
     let mut failed = 0;
-    for e in &args.nodes.endpoints {
+    for e in &targets {
         let answer = async {
-            let body = get(e, "/routes", args.nodes.token.as_deref()).await?.into_body();
+            let token = token_for(e, &args.nodes);
+            let body = get(e, "/routes", token.as_deref()).await?.into_body();
             Ok::<_, ClientError>(body.collect().await?.to_bytes())
         };
         let json: serde_json::Value = match answer.await {
@@ -191,12 +332,12 @@ pub async fn routes(args: RoutesArgs) -> ExitCode {
                 continue;
             }
         };
-        rows.extend(table_rows(e, &json, args.hostname.as_deref()));
+        rows.extend(table_rows(&e.to_string(), &json, args.hostname.as_deref()));
     }
     rows.sort();
     let head = ["HOSTNAME", "DRAIN", "NODE", "ORIGINS", "STATE"].map(String::from);
     print!("{}", render(&head, &rows));
-    if failed == args.nodes.endpoints.len() {
+    if failed == targets.len() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
