@@ -505,3 +505,18 @@ async fn without_an_endpoint_every_logtrain_pod_is_found_and_reached_through_the
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_stream_ends_at_sigterm_and_never_holds_back_the_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(false).await;
+    let mut bin = logtrain(dir.path(), &[rx.url()], &[]);
+    let (status, _, mut s) = request(bin.http, &format!("GET /tail?hostname={HOST} HTTP/1.1"), "").await;
+    assert_eq!(status, 200);
+    bin.signal("TERM");
+    let (code, took) = bin.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{}", bin.log());
+    assert!(took < Duration::from_secs(5), "exit took {took:?}");
+    // The stream was ended, not cut: the chunked body's last chunk arrived.
+    read_until(&mut s, Duration::from_secs(5), |t| t.ends_with("0\r\n\r\n")).await;
+}
