@@ -12,6 +12,7 @@ pub mod body;
 pub mod client;
 pub mod filter;
 pub mod http;
+pub mod pending;
 pub mod routes;
 
 use std::collections::HashMap;

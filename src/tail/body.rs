@@ -75,3 +75,61 @@ impl Body for TailBody {
         SizeHint::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use http_body_util::BodyExt;
+
+    use super::*;
+    use crate::record::{InputKind, Record};
+    use crate::tail::{BUFFER_LINES, Filter, Tails};
+
+    fn rec(msg: String) -> Record {
+        Record::new(
+            InputKind::SyslogTcp,
+            Bytes::from_static(b"web.default"),
+            Bytes::from(msg),
+        )
+    }
+
+    async fn next(body: &mut TailBody) -> Option<String> {
+        let frame = body.frame().await?.unwrap();
+        Some(String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_drop_notice_follows_what_was_buffered_and_precedes_what_came_after() {
+        let tails = Tails::default();
+        let sub = tails
+            .subscribe(Bytes::from_static(b"web.default"), Filter::default())
+            .unwrap();
+        let mut body = TailBody::new(sub, Duration::from_secs(60), Box::new(()));
+        for i in 0..BUFFER_LINES + 5 {
+            tails.offer(&rec(format!("m{i}")));
+        }
+        for i in 0..BUFFER_LINES {
+            assert!(next(&mut body).await.unwrap().ends_with(&format!(" m{i}\n")));
+        }
+        assert_eq!(
+            next(&mut body).await.unwrap(),
+            String::from_utf8(drop_notice(5).to_vec()).unwrap()
+        );
+        tails.offer(&rec("after".into()));
+        assert!(next(&mut body).await.unwrap().ends_with(" after\n"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_ends_when_its_time_is_up_and_frees_its_session() {
+        let tails = Tails::default();
+        let sub = tails
+            .subscribe(Bytes::from_static(b"web.default"), Filter::default())
+            .unwrap();
+        let mut body = TailBody::new(sub, Duration::from_secs(30 * 60), Box::new(()));
+        let begun = tokio::time::Instant::now();
+        assert_eq!(next(&mut body).await, None);
+        assert_eq!(begun.elapsed(), Duration::from_secs(30 * 60));
+        drop(body);
+        assert_eq!(tails.sessions(), 0);
+    }
+}

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `GET /tail?hostname=H[&severity=L][&match=RE]` | 200, chunked: H's records from now on, one RFC 5424 line each |
 //! | `POST /tails` `{"hostname": H}` | 201 `{"id", "url"}` (the Go logtail API); the URL streams as above |
-//! | `GET /tails/ID` | the stream of a tail opened with POST within [`OPEN_WITHIN`] |
+//! | `GET /tails/ID` | the stream of a tail created with POST, opened once within [`OPEN_WITHIN`] |
 //! | `GET /routes` | the routing table as JSON ([`super::routes`]) |
 //!
 //! Errors: 400 naming the bad parameter; 401 without the bearer token when
@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -22,15 +22,14 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HOST, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
-use parking_lot::Mutex;
 use tracing::info;
 
 use super::body::TailBody;
+pub use super::pending::OPEN_WITHIN;
+use super::pending::{Ask, Waiting};
 use super::{Filter, Refused, Tails};
 use crate::route::Routes;
 
-/// A tail created with `POST /tails` expires unless opened within this.
-pub const OPEN_WITHIN: Duration = Duration::from_secs(5 * 60);
 /// A stream ends after this (the client may open another).
 pub const STREAM_LASTS: Duration = Duration::from_secs(30 * 60);
 /// Longest query string or POST body accepted.
@@ -38,20 +37,11 @@ const MAX_QUERY: usize = 4096;
 
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
-/// A tail created by `POST /tails`, waiting to be opened.
-struct Pending {
-    hostname: String,
-    severity: Option<String>,
-    pattern: Option<String>,
-    created: Instant,
-}
-
 /// The live-tail side of the HTTP server.
 pub struct TailEndpoints {
     tails: Tails,
     routes: Routes,
-    pending: Mutex<HashMap<String, Pending>>,
-    max_pending: usize,
+    waiting: Waiting,
 }
 
 fn full(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
@@ -81,8 +71,7 @@ impl TailEndpoints {
         TailEndpoints {
             tails,
             routes,
-            pending: Mutex::new(HashMap::new()),
-            max_pending: max_sessions.saturating_mul(4).max(1),
+            waiting: Waiting::new(max_sessions.saturating_mul(4)),
         }
     }
 
@@ -120,8 +109,7 @@ impl TailEndpoints {
             }
             (Method::GET, p) if p.starts_with("/tails/") => {
                 let id = &p["/tails/".len()..];
-                let found = self.pending.lock().remove(id);
-                match found.filter(|p| p.created.elapsed() < OPEN_WITHIN) {
+                match self.waiting.take(id) {
                     Some(p) => self.stream(
                         &p.hostname,
                         get("severity").or(p.severity.as_deref()),
@@ -168,13 +156,6 @@ impl TailEndpoints {
 
     /// `POST /tails`: remembers a tail to open, answers where.
     async fn create(&self, body: Incoming, host: Option<String>) -> Response<Body> {
-        #[derive(serde::Deserialize)]
-        struct Ask {
-            hostname: String,
-            severity: Option<String>,
-            #[serde(rename = "match")]
-            pattern: Option<String>,
-        }
         let limited = http_body_util::Limited::new(body, MAX_QUERY);
         let bytes = match limited.collect().await {
             Ok(b) => b.to_bytes(),
@@ -200,25 +181,11 @@ impl TailEndpoints {
         if let Err(e) = Filter::new(ask.severity.as_deref(), ask.pattern.as_deref()) {
             return text(StatusCode::BAD_REQUEST, format!("{e}\n"));
         }
-        let id = format!("{:032x}", rand::random::<u128>());
-        {
-            let mut pending = self.pending.lock();
-            pending.retain(|_, p| p.created.elapsed() < OPEN_WITHIN);
-            if pending.len() >= self.max_pending {
-                let mut r = text(StatusCode::SERVICE_UNAVAILABLE, "too many tails waiting to be opened\n");
-                r.headers_mut().insert(RETRY_AFTER, "5".parse().expect("static header"));
-                return r;
-            }
-            pending.insert(
-                id.clone(),
-                Pending {
-                    hostname: ask.hostname,
-                    severity: ask.severity,
-                    pattern: ask.pattern,
-                    created: Instant::now(),
-                },
-            );
-        }
+        let Some(id) = self.waiting.create(ask) else {
+            let mut r = text(StatusCode::SERVICE_UNAVAILABLE, "too many tails waiting to be opened\n");
+            r.headers_mut().insert(RETRY_AFTER, "5".parse().expect("static header"));
+            return r;
+        };
         let url = match host {
             Some(h) => format!("http://{h}/tails/{id}"),
             None => format!("/tails/{id}"),
