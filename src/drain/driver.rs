@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::queue::{PushError, Queue};
+use crate::backoff::Backoff;
 use crate::record::{InputKind, Record, Severity, SharedRecord};
 use crate::telemetry::{self, Counter, Gauge};
 use crate::time::Timestamp;
@@ -1208,33 +1209,6 @@ async fn send_drop_summary<S: Sink>(drain: &Drain, sink: &S, cfg: &DriverConfig,
             }
             None => *d = Some(ep),
         }
-    }
-}
-
-/// Jittered exponential backoff ("full jitter" over a doubling ceiling).
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    current: Duration,
-}
-
-impl Backoff {
-    pub fn new(min: Duration, max: Duration) -> Self {
-        Backoff { min, max, current: min }
-    }
-
-    /// The next delay: uniformly random between `min` and the current ceiling,
-    /// which doubles up to `max`.
-    pub fn next_delay(&mut self) -> Duration {
-        let ceil = self.current;
-        self.current = (self.current * 2).min(self.max);
-        let lo = self.min.as_millis() as u64;
-        let hi = ceil.as_millis().max(lo as u128) as u64;
-        Duration::from_millis(if hi > lo { rand::random_range(lo..=hi) } else { lo })
-    }
-
-    pub fn reset(&mut self) {
-        self.current = self.min;
     }
 }
 

@@ -327,17 +327,6 @@ async fn shutdown_flushes_or_reports_what_is_left() {
     assert_eq!(d.abandon(), 100);
 }
 
-#[test]
-fn backoff_is_jittered_and_capped() {
-    let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
-    for _ in 0..10 {
-        let d = b.next_delay();
-        assert!(d >= Duration::from_millis(100) && d <= Duration::from_secs(2));
-    }
-    b.reset();
-    assert!(b.next_delay() <= Duration::from_millis(100));
-}
-
 #[tokio::test]
 async fn rendezvous_moves_few_keys_when_a_worker_is_added() {
     let mk = |n: u64| -> Vec<Worker> {
