@@ -125,16 +125,7 @@ impl Drain {
     /// Queues a record if there is room; otherwise drops it, counts the drop
     /// and marks its acknowledgement rejected. Returns whether it was queued.
     pub fn offer(&self, rec: &SharedRecord) -> bool {
-        match self.queue.try_push(self.relabel(rec)) {
-            Ok(()) => {
-                self.stats.queued.inc();
-                true
-            }
-            Err(PushError::Full(r)) | Err(PushError::Closed(r)) => {
-                self.note_drop(&r);
-                false
-            }
-        }
+        self.count_push(self.queue.try_push(self.relabel(rec)))
     }
 
     /// Whether a record could be queued now without dropping (for inputs that
@@ -163,7 +154,13 @@ impl Drain {
     /// Queues a record, waiting while the queue is full (backpressure).
     /// Fails only when the drain has been closed; the record is then rejected.
     pub async fn send(&self, rec: SharedRecord) -> bool {
-        match self.queue.push(self.relabel(&rec)).await {
+        self.count_push(self.queue.push(self.relabel(&rec)).await)
+    }
+
+    /// Counts a record queued, or drops it (see [`Drain::offer`]). Returns
+    /// whether it was queued.
+    fn count_push(&self, pushed: Result<(), PushError>) -> bool {
+        match pushed {
             Ok(()) => {
                 self.stats.queued.inc();
                 true
@@ -289,11 +286,7 @@ impl Drain {
     /// Gives up every queued record (shutdown deadline passed); returns how many.
     pub fn abandon(&self) -> usize {
         let left = self.queue.take_all();
-        for r in &left {
-            if let Some(a) = &r.ack {
-                a.reject();
-            }
-        }
+        reject(&left);
         left.len() + self.in_flight.load(Ordering::Acquire)
     }
 }
