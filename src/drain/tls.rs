@@ -116,9 +116,8 @@ impl TlsConnector {
 pub fn handshake_error(e: io::Error) -> SinkError {
     let tls = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
     match tls {
-        Some(rustls::Error::InvalidCertificate(c)) => SinkError::Certificate(format!("{c:?}")),
-        Some(other) => SinkError::Connect(format!("TLS handshake failed: {other}")),
-        None => SinkError::Connect(format!("TLS handshake failed: {e}")),
+        Some(refused @ rustls::Error::InvalidCertificate(_)) => SinkError::Certificate(refused.clone()),
+        _ => SinkError::connect("TLS handshake failed", e),
     }
 }
 

@@ -14,11 +14,17 @@ use crate::record::SharedRecord;
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     /// Could not open a connection (refused, unreachable, DNS, TLS handshake I/O).
-    #[error("cannot connect: {0}")]
-    Connect(String),
+    #[error("cannot connect: {context}: {source}")]
+    Connect {
+        /// What could not be reached or done: an address or a step (the TLS
+        /// handshake); never a URL, a credential or a path.
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// The peer's certificate was refused (wrong CA, expired, wrong name).
-    #[error("certificate refused: {0}")]
-    Certificate(String),
+    #[error("certificate refused: {}", certificate_problem(.0))]
+    Certificate(#[source] rustls::Error),
     /// The connection broke while writing or reading.
     #[error("connection lost: {0}")]
     Io(#[from] std::io::Error),
@@ -27,8 +33,15 @@ pub enum SinkError {
     Unavailable { status: u16, retry_after: Option<Duration> },
     /// The receiver refused the batch for good (4xx other than 429, malformed):
     /// retrying cannot help.
-    #[error("receiver refused the batch: {0}")]
-    Refused(String),
+    #[error("receiver refused the batch: HTTP {status}: {body}")]
+    Refused {
+        status: u16,
+        /// The start of the response body, on one line.
+        body: String,
+    },
+    /// The request for the batch could not be built: sending it again cannot help.
+    #[error("cannot build the request: {0}")]
+    Request(#[source] hyper::http::Error),
     /// The receiver refused the batch as too large (HTTP 413): the same batch
     /// would be refused again, but its halves may pass (the driver tries them).
     #[error("receiver refused the batch as too large: {0}")]
@@ -44,11 +57,20 @@ pub enum SinkError {
 }
 
 impl SinkError {
+    /// A connection to `context` (an address or a step, never a URL or a
+    /// path) could not be opened.
+    pub fn connect(context: impl Into<String>, source: std::io::Error) -> Self {
+        SinkError::Connect {
+            context: context.into(),
+            source,
+        }
+    }
+
     /// Whether sending the same batch again may succeed.
     pub fn retryable(&self) -> bool {
         !matches!(
             self,
-            SinkError::Refused(_) | SinkError::TooLarge(_) | SinkError::Denied { .. }
+            SinkError::Refused { .. } | SinkError::Request(_) | SinkError::TooLarge(_) | SinkError::Denied { .. }
         )
     }
 
@@ -56,7 +78,7 @@ impl SinkError {
     pub fn keeps_connection(&self) -> bool {
         matches!(
             self,
-            SinkError::Unavailable { .. } | SinkError::Refused(_) | SinkError::TooLarge(_)
+            SinkError::Unavailable { .. } | SinkError::Refused { .. } | SinkError::Request(_) | SinkError::TooLarge(_)
         )
     }
 
@@ -65,6 +87,15 @@ impl SinkError {
             SinkError::Unavailable { retry_after, .. } => *retry_after,
             _ => None,
         }
+    }
+}
+
+/// What was wrong with a refused certificate (rustls's words without its
+/// "invalid peer certificate" preamble).
+fn certificate_problem(e: &rustls::Error) -> String {
+    match e {
+        rustls::Error::InvalidCertificate(c) => c.to_string(),
+        other => other.to_string(),
     }
 }
 

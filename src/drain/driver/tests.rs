@@ -53,7 +53,10 @@ impl Sink for TestSink {
         }
         if r.fail_connects.load(Ordering::SeqCst) > 0 {
             r.fail_connects.fetch_sub(1, Ordering::SeqCst);
-            return Err(SinkError::Connect("refused".into()));
+            return Err(SinkError::connect(
+                "127.0.0.1:1",
+                std::io::ErrorKind::ConnectionRefused.into(),
+            ));
         }
         Ok(r.conns.fetch_add(1, Ordering::SeqCst) as u64)
     }
@@ -67,7 +70,10 @@ impl Sink for TestSink {
             tokio::time::sleep(Duration::from_millis(delay.into())).await;
         }
         if r.refuse.load(Ordering::SeqCst) {
-            return Err(SinkError::Refused("400 bad".into()));
+            return Err(SinkError::Refused {
+                status: 400,
+                body: "bad".into(),
+            });
         }
         if r.fail_sends.load(Ordering::SeqCst) > 0 {
             r.fail_sends.fetch_sub(1, Ordering::SeqCst);
