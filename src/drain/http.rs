@@ -83,6 +83,15 @@ pub enum HttpSetupError {
     Token(#[source] InvalidHeaderValue),
 }
 
+/// An HTTP exchange that broke off: the cause of the [`SinkError::Io`] it becomes.
+#[derive(Debug, thiserror::Error)]
+enum Broken {
+    #[error("HTTP request failed: {0}")]
+    Request(#[source] hyper::Error),
+    #[error("reading the HTTP response failed: {0}")]
+    Response(#[source] crate::BoxError),
+}
+
 impl HttpClient {
     /// A client for `spec.target`, with TLS when the target is `https`.
     pub fn new(spec: &DrainSpec, tls: Option<TlsConnector>) -> Result<Self, HttpSetupError> {
@@ -164,16 +173,14 @@ impl HttpClient {
         let req = req.body(Full::new(body)).map_err(SinkError::Request)?;
         let resp = sender.send_request(req).await.map_err(|e| {
             conn.sender = None;
-            SinkError::Io(io::Error::other(format!("HTTP request failed: {e}")))
+            SinkError::Io(io::Error::other(Broken::Request(e)))
         })?;
         let (parts, body) = resp.into_parts();
         let body = match Limited::new(body, MAX_RESPONSE).collect().await {
             Ok(b) => b.to_bytes(),
             Err(e) => {
                 conn.sender = None;
-                return Err(SinkError::Io(io::Error::other(format!(
-                    "reading the HTTP response failed: {e}"
-                ))));
+                return Err(SinkError::Io(io::Error::other(Broken::Response(e))));
             }
         };
         Ok(Response {

@@ -136,7 +136,7 @@ impl Sink for SyslogUdpSink {
         // The socket is connected to the checked address, never to the name.
         let Some(addr) = self.endpoint.resolve().await?.first().copied() else {
             let none = io::Error::new(io::ErrorKind::AddrNotAvailable, "no address to send to");
-            return Err(SinkError::connect("UDP", none));
+            return Err(SinkError::connect("resolving the host", none));
         };
         let err = |e: io::Error| SinkError::connect(addr.to_string(), e);
         let bind = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
