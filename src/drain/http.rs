@@ -170,7 +170,7 @@ impl HttpClient {
         for (k, v) in headers {
             req = req.header(k, v);
         }
-        let req = req.body(Full::new(body)).map_err(SinkError::Request)?;
+        let req = req.body(Full::new(body)).map_err(|e| SinkError::Request(e.into()))?;
         let resp = sender.send_request(req).await.map_err(|e| {
             conn.sender = None;
             SinkError::Io(io::Error::other(Broken::Request(e)))

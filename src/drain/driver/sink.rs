@@ -39,9 +39,10 @@ pub enum SinkError {
         /// The start of the response body, on one line.
         body: String,
     },
-    /// The request for the batch could not be built: sending it again cannot help.
+    /// The sink could not build the request for the batch (its own failure,
+    /// not the receiver's): sending it again cannot help.
     #[error("cannot build the request: {0}")]
-    Request(#[source] hyper::http::Error),
+    Request(#[source] crate::BoxError),
     /// The receiver refused the batch as too large (HTTP 413): the same batch
     /// would be refused again, but its halves may pass (the driver tries them).
     #[error("receiver refused the batch as too large: {0}")]
