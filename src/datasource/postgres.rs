@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{Datasource, OriginKind, RouteEvent, RouteObject, RouteSender, RouteSpec, RouteUpdate};
-use crate::drain::driver::Backoff;
+use crate::backoff::Backoff;
 use crate::telemetry;
 
 pub mod tls;
