@@ -21,6 +21,8 @@ use crate::drain::{DrainKind, DrainSpec, DriverConfig};
 use crate::egress::{self, Cidr};
 use crate::secret::Secret;
 
+mod legacy;
+pub use legacy::GO_ONLY;
 mod read;
 #[macro_use]
 mod table;
@@ -322,6 +324,12 @@ impl Config {
         errors.extend(cfg.apply_env(env).iter().map(ToString::to_string));
         let problems = cfg.problems();
         (errors, problems)
+    }
+
+    /// One warning per variable only the Go logtrain read that is set (named,
+    /// with what replaced it): `logtrain check` prints them, `main` logs them.
+    pub fn warnings(env: &dyn Env) -> Vec<String> {
+        legacy::warnings(env)
     }
 
     /// Reads a YAML mapping one top-level key at a time: what can be read,

@@ -39,11 +39,24 @@ use crate::telemetry;
 pub enum DrainError {
     #[error(transparent)]
     Url(#[from] DrainUrlError),
-    #[error("drain {id}: {reason}")]
-    Setup { id: String, reason: String },
+    #[error("drain {id}: {source}")]
+    Setup {
+        id: String,
+        #[source]
+        source: SetupError,
+    },
     /// `DRAIN_MAX` drains are running (or still flushing) already.
     #[error("drain {id} not started: {max} drains are running already, the most DRAIN_MAX allows")]
     TooMany { id: String, max: usize },
+}
+
+/// Why a drain's transport could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Http(#[from] http::HttpSetupError),
 }
 
 /// Shared context every drain may need.
@@ -117,10 +130,10 @@ fn tls_for(spec: &DrainSpec, alpn: &[&[u8]]) -> Result<Option<tls::TlsConnector>
     tls::TlsConnector::new(spec, alpn).map(Some).map_err(setup(spec))
 }
 
-fn setup<E: std::fmt::Display>(spec: &DrainSpec) -> impl Fn(E) -> DrainError + '_ {
+fn setup<E: Into<SetupError>>(spec: &DrainSpec) -> impl Fn(E) -> DrainError + '_ {
     move |e| DrainError::Setup {
         id: spec.id.clone(),
-        reason: e.to_string(),
+        source: e.into(),
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod ack;
 pub mod app;
+pub mod backoff;
 pub mod config;
 pub mod datasource;
 pub mod drain;

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use logtrain::app::App;
 use logtrain::config::{Config, LogFormat, ProcessEnv};
 use tokio::signal::unix::{SignalKind, signal};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +48,9 @@ fn main() -> ExitCode {
     }
     if let Some(Command::Check) = cli.command {
         let (errors, problems) = Config::check(cli.config.as_deref(), &ProcessEnv);
+        for w in Config::warnings(&ProcessEnv) {
+            eprintln!("warning: {w}");
+        }
         for p in errors.iter().chain(&problems) {
             eprintln!("error: {p}");
         }
@@ -70,6 +73,9 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&config);
+    for w in Config::warnings(&ProcessEnv) {
+        warn!(warning = %w, "Go-only variable ignored.");
+    }
     let problems = config.problems();
     if !problems.is_empty() {
         for p in &problems {

@@ -13,8 +13,9 @@
 //!
 //! What cannot be checked here: kubectl's server-side validation and
 //! `kubectl create --dry-run=client`, which both need an API server for discovery;
-//! the decoder checks use kubectl's `--local` modes instead. The ServiceMonitor is a
-//! CRD with no schema in the offline set; its fields are asserted directly.
+//! the decoder checks use kubectl's `--local` modes instead. The ServiceMonitor,
+//! PodMonitor and PrometheusRule are CRDs with no schema in the offline set; their
+//! fields are asserted directly, and every metric an alert names is in the catalog.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -25,7 +26,16 @@ use serde_yaml::Value;
 
 /// Every opt-in turned on, so the optional template branches are validated too.
 const EVERYTHING_ON: &str = r#"{
-  "serviceMonitor": {"enabled": true, "labels": {"release": "prometheus"}},
+  "serviceMonitor": {"enabled": true, "labels": {"release": "prometheus"},
+    "relabelings": [{"action": "labeldrop", "regex": "pod_template_hash"}]},
+  "prometheusRule": {"enabled": true, "labels": {"release": "prometheus"}, "alertLabels": {"team": "platform"}},
+  "grafanaDashboard": {"enabled": true, "annotations": {"grafana_folder": "Logging"}},
+  "config": {"routes": [{"hostname": "web.default", "drains": ["syslog+tls://logs.example.com:6514"]}]},
+  "image": {"digest": "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
+  "envFrom": [{"secretRef": {"name": "logtrain-env"}}],
+  "extraVolumes": [{"name": "drain-ca", "configMap": {"name": "drain-ca"}}],
+  "extraVolumeMounts": [{"name": "drain-ca", "mountPath": "/etc/drain-ca", "readOnly": true}],
+  "podLabels": {"team": "platform"},
   "logs": {"readAsRoot": true},
   "inotify": {"raiseLimits": true},
   "inputs": {"syslogTls": {"enabled": true, "secretName": "logtrain-tls", "clientCA": true, "serverName": "logs.example.com"}},
@@ -43,6 +53,18 @@ const EVERYTHING_ON: &str = r#"{
     ]}
   }
 }"#;
+
+/// The PodMonitor instead of the ServiceMonitor (the chart refuses both at once).
+const POD_MONITOR_ON: &str = r#"{
+  "serviceMonitor": {"enabled": false},
+  "podMonitor": {"enabled": true, "interval": "15s", "labels": {"release": "prometheus"},
+    "relabelings": [{"action": "labeldrop", "regex": "pod_template_hash"}],
+    "metricRelabelings": [{"action": "drop", "sourceLabels": ["__name__"], "regex": "logtrain_tail_.*"}]}
+}"#;
+
+/// Templates of prometheus-operator CRDs, which the offline schemas do not know.
+const CRD_TEMPLATES: [&str; 3] = ["podmonitor.yaml", "prometheusrule.yaml", "servicemonitor.yaml"];
+const CRD_KINDS: [&str; 3] = ["PodMonitor", "PrometheusRule", "ServiceMonitor"];
 
 const INSTALL_HINT: &str = "run `bash tests/run` once (its deploy block installs .venv/deploy with \
      helm-python-sdk and kubernetes-validate), or: python3 -m venv .venv/deploy && \
@@ -349,19 +371,29 @@ fn schema_check(files: &[PathBuf], version: &str) -> Output {
 #[test]
 fn manifests_match_the_kubernetes_schemas() {
     let full = rendered(&[EVERYTHING_ON]);
+    let pod_monitor = rendered(&[EVERYTHING_ON, POD_MONITOR_ON]);
     let mut files: Vec<PathBuf> = yaml_files(&plain_dir()).keys().map(|n| plain_dir().join(n)).collect();
-    let mut skipped = Vec::new();
-    for name in yaml_files(full.path()).keys() {
-        if name == "servicemonitor.yaml" {
-            skipped.push(name.clone());
-        } else {
-            files.push(full.path().join(name));
+    let mut skipped = BTreeSet::new();
+    for dir in [full.path(), pod_monitor.path()] {
+        for name in yaml_files(dir).keys() {
+            if CRD_TEMPLATES.contains(&name.as_str()) {
+                skipped.insert(name.clone());
+            } else {
+                files.push(dir.join(name));
+            }
         }
     }
-    assert_eq!(skipped, ["servicemonitor.yaml"]);
+    assert_eq!(skipped, CRD_TEMPLATES.map(String::from).into());
+    for new in ["configmap.yaml", "grafana-dashboard.yaml", "test-readyz.yaml"] {
+        assert!(
+            files.contains(&full.path().join(new)),
+            "{new} not rendered by EVERYTHING_ON"
+        );
+    }
     println!(
-        "not schema-checked: the ServiceMonitor (a prometheus-operator CRD, no offline schema); its fields are \
-         asserted in opt_in_variants_keep_their_promises"
+        "not schema-checked: the ServiceMonitor, PodMonitor and PrometheusRule (prometheus-operator CRDs, no \
+         offline schema); their fields are asserted in opt_in_variants_keep_their_promises and \
+         monitoring_opt_ins_keep_their_promises"
     );
     // The oldest Kubernetes the chart supports (kubeVersion) and the newest schemas shipped.
     for version in ["1.26.0", "1.37.0"] {
@@ -427,8 +459,10 @@ fn strip_annotation(mut v: Value, key: &str) -> Value {
 fn kubectl_decodes_every_manifest_as_written() {
     const MARK: &str = "logtrain.akkeris.io/decode-check";
     let full = rendered(&[EVERYTHING_ON]);
+    let pod_monitor = rendered(&[EVERYTHING_ON, POD_MONITOR_ON]);
     let mut files: Vec<PathBuf> = yaml_files(&plain_dir()).keys().map(|n| plain_dir().join(n)).collect();
     files.extend(yaml_files(full.path()).keys().map(|n| full.path().join(n)));
+    files.push(pod_monitor.path().join("podmonitor.yaml"));
     for f in &files {
         // kubectl reads YAML 1.1 (sigs.k8s.io/yaml): what it decodes must be what the file
         // says to a YAML 1.2 reader too (no `on`, `yes`, `0440` surprises).
@@ -454,7 +488,7 @@ fn kubectl_decodes_every_manifest_as_written() {
 
         // Typed decoding into kubectl's Go structs (not for CRDs, which it does not know).
         let kind = s(&mine["kind"]).to_string();
-        if kind == "ServiceMonitor" {
+        if CRD_KINDS.contains(&kind.as_str()) {
             continue;
         }
         let o = run(kubectl()
@@ -463,10 +497,15 @@ fn kubectl_decodes_every_manifest_as_written() {
             .arg("LOGTRAIN_DECODE_CHECK=1"));
         let err = text(&o.stderr);
         assert!(!err.contains("unable to decode"), "{}: {err}", f.display());
-        if kind == "DaemonSet" {
+        if kind == "DaemonSet" || kind == "Pod" {
             assert!(o.status.success(), "{}: {err}", f.display());
             let typed: Value = serde_yaml::from_slice(&o.stdout).unwrap();
-            let c = &seq(&typed["spec"]["template"]["spec"]["containers"])[0];
+            let spec = if kind == "Pod" {
+                &typed["spec"]
+            } else {
+                &typed["spec"]["template"]["spec"]
+            };
+            let c = &seq(&spec["containers"])[0];
             assert_eq!(s(&env(c, "LOGTRAIN_DECODE_CHECK")["value"]), "1");
         } else {
             assert!(
@@ -883,6 +922,243 @@ fn opt_in_variants_keep_their_promises() {
     );
 }
 
+/// The alerts of the PrometheusRule: (alert, expr) in order.
+fn alerts(rule: &Value) -> Vec<(String, String)> {
+    seq(&rule["spec"]["groups"])
+        .iter()
+        .flat_map(|g| seq(&g["rules"]))
+        .map(|r| (s(&r["alert"]).to_string(), s(&r["expr"]).to_string()))
+        .collect()
+}
+
+/// The `logtrain_*` metrics of each alert's expression that `telemetry::CATALOG` lacks.
+fn uncatalogued(alerts: &[(String, String)]) -> Vec<String> {
+    let catalog: BTreeSet<&str> = logtrain::telemetry::CATALOG.iter().map(|(n, _, _)| *n).collect();
+    alerts
+        .iter()
+        .flat_map(|(alert, expr)| {
+            metric_names(expr)
+                .into_iter()
+                .filter(|n| !catalog.contains(n.as_str()))
+                .map(move |n| format!("{alert}: {n}"))
+        })
+        .collect()
+}
+
+#[test]
+fn every_alert_names_only_metrics_of_the_catalog() {
+    let objs = objects(rendered(&[EVERYTHING_ON]).path());
+    let rule = get(&objs, "PrometheusRule/logtrain");
+    assert_eq!(s(&rule["apiVersion"]), "monitoring.coreos.com/v1");
+    assert_eq!(s(&rule["metadata"]["labels"]["release"]), "prometheus");
+    let alerts = alerts(rule);
+    let names: Vec<&str> = alerts.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "LogtrainDrainDropping",
+            "LogtrainInputDropping",
+            "LogtrainDrainFailing",
+            "LogtrainCheckpointErrors",
+            "LogtrainPodsNotReady",
+            "LogtrainMemoryNearLimit"
+        ]
+    );
+    assert!(uncatalogued(&alerts).is_empty(), "{:?}", uncatalogued(&alerts));
+    let used: BTreeSet<String> = alerts.iter().flat_map(|(_, e)| metric_names(e)).collect();
+    for m in [
+        "logtrain_drain_dropped_total",
+        "logtrain_input_dropped_total",
+        "logtrain_drain_errors_total",
+        "logtrain_drain_sent_total",
+        "logtrain_checkpoint_errors_total",
+    ] {
+        assert!(used.contains(m), "no alert on {m}");
+    }
+    // The failing drain: errors rising while nothing is sent.
+    let failing = &alerts[2].1;
+    assert!(
+        failing.contains("logtrain_drain_errors_total") && failing.contains("unless"),
+        "{failing}"
+    );
+    // Pods and memory, from kube-state-metrics and cAdvisor, scoped to this DaemonSet.
+    assert!(alerts[4].1.contains(r#"daemonset="logtrain""#), "{}", alerts[4].1);
+    let memory = &alerts[5].1;
+    for part in [
+        "container_memory_working_set_bytes",
+        "kube_pod_container_resource_limits",
+        "> 0.9",
+    ] {
+        assert!(memory.contains(part), "{memory}");
+    }
+    for r in seq(&rule["spec"]["groups"][0]["rules"]) {
+        assert_eq!(s(&r["labels"]["severity"]), "warning", "{r:?}");
+        assert_eq!(s(&r["labels"]["team"]), "platform", "{r:?}");
+        assert!(
+            !s(&r["for"]).is_empty() && !s(&r["annotations"]["summary"]).is_empty(),
+            "{r:?}"
+        );
+        assert!(
+            s(&r["annotations"]["summary"]).contains("{{"),
+            "Prometheus templates survive Helm: {r:?}"
+        );
+    }
+    // The check has teeth: a misspelt metric is named.
+    let bad = [("X".to_string(), "rate(logtrain_drain_droped_total[5m]) > 0".to_string())];
+    assert_eq!(uncatalogued(&bad), ["X: logtrain_drain_droped_total"]);
+}
+
+#[test]
+fn monitoring_config_and_pod_opt_ins_keep_their_promises() {
+    let full = rendered(&[EVERYTHING_ON]);
+    let objs = objects(full.path());
+    let ds = get(&objs, "DaemonSet/logtrain");
+    let pod = &ds["spec"]["template"]["spec"];
+    let c = container(pod, "containers", "logtrain");
+
+    // The image by digest; the pod labels; envFrom; the extra volume and its mount.
+    assert_eq!(
+        s(&c["image"]),
+        "logtrain@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    );
+    assert_eq!(s(&ds["spec"]["template"]["metadata"]["labels"]["team"]), "platform");
+    assert_eq!(s(&c["envFrom"][0]["secretRef"]["name"]), "logtrain-env");
+    let volume = |name: &str| seq(&pod["volumes"]).iter().find(|v| s(&v["name"]) == name).cloned();
+    let mount = |name: &str| seq(&c["volumeMounts"]).iter().find(|m| s(&m["name"]) == name).cloned();
+    assert_eq!(s(&volume("drain-ca").unwrap()["configMap"]["name"]), "drain-ca");
+    assert_eq!(s(&mount("drain-ca").unwrap()["mountPath"]), "/etc/drain-ca");
+
+    // The configuration file: a ConfigMap logtrain reads as a configuration (static
+    // routes included), mounted read-only, passed with --config, its checksum on the pod.
+    let cm = get(&objs, "ConfigMap/logtrain-config");
+    let file = s(&cm["data"]["config.yaml"]);
+    let cfg = logtrain::config::Config::from_yaml(file).unwrap_or_else(|e| panic!("{e}: {file}"));
+    assert_eq!(cfg.routes.len(), 1);
+    assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
+    assert_eq!(s(&volume("config").unwrap()["configMap"]["name"]), "logtrain-config");
+    let m = mount("config").unwrap();
+    assert_eq!(m["readOnly"], Value::Bool(true));
+    assert_eq!(
+        strings(&c["args"]),
+        ["--config", &format!("{}/config.yaml", s(&m["mountPath"]))].into()
+    );
+    let checksum = s(&ds["spec"]["template"]["metadata"]["annotations"]["checksum/config"]).to_string();
+    assert_eq!(checksum.len(), 64);
+    let other = objects(
+        rendered(&[r#"{"config": {"routes": [{"hostname": "api.default", "drains": ["stdout://"]}]}}"#]).path(),
+    );
+    assert_ne!(
+        s(&get(&other, "DaemonSet/logtrain")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]),
+        checksum,
+        "a new configuration rolls the pods"
+    );
+    // An existing ConfigMap instead: none rendered, that one mounted, its key read.
+    let objs_existing =
+        objects(rendered(&[r#"{"existingConfigMap": "mine", "existingConfigMapKey": "logtrain.yaml"}"#]).path());
+    assert!(!objs_existing.keys().any(|k| k.starts_with("ConfigMap/")));
+    let pod2 = &get(&objs_existing, "DaemonSet/logtrain")["spec"]["template"]["spec"];
+    let c2 = container(pod2, "containers", "logtrain");
+    assert_eq!(
+        strings(&c2["args"]),
+        ["--config", "/etc/logtrain/config/logtrain.yaml"].into()
+    );
+    assert!(
+        seq(&pod2["volumes"])
+            .iter()
+            .any(|v| s(&v["configMap"]["name"]) == "mine")
+    );
+    // No configuration: no args, no volume (the plain manifests).
+    let plain = objects(&plain_dir());
+    let plain_c = container(
+        &get(&plain, "DaemonSet/logtrain")["spec"]["template"]["spec"],
+        "containers",
+        "logtrain",
+    );
+    assert!(plain_c["args"].is_null() && plain_c["envFrom"].is_null());
+
+    // The dashboard for the Grafana sidecar: its label, and the dashboard file as is.
+    let dash = get(&objs, "ConfigMap/logtrain-dashboard");
+    assert_eq!(s(&dash["metadata"]["labels"]["grafana_dashboard"]), "1");
+    assert_eq!(s(&dash["metadata"]["annotations"]["grafana_folder"]), "Logging");
+    let shipped: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("deployments/grafana/logtrain-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    let in_map: serde_json::Value = serde_json::from_str(s(&dash["data"]["logtrain.json"])).unwrap();
+    assert_eq!(in_map, shipped);
+    let relabelled = objects(
+        rendered(&[
+            r#"{"grafanaDashboard": {"enabled": true, "labels": {"dashboards": "logs"}, "namespace": "monitoring"}}"#,
+        ])
+        .path(),
+    );
+    let d2 = get(&relabelled, "ConfigMap/logtrain-dashboard");
+    assert_eq!(s(&d2["metadata"]["namespace"]), "monitoring");
+    assert_eq!(s(&d2["metadata"]["labels"]["dashboards"]), "logs");
+
+    // `helm test`: a hook pod waiting for /readyz through the Service, least privilege.
+    let t = get(&objs, "Pod/logtrain-test-readyz");
+    assert_eq!(s(&t["metadata"]["annotations"]["helm.sh/hook"]), "test");
+    let tc = &seq(&t["spec"]["containers"])[0];
+    let script = seq(&tc["command"]).iter().map(s).collect::<Vec<_>>().join(" ");
+    assert!(script.contains("http://logtrain.logtrain.svc:9000/readyz"), "{script}");
+    assert_eq!(tc["securityContext"]["allowPrivilegeEscalation"], Value::Bool(false));
+    assert_eq!(strings(&tc["securityContext"]["capabilities"]["drop"]), ["ALL"].into());
+    assert_eq!(t["spec"]["securityContext"]["runAsNonRoot"], Value::Bool(true));
+    assert!(
+        !yaml_files(&plain_dir()).values().any(|b| b.contains("helm.sh/hook")),
+        "kubectl apply would create the test pod"
+    );
+
+    // The PodMonitor, instead of the ServiceMonitor: this release's pods, their http port.
+    let pm_objs = objects(rendered(&[EVERYTHING_ON, POD_MONITOR_ON]).path());
+    assert!(!pm_objs.contains_key("ServiceMonitor/logtrain"));
+    let pm = get(&pm_objs, "PodMonitor/logtrain");
+    assert_eq!(s(&pm["apiVersion"]), "monitoring.coreos.com/v1");
+    assert_eq!(s(&pm["metadata"]["labels"]["release"]), "prometheus");
+    assert_eq!(
+        pm["spec"]["selector"]["matchLabels"],
+        ds["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(
+        strings(&pm["spec"]["namespaceSelector"]["matchNames"]),
+        ["logtrain"].into()
+    );
+    let ep = &seq(&pm["spec"]["podMetricsEndpoints"])[0];
+    assert_eq!(
+        (s(&ep["port"]), s(&ep["path"]), s(&ep["interval"])),
+        ("http", "/metrics", "15s")
+    );
+    let relabel: Vec<&str> = seq(&ep["relabelings"]).iter().map(|r| s(&r["targetLabel"])).collect();
+    assert_eq!(relabel, ["node", ""]);
+    assert_eq!(s(&ep["relabelings"][1]["action"]), "labeldrop");
+    assert_eq!(s(&ep["metricRelabelings"][0]["action"]), "drop");
+    let sm = get(&objs, "ServiceMonitor/logtrain");
+    assert_eq!(s(&sm["spec"]["endpoints"][0]["relabelings"][1]["action"]), "labeldrop");
+    let both = tempfile::tempdir().unwrap();
+    let e = render(
+        both.path(),
+        false,
+        &[r#"{"serviceMonitor": {"enabled": true}, "podMonitor": {"enabled": true}}"#],
+        false,
+    )
+    .unwrap_err();
+    assert!(e.contains("choose one"), "{e}");
+
+    // The container securityContext override replaces the chart's; OnDelete updates.
+    let objs3 = objects(
+        rendered(&[r#"{"securityContext": {"runAsUser": 1000, "readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false},
+                     "updateStrategy": {"type": "OnDelete"}}"#])
+        .path(),
+    );
+    let ds3 = get(&objs3, "DaemonSet/logtrain");
+    let c3 = container(&ds3["spec"]["template"]["spec"], "containers", "logtrain");
+    assert_eq!(c3["securityContext"]["runAsUser"], Value::from(1000));
+    assert!(c3["securityContext"]["capabilities"].is_null());
+    assert_eq!(s(&ds3["spec"]["updateStrategy"]["type"]), "OnDelete");
+    assert!(ds3["spec"]["updateStrategy"]["rollingUpdate"].is_null());
+}
+
 /// (port, protocol) of each entry of a NetworkPolicy rule's `ports`.
 fn policy_ports(rule: &Value) -> BTreeSet<(i64, String)> {
     seq(&rule["ports"])
@@ -963,7 +1239,22 @@ fn the_network_policy_admits_only_the_peers_it_names() {
     assert!(np["spec"]["egress"].is_null());
     let ingress = seq(&np["spec"]["ingress"]);
     assert_eq!(ingress.len(), 2);
-    assert_eq!(seq(&ingress[0]["from"]).len(), 1);
+    // Prometheus' namespace, and the `helm test` pod of this release (by its labels).
+    let http_peers = seq(&ingress[0]["from"]);
+    assert_eq!(http_peers.len(), 2, "{http_peers:?}");
+    let test_pod = get(&objs, "Pod/logtrain-test-readyz");
+    assert_eq!(
+        http_peers[1],
+        serde_yaml::from_str::<Value>(&format!(
+            "podSelector: {{matchLabels: {}}}",
+            serde_json::to_string(&test_pod["metadata"]["labels"]).unwrap()
+        ))
+        .unwrap()
+    );
+    assert!(
+        http_peers[1]["namespaceSelector"].is_null(),
+        "only pods of logtrain's namespace"
+    );
 
     // With the push listeners off, no rule for them, whatever the peers.
     let off = r#"{"networkPolicy": {"enabled": true},
@@ -975,7 +1266,9 @@ fn the_network_policy_admits_only_the_peers_it_names() {
 
     // No peers anywhere: no rule at all (an empty one would admit everyone), so
     // nothing may connect; the result is still a valid NetworkPolicy.
-    let nobody = rendered(&[r#"{"networkPolicy": {"enabled": true, "http": {"from": []}, "inputs": {"from": []}}}"#]);
+    let nobody = rendered(&[
+        r#"{"networkPolicy": {"enabled": true, "http": {"from": []}, "inputs": {"from": []}}, "helmTest": {"enabled": false}}"#,
+    ]);
     let objs = objects(nobody.path());
     assert_eq!(
         get(&objs, "NetworkPolicy/logtrain")["spec"]["ingress"],

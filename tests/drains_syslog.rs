@@ -277,7 +277,10 @@ async fn tls_delivers_with_the_right_ca_and_reports_a_wrong_one_as_a_certificate
     };
     match sink_for(&wrong).connect().await {
         // Both test CAs carry the same name, so the chain is found and its signature fails.
-        Err(SinkError::Certificate(m)) => assert!(m.contains("BadSignature") || m.contains("UnknownIssuer"), "{m}"),
+        Err(e @ SinkError::Certificate(_)) => {
+            let m = e.to_string();
+            assert!(m.contains("BadSignature") || m.contains("UnknownIssuer"), "{m}");
+        }
         Err(e) => panic!("wrong CA must be a certificate error, got {e:?}"),
         Ok(_) => panic!("wrong CA must not connect"),
     }
@@ -289,7 +292,10 @@ async fn tls_delivers_with_the_right_ca_and_reports_a_wrong_one_as_a_certificate
     ));
     // Nothing listening is a connect error, not a certificate one.
     let down = format!("syslog+tls://127.0.0.1:{}?ca={}", free_port(), ca_param(&pki.ca_pem));
-    assert!(matches!(sink_for(&down).connect().await, Err(SinkError::Connect(_))));
+    assert!(matches!(
+        sink_for(&down).connect().await,
+        Err(SinkError::Connect { .. })
+    ));
     assert!(sink_for(&right).connect().await.is_ok());
 
     // Through the driver: the right CA and the insecure opt-in deliver, the wrong CA delivers nothing.

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use logtrain::config::{Config, SETTINGS, Setting};
+use logtrain::config::{Config, GO_ONLY, SETTINGS, Setting};
 use logtrain::telemetry::{CATALOG, Kind};
 
 fn root() -> PathBuf {
@@ -181,4 +181,46 @@ fn the_checks_name_what_is_missing() {
         missing_ports(&text.replace("`SYSLOG_UDP_PORT` (9003)", "`SYSLOG_UDP_PORT`"), &ports),
         ["SYSLOG_UDP_PORT (9003)"]
     );
+}
+
+/// Every Go-only variable is named in the migration section, and `logtrain
+/// check` warns about each one that is set without changing its exit code.
+#[test]
+fn every_go_only_variable_is_documented_and_warned_about_by_check() {
+    let text = readme();
+    let migrating = section(&text, "Migrating from the Go logtrain");
+    let undocumented: Vec<&str> = GO_ONLY
+        .iter()
+        .map(|g| g.variable)
+        .filter(|v| !migrating.contains(&format!("`{v}`")))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "not in the migration section: {undocumented:?}"
+    );
+    let check = |set: bool| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_logtrain"));
+        c.arg("check").env_remove("LOGTRAIN_CONFIG");
+        for g in GO_ONLY {
+            c.env_remove(g.variable);
+            if set {
+                c.env(g.variable, "true");
+            }
+        }
+        let out = c.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (quiet_code, quiet) = check(false);
+    let (code, stderr) = check(true);
+    assert_eq!(code, quiet_code, "{stderr}");
+    assert!(!quiet.contains("warning:"), "{quiet}");
+    for g in GO_ONLY {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with("warning: ") && l.contains(g.variable)),
+            "{} not warned about:\n{stderr}",
+            g.variable
+        );
+    }
 }

@@ -37,8 +37,8 @@ use tracing::{debug, error, info, warn};
 
 use super::pods::PodDirectory;
 use super::{Datasource, OriginKind, RouteEvent, RouteObject, RouteSender, RouteUpdate};
+use crate::backoff::Backoff;
 use crate::config::{Config, HostnameScope};
-use crate::drain::driver::Backoff;
 use crate::egress::Egress;
 use crate::telemetry;
 use annotations::Naming;

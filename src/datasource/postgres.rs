@@ -20,18 +20,22 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::poll_fn;
-use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{AsyncMessage, Client, Notification, Socket};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{Datasource, OriginKind, RouteEvent, RouteObject, RouteSender, RouteSpec, RouteUpdate};
-use crate::drain::driver::Backoff;
+use super::{Datasource, OriginKind, RouteEvent, RouteSender, RouteUpdate};
+use crate::backoff::Backoff;
 use crate::telemetry;
 
+mod error;
+mod rows;
 pub mod tls;
+
+pub use error::PgError;
+pub use rows::{DrainRow, UnreadablePayload, events_for};
 
 use tls::Protection;
 
@@ -46,160 +50,6 @@ const PING_EVERY: Duration = Duration::from_secs(15);
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 
 type PgConnection = tokio_postgres::Connection<Socket, <tls::Connector as MakeTlsConnect<Socket>>::Stream>;
-
-/// What went wrong talking to Postgres (never contains the password).
-#[derive(Debug, thiserror::Error)]
-pub enum PgError {
-    #[error("DATABASE_URL is not a valid Postgres URL: {0}")]
-    Url(String),
-    #[error("DATABASE_URL: sslrootcert: {0}")]
-    RootCert(#[source] crate::tls::TlsError),
-    #[error(
-        "postgres: the server's certificate is refused under sslmode={mode} ({reason}); \
-         sslrootcert=FILE names the CA that signed it"
-    )]
-    Certificate {
-        mode: &'static str,
-        reason: String,
-        #[source]
-        source: tokio_postgres::Error,
-    },
-    #[error("postgres: {}", detail(.0))]
-    Db(#[from] tokio_postgres::Error),
-    #[error("postgres did not answer within {0:?}")]
-    Timeout(Duration),
-    #[error("postgres connection closed")]
-    Closed,
-}
-
-impl PgError {
-    /// A failed connection: a refused certificate apart from everything else.
-    fn connecting(e: tokio_postgres::Error, mode: tls::SslMode) -> PgError {
-        match refused_certificate(&e) {
-            Some(reason) => PgError::Certificate {
-                mode: mode.as_str(),
-                reason,
-                source: e,
-            },
-            None => PgError::Db(e),
-        }
-    }
-}
-
-/// The reason rustls refused the server's certificate, if that is why `e` happened.
-fn refused_certificate(e: &tokio_postgres::Error) -> Option<String> {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(c) = cause {
-        // tokio-rustls wraps the rustls error in an io::Error, whose `source` skips it.
-        let tls = c
-            .downcast_ref::<rustls::Error>()
-            .or_else(|| c.downcast_ref::<std::io::Error>()?.get_ref()?.downcast_ref());
-        if let Some(rustls::Error::InvalidCertificate(reason)) = tls {
-            return Some(reason.to_string());
-        }
-        cause = c.source();
-    }
-    None
-}
-
-/// The server's own words when it sent an error (tokio-postgres alone says
-/// only "db error"), else the error and its cause. Neither holds the password.
-fn detail(e: &tokio_postgres::Error) -> String {
-    match (e.as_db_error(), std::error::Error::source(e)) {
-        (Some(db), _) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
-        (None, Some(cause)) => format!("{e}: {cause}"),
-        (None, None) => e.to_string(),
-    }
-}
-
-/// A row of the drains table, as loaded or as carried by a NOTIFY payload.
-/// Other columns (`created`, `updated`, anything an operator added) are ignored.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct DrainRow {
-    pub drain: String,
-    pub hostname: String,
-    pub endpoint: String,
-    /// The optional `tag` column (the Go logtrain's writer fills it), read when
-    /// the table has one: the route's records carry it as their APP-NAME at
-    /// this row's drain (empty or absent: they keep their own).
-    #[serde(default, deserialize_with = "any_text")]
-    pub tag: Option<String>,
-}
-
-/// Reads a column of any JSON type as text (`null` as none), so an unusual
-/// type of an optional column never makes a payload unreadable.
-fn any_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Null => None,
-        serde_json::Value::String(s) => Some(s),
-        other => Some(other.to_string()),
-    })
-}
-
-impl DrainRow {
-    fn object(&self) -> RouteObject {
-        RouteObject {
-            id: object_id(&self.drain),
-            routes: vec![RouteSpec {
-                hostname: self.hostname.clone(),
-                drain: self.endpoint.clone(),
-                tag: self.tag.clone().filter(|t| !t.is_empty()),
-            }],
-        }
-    }
-}
-
-fn object_id(drain: &str) -> String {
-    format!("drain {drain}")
-}
-
-#[derive(Deserialize)]
-struct UpdatePayload {
-    old: DrainRow,
-    new: DrainRow,
-}
-
-/// Why a payload could not be read, without its values (serde's messages may
-/// quote a value, and an endpoint holds credentials): the kind of problem and
-/// where it is.
-fn unreadable(e: serde_json::Error) -> String {
-    use serde_json::error::Category;
-    let what = match e.classify() {
-        Category::Io => "cannot be read",
-        Category::Syntax => "is not valid JSON",
-        Category::Eof => "ends early",
-        Category::Data => match e.to_string().strip_prefix("missing field `") {
-            // "missing field `drain`" names a field, never a value.
-            Some(rest) => {
-                let field = rest.split('`').next().unwrap_or_default();
-                return format!("payload lacks field {field} (line {} column {})", e.line(), e.column());
-            }
-            None => "is not a drain row",
-        },
-    };
-    format!("payload {what} (line {} column {})", e.line(), e.column())
-}
-
-/// Turns one notification into route events; `Err` means the payload is unreadable.
-pub fn events_for(channel: &str, payload: &str) -> Result<Vec<RouteEvent>, String> {
-    let row = |p: &str| serde_json::from_str::<DrainRow>(p).map_err(unreadable);
-    match channel {
-        "drains.insert" => Ok(vec![RouteEvent::Apply(row(payload)?.object())]),
-        "drains.delete" => Ok(vec![RouteEvent::Delete(object_id(&row(payload)?.drain))]),
-        "drains.update" => {
-            let u: UpdatePayload = serde_json::from_str(payload).map_err(unreadable)?;
-            let mut ev = Vec::new();
-            if u.old.drain != u.new.drain {
-                ev.push(RouteEvent::Delete(object_id(&u.old.drain)));
-            }
-            // The route writer ignores an Apply that changes nothing, so an update of
-            // other columns does not disturb the route (a new tag does change it).
-            ev.push(RouteEvent::Apply(u.new.object()));
-            Ok(ev)
-        }
-        other => Err(format!("unexpected channel {other}")),
-    }
-}
 
 /// Creates the table and triggers if missing; safe when several nodes run it at once.
 pub async fn ensure_schema(client: &mut Client) -> Result<(), PgError> {
@@ -453,103 +303,5 @@ impl Datasource for PostgresSource {
                 }
             }
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn notification_payloads() {
-        let ins =
-            r#"{"drain":"a1","hostname":"web.default","endpoint":"syslog+tcp://h:1","created":null,"updated":null}"#;
-        assert_eq!(
-            events_for("drains.insert", ins).unwrap(),
-            vec![RouteEvent::Apply(RouteObject {
-                id: "drain a1".into(),
-                routes: vec![RouteSpec {
-                    hostname: "web.default".into(),
-                    drain: "syslog+tcp://h:1".into(),
-                    tag: None,
-                }]
-            })]
-        );
-        assert_eq!(
-            events_for("drains.delete", ins).unwrap(),
-            vec![RouteEvent::Delete("drain a1".into())]
-        );
-        let upd = format!(r#"{{"old":{ins},"new":{}}}"#, ins.replace("web.default", "api.default"));
-        let ev = events_for("drains.update", &upd).unwrap();
-        assert_eq!(ev.len(), 1);
-        assert!(matches!(&ev[0], RouteEvent::Apply(o) if o.routes[0].hostname == "api.default"));
-        assert!(events_for("drains.insert", "not json").is_err());
-        assert!(events_for("drains.insert", r#"{"drain":"x"}"#).is_err());
-        assert!(events_for("drains.update", ins).is_err());
-    }
-
-    #[test]
-    fn an_unreadable_payload_is_described_without_its_values() {
-        let url = "https://u:Passw0rd@h/inputs/T0ken";
-        for (channel, payload) in [
-            ("drains.update", format!(r#"{{"old":"{url}","new":"{url}"}}"#)),
-            (
-                "drains.insert",
-                format!(r#"{{"drain":7,"hostname":"{url}","endpoint":{{}}}}"#),
-            ),
-            ("drains.insert", format!(r#"{{"hostname":"x","endpoint":"{url}"}}"#)),
-            ("drains.delete", format!(r#"{{"drain":"{url}""#)),
-            ("drains.insert", format!(r#"["{url}"]"#)),
-        ] {
-            let e = events_for(channel, &payload).unwrap_err();
-            assert!(!e.contains("Passw0rd") && !e.contains("T0ken"), "{payload}: {e}");
-            assert!(e.contains("line 1 column"), "{e}");
-        }
-        let e = events_for("drains.insert", r#"{"hostname":"x","endpoint":"y"}"#).unwrap_err();
-        assert!(e.starts_with("payload lacks field drain"), "{e}");
-    }
-
-    #[test]
-    fn a_tag_column_is_read_and_becomes_the_routes_tag() {
-        let base = r#""drain":"a1","hostname":"web.default","endpoint":"syslog+tcp://h:1""#;
-        let tagged = |tag: Option<&str>| {
-            vec![RouteEvent::Apply(RouteObject {
-                id: "drain a1".into(),
-                routes: vec![RouteSpec {
-                    hostname: "web.default".into(),
-                    drain: "syslog+tcp://h:1".into(),
-                    tag: tag.map(String::from),
-                }],
-            })]
-        };
-        assert_eq!(
-            events_for("drains.insert", &format!("{{{base}}}")).unwrap(),
-            tagged(None)
-        );
-        for (tag, read) in [
-            (r#""shop""#, Some("shop")),
-            ("null", None),
-            (r#""""#, None),
-            ("7", Some("7")),
-            (r#"{"a":1}"#, Some(r#"{"a":1}"#)),
-        ] {
-            let payload = format!(r#"{{{base},"tag":{tag},"created":"2026-12-01T10:00:00+00:00"}}"#);
-            let row: DrainRow = serde_json::from_str(&payload).unwrap();
-            assert_eq!(row.tag.as_deref().filter(|t| !t.is_empty()), read, "{payload}");
-            assert_eq!(
-                events_for("drains.insert", &payload).unwrap(),
-                tagged(read),
-                "{payload}"
-            );
-            assert_eq!(
-                events_for("drains.delete", &payload).unwrap(),
-                vec![RouteEvent::Delete("drain a1".into())]
-            );
-        }
-        // An update of the tag alone moves the route to the new tag.
-        let old = format!(r#"{{{base},"tag":"shop"}}"#);
-        let new = format!(r#"{{{base},"tag":"cart"}}"#);
-        let ev = events_for("drains.update", &format!(r#"{{"old":{old},"new":{new}}}"#)).unwrap();
-        assert_eq!(ev, tagged(Some("cart")));
     }
 }

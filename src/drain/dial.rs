@@ -38,7 +38,7 @@ impl Endpoint {
     }
 
     fn unreachable(&self, e: io::Error) -> SinkError {
-        SinkError::Connect(format!("{}:{}: {e}", self.host, self.port))
+        SinkError::connect(format!("{}:{}", self.host, self.port), e)
     }
 
     /// The addresses this drain may connect to, in resolver order (never

@@ -31,7 +31,7 @@ impl FileSink {
             .append(true)
             .open(&self.path)
             .await
-            .map_err(|e| SinkError::Connect(format!("cannot open {}: {e}", self.path.display())))
+            .map_err(|e| SinkError::connect("cannot open the file", e))
     }
 }
 

@@ -36,7 +36,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue, InvalidHeaderValue};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
@@ -69,18 +69,33 @@ pub struct HttpClient {
     auth: Option<HeaderValue>,
 }
 
-/// A drain URL that cannot be turned into HTTP requests.
+/// A drain URL that cannot be turned into HTTP requests. The header errors
+/// never quote the value (it may hold credentials).
 #[derive(Debug, thiserror::Error)]
-#[error("{reason}")]
-pub struct HttpSetupError {
-    pub reason: String,
+pub enum HttpSetupError {
+    #[error("no HTTP target")]
+    NoTarget,
+    #[error("credentials are not valid in a header: {0}")]
+    Credentials(#[source] InvalidHeaderValue),
+    #[error("host and port are not valid in a Host header: {0}")]
+    Authority(#[source] InvalidHeaderValue),
+    #[error("the drain id is not valid in a Logplex-Drain-Token header: {0}")]
+    Token(#[source] InvalidHeaderValue),
+}
+
+/// An HTTP exchange that broke off: the cause of the [`SinkError::Io`] it becomes.
+#[derive(Debug, thiserror::Error)]
+enum Broken {
+    #[error("HTTP request failed: {0}")]
+    Request(#[source] hyper::Error),
+    #[error("reading the HTTP response failed: {0}")]
+    Response(#[source] crate::BoxError),
 }
 
 impl HttpClient {
     /// A client for `spec.target`, with TLS when the target is `https`.
     pub fn new(spec: &DrainSpec, tls: Option<TlsConnector>) -> Result<Self, HttpSetupError> {
-        let err = |reason: String| HttpSetupError { reason };
-        let target = spec.target.as_ref().ok_or_else(|| err("no HTTP target".into()))?;
+        let target = spec.target.as_ref().ok_or(HttpSetupError::NoTarget)?;
         let host_port = if spec.host.contains(':') {
             format!("[{}]:{}", spec.host, spec.port)
         } else {
@@ -95,13 +110,13 @@ impl HttpClient {
             path.push_str(q);
         }
         let auth = match spec.auth.header() {
-            Some(h) => Some(HeaderValue::try_from(h).map_err(|_| err("credentials are not valid in a header".into()))?),
+            Some(h) => Some(HeaderValue::try_from(h).map_err(HttpSetupError::Credentials)?),
             None => None,
         };
         Ok(HttpClient {
             endpoint: Endpoint::of(spec),
             tls,
-            authority: HeaderValue::try_from(host_port).map_err(|e| err(e.to_string()))?,
+            authority: HeaderValue::try_from(host_port).map_err(HttpSetupError::Authority)?,
             path,
             auth,
         })
@@ -112,7 +127,7 @@ impl HttpClient {
         let stream = tls::connect(&self.endpoint, self.tls.as_ref()).await?;
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| SinkError::Connect(format!("HTTP handshake: {e}")))?;
+            .map_err(|e| SinkError::connect("HTTP handshake", io::Error::other(e)))?;
         let task = tokio::spawn(async move {
             if let Err(e) = connection.await {
                 debug!(error = %e, "HTTP drain connection ended.");
@@ -155,21 +170,17 @@ impl HttpClient {
         for (k, v) in headers {
             req = req.header(k, v);
         }
-        let req = req
-            .body(Full::new(body))
-            .map_err(|e| SinkError::Refused(format!("cannot build the request: {e}")))?;
+        let req = req.body(Full::new(body)).map_err(|e| SinkError::Request(e.into()))?;
         let resp = sender.send_request(req).await.map_err(|e| {
             conn.sender = None;
-            SinkError::Io(io::Error::other(format!("HTTP request failed: {e}")))
+            SinkError::Io(io::Error::other(Broken::Request(e)))
         })?;
         let (parts, body) = resp.into_parts();
         let body = match Limited::new(body, MAX_RESPONSE).collect().await {
             Ok(b) => b.to_bytes(),
             Err(e) => {
                 conn.sender = None;
-                return Err(SinkError::Io(io::Error::other(format!(
-                    "reading the HTTP response failed: {e}"
-                ))));
+                return Err(SinkError::Io(io::Error::other(Broken::Response(e))));
             }
         };
         Ok(Response {
@@ -221,7 +232,10 @@ impl Response {
         if self.status == StatusCode::PAYLOAD_TOO_LARGE {
             return Err(SinkError::TooLarge(format!("HTTP 413: {}", self.snippet())));
         }
-        Err(SinkError::Refused(format!("HTTP {s}: {}", self.snippet())))
+        Err(SinkError::Refused {
+            status: s,
+            body: self.snippet(),
+        })
     }
 
     /// `Retry-After` in seconds (HTTP dates are ignored: the backoff applies).
@@ -283,7 +297,7 @@ impl SyslogHttpSink {
         Ok(SyslogHttpSink {
             client: HttpClient::new(spec, tls)?,
             framing: spec.framing,
-            token: HeaderValue::try_from(spec.id.as_str()).map_err(|e| HttpSetupError { reason: e.to_string() })?,
+            token: HeaderValue::try_from(spec.id.as_str()).map_err(HttpSetupError::Token)?,
             frames: FrameIds::default(),
         })
     }
@@ -450,7 +464,10 @@ mod tests {
         ));
         for s in [400, 401, 403, 404, 301] {
             match resp(s, None).check() {
-                Err(SinkError::Refused(m)) => assert!(m.contains(&s.to_string()) && m.contains("nope"), "{m}"),
+                Err(e @ SinkError::Refused { .. }) => {
+                    let m = e.to_string();
+                    assert!(m.contains(&format!("HTTP {s}")) && m.contains("nope"), "{m}");
+                }
                 other => panic!("{s}: {other:?}"),
             }
         }

@@ -135,9 +135,10 @@ impl Sink for SyslogUdpSink {
     async fn connect(&self) -> Result<UdpConn, SinkError> {
         // The socket is connected to the checked address, never to the name.
         let Some(addr) = self.endpoint.resolve().await?.first().copied() else {
-            return Err(SinkError::Connect("no address to send to".into()));
+            let none = io::Error::new(io::ErrorKind::AddrNotAvailable, "no address to send to");
+            return Err(SinkError::connect("resolving the host", none));
         };
-        let err = |e: io::Error| SinkError::Connect(format!("{addr}: {e}"));
+        let err = |e: io::Error| SinkError::connect(addr.to_string(), e);
         let bind = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
         let socket = UdpSocket::bind(bind).await.map_err(err)?;
         socket.connect(addr).await.map_err(err)?;

@@ -2,12 +2,13 @@
 //! applies a tenant's egress policy), and TLS on top of them with a rustls
 //! client configuration built from a [`DrainSpec`].
 //!
-//! Trusted roots are the system's (`rustls-native-certs`, read once per
-//! process), Mozilla's bundled roots (`webpki-roots`) as a fallback, plus any
-//! `ca=` certificates of the drain URL. The server name (SNI and the name the
-//! certificate must carry) is the URL's host; an IP host is checked against the
-//! certificate's IP addresses. `insecure=true` is an explicit opt-in that
-//! accepts any certificate (signatures of the handshake are still checked).
+//! Trusted roots are [`crate::tls::public_roots`] (the system's, read once per
+//! process, and Mozilla's bundled ones), plus any `ca=` certificates of the
+//! drain URL. The server name (SNI and the name the certificate must carry)
+//! is the URL's host; an IP host is checked against the certificate's IP
+//! addresses. `insecure=true` is an explicit opt-in that accepts any
+//! certificate ([`crate::tls::AcceptAnyCertificate`]: signatures of the
+//! handshake are still checked).
 //!
 //! A handshake that fails because the certificate was refused is reported as
 //! [`SinkError::Certificate`], apart from [`SinkError::Connect`], so a wrong CA
@@ -21,10 +22,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, InvalidDnsNameError, ServerName};
+use rustls::{ClientConfig, RootCertStore};
 use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -33,55 +32,54 @@ use tokio_rustls::client::TlsStream;
 use super::dial::Endpoint;
 use super::driver::SinkError;
 use super::url::DrainSpec;
+use crate::tls::Verify;
 
 /// TLS settings that cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("ca= certificate {index} cannot be used as a trust root: {reason}")]
-    BadCa { index: usize, reason: String },
+    #[error("ca= certificate {index} cannot be used as a trust root: {source}")]
+    BadCa {
+        index: usize,
+        #[source]
+        source: rustls::Error,
+    },
     #[error("host \"{host}\" is not a valid TLS server name")]
-    BadName { host: String },
-    #[error("cannot build TLS settings: {reason}")]
-    Build { reason: String },
-}
-
-fn provider() -> Arc<CryptoProvider> {
-    crate::tls::provider()
-}
-
-/// The system's trust roots, read once per process (shared with the Postgres datasource).
-fn native_roots() -> &'static [CertificateDer<'static>] {
-    crate::tls::system_roots()
+    BadName {
+        host: String,
+        #[source]
+        source: InvalidDnsNameError,
+    },
+    #[error(transparent)]
+    Build(#[from] crate::tls::TlsError),
 }
 
 /// Builds the client configuration for a drain. `alpn` lists the application
 /// protocols to offer (empty for syslog).
 pub fn client_config(spec: &DrainSpec, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Build { reason: e.to_string() })?;
-    let mut config = if spec.insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider())))
-            .with_no_client_auth()
+    let verify = if spec.insecure {
+        Verify::Nothing
     } else {
-        let mut roots = RootCertStore::empty();
-        // Unparseable system roots are skipped, as every TLS client does.
-        let _ = roots.add_parsable_certificates(native_roots().iter().cloned());
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        for (index, der) in spec.ca.iter().enumerate() {
-            roots
-                .add(CertificateDer::from(der.clone()))
-                .map_err(|e| TlsError::BadCa {
-                    index,
-                    reason: e.to_string(),
-                })?;
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
+        Verify::Full(roots(spec)?)
     };
+    let mut config = crate::tls::client_config(verify)?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
+}
+
+/// The public roots (the system's and Mozilla's), plus the drain's `ca=`
+/// certificates if it has any.
+fn roots(spec: &DrainSpec) -> Result<Arc<RootCertStore>, TlsError> {
+    let public = crate::tls::public_roots();
+    if spec.ca.is_empty() {
+        return Ok(public);
+    }
+    let mut roots = RootCertStore::clone(&public);
+    for (index, der) in spec.ca.iter().enumerate() {
+        roots
+            .add(CertificateDer::from(der.clone()))
+            .map_err(|source| TlsError::BadCa { index, source })?;
+    }
+    Ok(Arc::new(roots))
 }
 
 /// Opens TLS sessions to one drain's host.
@@ -95,8 +93,9 @@ impl TlsConnector {
     /// A connector for `spec`'s host, offering `alpn`.
     pub fn new(spec: &DrainSpec, alpn: &[&[u8]]) -> Result<Self, TlsError> {
         let config = client_config(spec, alpn)?;
-        let name = ServerName::try_from(spec.host.clone()).map_err(|_| TlsError::BadName {
+        let name = ServerName::try_from(spec.host.clone()).map_err(|source| TlsError::BadName {
             host: spec.host.clone(),
+            source,
         })?;
         Ok(TlsConnector {
             connector: tokio_rustls::TlsConnector::from(config),
@@ -117,9 +116,8 @@ impl TlsConnector {
 pub fn handshake_error(e: io::Error) -> SinkError {
     let tls = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
     match tls {
-        Some(rustls::Error::InvalidCertificate(c)) => SinkError::Certificate(format!("{c:?}")),
-        Some(other) => SinkError::Connect(format!("TLS handshake failed: {other}")),
-        None => SinkError::Connect(format!("TLS handshake failed: {e}")),
+        Some(refused @ rustls::Error::InvalidCertificate(_)) => SinkError::Certificate(refused.clone()),
+        _ => SinkError::connect("TLS handshake failed", e),
     }
 }
 
@@ -226,46 +224,6 @@ impl AsyncWrite for Stream {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
-    }
-}
-
-/// `insecure=true`: any certificate is accepted; handshake signatures are
-/// still verified so the session keys belong to whoever holds the key.
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

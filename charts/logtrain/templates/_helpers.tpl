@@ -39,9 +39,31 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
-{{/* The image reference. */}}
+{{/* The image reference: by digest when one is given, else by tag. */}}
 {{- define "logtrain.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The ConfigMap holding logtrain's configuration file, "" for none. */}}
+{{- define "logtrain.configMap" -}}
+{{- if .Values.existingConfigMap }}
+{{- .Values.existingConfigMap }}
+{{- else if .Values.config }}
+{{- printf "%s-config" (include "logtrain.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/* Where the configuration file is mounted. */}}
+{{- define "logtrain.configDir" -}}/etc/logtrain/config{{- end }}
+
+{{/* The labels of the helm test pod, which the NetworkPolicy admits to the HTTP port. */}}
+{{- define "logtrain.testLabels" -}}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: helm-test
 {{- end }}
 
 {{/* Where the TLS Secret is mounted. */}}

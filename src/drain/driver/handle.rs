@@ -1,0 +1,292 @@
+//! The [`Drain`] handle: what the routing table points at and inputs queue
+//! records into (offer, send, wait for room), how a drain is closed, given up
+//! on or abandoned, and its counters.
+//!
+//! It never talks to a receiver: the dispatcher and its workers do, reading
+//! the queue and state kept here.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::time::{Instant, sleep, timeout};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use super::DriverConfig;
+use super::events::reject;
+use crate::drain::queue::{PushError, Queue};
+use crate::record::{Record, SharedRecord};
+use crate::telemetry::{self, Counter, Gauge};
+use crate::time::Timestamp;
+
+/// Per-drain metrics, looked up once.
+pub(super) struct Stats {
+    pub(super) queued: Counter,
+    pub(super) sent: Counter,
+    pub(super) sent_bytes: Counter,
+    pub(super) dropped: Counter,
+    pub(super) rejected: Counter,
+    pub(super) truncated: Counter,
+    pub(super) errors: Counter,
+    pub(super) retries: Counter,
+    pub(super) denied: Counter,
+    pub(super) queue_records: Gauge,
+    pub(super) queue_bytes: Gauge,
+    pub(super) connections: Gauge,
+}
+
+impl Stats {
+    fn new(id: &str) -> Self {
+        let l = [("drain", id)];
+        Stats {
+            queued: telemetry::counter("logtrain_drain_queued_total", &l),
+            sent: telemetry::counter("logtrain_drain_sent_total", &l),
+            sent_bytes: telemetry::counter("logtrain_drain_sent_bytes_total", &l),
+            dropped: telemetry::counter("logtrain_drain_dropped_total", &l),
+            rejected: telemetry::counter("logtrain_drain_rejected_total", &l),
+            truncated: telemetry::counter("logtrain_drain_truncated_total", &l),
+            errors: telemetry::counter("logtrain_drain_errors_total", &l),
+            retries: telemetry::counter("logtrain_drain_retries_total", &l),
+            denied: telemetry::counter("logtrain_drain_denied_total", &l),
+            queue_records: telemetry::gauge("logtrain_drain_queue_records", &l),
+            queue_bytes: telemetry::gauge("logtrain_drain_queue_bytes", &l),
+            connections: telemetry::gauge("logtrain_drain_connections", &l),
+        }
+    }
+}
+
+/// An overflow episode: how many records were dropped since when.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Dropped {
+    pub(super) count: u64,
+    pub(super) since: Timestamp,
+}
+
+/// A running drain: what the routing table points at. Cheap to share.
+pub struct Drain {
+    pub(super) id: Arc<str>,
+    pub(super) queue: Queue,
+    pub(super) stats: Stats,
+    pub(super) dropped: Mutex<Option<Dropped>>,
+    pub(super) failing: AtomicBool,
+    /// Records get this APP-NAME here (a tagged route); see [`Drain::relabel`].
+    pub(super) app_name: Option<Bytes>,
+    /// Refusing batches for good (4xx): logged once until a batch is accepted.
+    pub(super) refusing: AtomicBool,
+    pub(super) in_flight: AtomicUsize,
+    pub(super) finished: AtomicBool,
+    pub(super) queue_max_records: usize,
+    /// Cancelled by [`Drain::close`].
+    pub(super) closed: CancellationToken,
+    /// Cancelled when a closed drain gives up: workers stop waiting on the
+    /// receiver and reject what they hold.
+    pub(super) stop: CancellationToken,
+    /// While every address of a tenant's drain is denied: when to look again.
+    pub(super) denied_until: Mutex<Option<Instant>>,
+    /// Records it held when it gave up (0: it did not).
+    pub(super) given_up: AtomicUsize,
+}
+
+impl std::fmt::Debug for Drain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drain").field("id", &self.id).finish()
+    }
+}
+
+impl Drain {
+    /// A drain with an empty queue, not driven yet (see [`super::spawn`]).
+    pub(super) fn new(id: &str, cfg: &DriverConfig) -> Self {
+        Drain {
+            id: Arc::from(id),
+            queue: Queue::new(cfg.queue_records, cfg.queue_bytes),
+            stats: Stats::new(id),
+            dropped: Mutex::new(None),
+            failing: AtomicBool::new(false),
+            app_name: cfg.app_name.clone(),
+            refusing: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            finished: AtomicBool::new(false),
+            queue_max_records: cfg.queue_records,
+            closed: CancellationToken::new(),
+            stop: CancellationToken::new(),
+            denied_until: Mutex::new(None),
+            given_up: AtomicUsize::new(0),
+        }
+    }
+
+    /// The drain's credential-free id (also its metric label).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Queues a record if there is room; otherwise drops it, counts the drop
+    /// and marks its acknowledgement rejected. Returns whether it was queued.
+    pub fn offer(&self, rec: &SharedRecord) -> bool {
+        self.count_push(self.queue.try_push(self.relabel(rec)))
+    }
+
+    /// Whether a record could be queued now without dropping (for inputs that
+    /// answer their sender, e.g. HTTP 503 before accepting).
+    pub fn has_room(&self) -> bool {
+        !self.queue.is_closed() && self.queue.len() < self.queue_capacity()
+    }
+
+    /// Waits, at most `patience`, until [`Drain::has_room`] holds, so a stream
+    /// input can stop reading its socket instead of dropping. A drain that is
+    /// already dropping (its receiver gone or far too slow) is not waited for.
+    /// Returns whether it has room.
+    pub async fn wait_for_room(&self, patience: Duration) -> bool {
+        if self.has_room() || self.dropped.lock().is_some() {
+            return self.has_room();
+        }
+        let _ = timeout(patience, self.queue.wait_below(self.queue_capacity())).await;
+        self.has_room()
+    }
+
+    fn queue_capacity(&self) -> usize {
+        // Conservative: half the record bound, so a check-then-offer rarely races into a drop.
+        self.queue_max_records / 2
+    }
+
+    /// Queues a record, waiting while the queue is full (backpressure).
+    /// Fails only when the drain has been closed; the record is then rejected.
+    pub async fn send(&self, rec: SharedRecord) -> bool {
+        self.count_push(self.queue.push(self.relabel(&rec)).await)
+    }
+
+    /// Counts a record queued, or drops it (see [`Drain::offer`]). Returns
+    /// whether it was queued.
+    fn count_push(&self, pushed: Result<(), PushError>) -> bool {
+        match pushed {
+            Ok(()) => {
+                self.stats.queued.inc();
+                true
+            }
+            Err(PushError::Full(r)) | Err(PushError::Closed(r)) => {
+                self.note_drop(&r);
+                false
+            }
+        }
+    }
+
+    /// Queues records in order, waiting while the queue is full (backpressure),
+    /// under one lock per stretch that fits. Records the drain can no longer take
+    /// (it was closed) are rejected and counted as [`Drain::send`] does. Returns
+    /// how many were queued.
+    pub async fn send_batch(&self, recs: &[SharedRecord]) -> usize {
+        let relabelled: Vec<SharedRecord>;
+        let recs = match &self.app_name {
+            None => recs,
+            Some(_) => {
+                relabelled = recs.iter().map(|r| self.relabel(r)).collect();
+                &relabelled
+            }
+        };
+        let queued = self.queue.push_batch(recs).await;
+        self.stats.queued.add(queued as u64);
+        for r in &recs[queued..] {
+            self.note_drop(r);
+        }
+        queued
+    }
+
+    /// The record as this drain sends it: shared as is, or, for a tagged
+    /// route, a copy with the route's APP-NAME (the copy carries the same
+    /// acknowledgement, so delivery is still told to the record's input).
+    fn relabel(&self, rec: &SharedRecord) -> SharedRecord {
+        match &self.app_name {
+            Some(name) if rec.app_name != *name => {
+                let mut r = Record::clone(rec);
+                r.app_name = name.clone();
+                Arc::new(r)
+            }
+            _ => rec.clone(),
+        }
+    }
+
+    fn note_drop(&self, rec: &SharedRecord) {
+        if let Some(ack) = &rec.ack {
+            ack.reject();
+        }
+        self.stats.dropped.inc();
+        let mut d = self.dropped.lock();
+        match d.as_mut() {
+            Some(ep) => ep.count += 1,
+            None => {
+                *d = Some(Dropped {
+                    count: 1,
+                    since: Timestamp::now(),
+                });
+                warn!(drain = %self.id, "Drain queue is full; dropping records until it drains.");
+            }
+        }
+    }
+
+    /// Records queued or being delivered.
+    pub fn held(&self) -> usize {
+        self.queue.len() + self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Stops accepting records; what is queued is still delivered, within
+    /// [`DriverConfig::give_up_after`].
+    pub fn close(&self) {
+        self.queue.close();
+        self.closed.cancel();
+    }
+
+    /// Resolves `after` the drain was closed.
+    pub(super) async fn closed_for(&self, after: Duration) {
+        self.closed.cancelled().await;
+        sleep(after).await;
+    }
+
+    /// A closed drain could not deliver what it holds within `after`: drops
+    /// it all (acknowledgements rejected, so inputs move on; counted as
+    /// dropped) and stops the workers waiting on the receiver.
+    pub(super) fn give_up(&self, after: Duration) {
+        self.stop.cancel();
+        let queued = self.queue.take_all();
+        let held = queued.len() + self.in_flight.load(Ordering::Acquire);
+        self.given_up.store(held, Ordering::Release);
+        warn!(drain = %self.id, records = held, after = ?after, "Closed drain could not deliver what it holds in time (SHUTDOWN_TIMEOUT); dropping it.");
+        self.stats.dropped.add(queued.len() as u64);
+        reject(&queued);
+    }
+
+    /// Records the drain held when, closed, it gave up on its receiver (0
+    /// if it did not give up).
+    pub fn given_up(&self) -> usize {
+        self.given_up.load(Ordering::Acquire)
+    }
+
+    /// Whether the drain's host was found denied and is not to be looked at again yet.
+    pub(super) fn denied_now(&self) -> bool {
+        matches!(*self.denied_until.lock(), Some(until) if Instant::now() < until)
+    }
+
+    /// Whether the driver and all its connections have finished (queue closed and
+    /// every record delivered or given up).
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    /// Records dropped by overflow so far.
+    pub fn dropped_total(&self) -> u64 {
+        self.stats.dropped.get()
+    }
+
+    /// Records delivered so far.
+    pub fn sent_total(&self) -> u64 {
+        self.stats.sent.get()
+    }
+
+    /// Gives up every queued record (shutdown deadline passed); returns how many.
+    pub fn abandon(&self) -> usize {
+        let left = self.queue.take_all();
+        reject(&left);
+        left.len() + self.in_flight.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,202 @@
+//! One pooled connection of a drain: delivers the batches the dispatcher hands
+//! it, in order, reconnecting as needed, and on a transport that never
+//! acknowledges (syslog over TCP or TLS) holds each written batch until the
+//! connection is seen alive after it, sending it again if not.
+//!
+//! It never decides which records it gets (the dispatcher does) nor how one
+//! batch is retried (`deliver` does).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::deliver::{deliver, drop_conn, send_drop_summary, unless_stopped};
+use super::{Drain, DriverConfig, Sink};
+use crate::backoff::Backoff;
+use crate::record::SharedRecord;
+
+/// How long a batch written on an unacknowledged transport is held, at most,
+/// before the connection is checked and the batch released as delivered.
+pub const CONFIRM_AFTER: Duration = Duration::from_millis(200);
+
+/// What a worker tells the dispatcher about its progress.
+pub(super) struct Progress {
+    pub(super) done: Arc<AtomicU64>,
+    pub(super) busy_since: Arc<AtomicU64>,
+    pub(super) last_took: Arc<AtomicU64>,
+    pub(super) epoch: Instant,
+}
+
+/// One pooled connection: delivers batches in order, reconnecting as needed.
+pub(super) async fn work<S: Sink>(
+    drain: Arc<Drain>,
+    sink: Arc<S>,
+    cfg: DriverConfig,
+    mut rx: mpsc::Receiver<Vec<SharedRecord>>,
+    progress: Progress,
+) {
+    let mut conn: Option<S::Conn> = None;
+    let mut backoff = Backoff::new(cfg.backoff_min, cfg.backoff_max);
+    let mut held = Held::default();
+    let ctx = Settle {
+        drain: &drain,
+        sink: &*sink,
+        cfg: &cfg,
+    };
+    loop {
+        let next = match held.oldest() {
+            None => rx.recv().await,
+            Some(since) => tokio::select! {
+                b = rx.recv() => b,
+                _ = tokio::time::sleep_until(since + CONFIRM_AFTER) => {
+                    ctx.settle(&mut conn, &mut backoff, &mut held, false).await;
+                    continue;
+                }
+            },
+        };
+        let Some(batch) = next else { break };
+        // Before writing more: if the connection died, what it holds goes again
+        // first; what it has held long enough is confirmed.
+        ctx.settle(&mut conn, &mut backoff, &mut held, false).await;
+        let n = batch.len();
+        let began = (progress.epoch.elapsed().as_micros() as u64).max(1);
+        progress.busy_since.store(began, Ordering::Release);
+        let sent = deliver(&drain, &*sink, &cfg, &mut conn, &mut backoff, batch).await;
+        progress.busy_since.store(0, Ordering::Release);
+        let took = (progress.epoch.elapsed().as_micros() as u64).saturating_sub(began);
+        progress.last_took.store(took, Ordering::Release);
+        drain.in_flight.fetch_sub(n - sent.len(), Ordering::AcqRel);
+        // Written (or given up): the dispatcher may now hand this batch's sources
+        // to another connection; confirming it is this worker's own business.
+        progress.done.fetch_add(1, Ordering::AcqRel);
+        held.push(sent);
+        if !sink.unacknowledged() {
+            release(&drain, &mut held, usize::MAX);
+        }
+        if conn.is_some() {
+            send_drop_summary(&drain, &*sink, &cfg, &mut conn).await;
+        }
+    }
+    // Closing: what is still held is confirmed once it has been held long enough
+    // (or sent again, a few times at most, if the receiver went away).
+    for _ in 0..3 {
+        let Some(newest) = held.newest() else { break };
+        tokio::time::sleep_until(newest + CONFIRM_AFTER).await;
+        ctx.settle(&mut conn, &mut backoff, &mut held, true).await;
+    }
+    if let Some(c) = conn.take() {
+        // A drain that gave up does not wait on its receiver to close either.
+        let _ = unless_stopped(&drain, sink.close(c)).await;
+        drain.stats.connections.add(-1);
+    }
+}
+
+/// Batches written but not yet known to be delivered, oldest first. On an
+/// unacknowledged transport a batch is confirmed only once it has been held for
+/// [`CONFIRM_AFTER`] with the connection still alive: a receiver that goes away
+/// leaves what it never read in its socket, and the kernel resets the
+/// connection instead of closing it, which the check then sees.
+#[derive(Default)]
+struct Held {
+    /// Records of each written batch and when it was written.
+    batches: VecDeque<(Vec<SharedRecord>, Instant)>,
+    records: usize,
+}
+
+impl Held {
+    fn push(&mut self, records: Vec<SharedRecord>) {
+        self.records += records.len();
+        self.batches.push_back((records, Instant::now()));
+    }
+
+    fn oldest(&self) -> Option<Instant> {
+        self.batches.front().map(|b| b.1)
+    }
+
+    fn newest(&self) -> Option<Instant> {
+        self.batches.back().map(|b| b.1)
+    }
+
+    /// Every held record, in order.
+    fn take_all(&mut self) -> Vec<SharedRecord> {
+        let mut all = Vec::with_capacity(self.records);
+        for (mut r, _) in self.batches.drain(..) {
+            all.append(&mut r);
+        }
+        self.records = 0;
+        all
+    }
+}
+
+/// Releases up to `max` of the oldest held batches as delivered: their
+/// acknowledgements complete when the records are dropped.
+fn release(drain: &Drain, held: &mut Held, max: usize) {
+    for _ in 0..max {
+        let Some((records, _)) = held.batches.pop_front() else {
+            break;
+        };
+        let n = records.len();
+        held.records -= n;
+        drain.stats.sent.add(n as u64);
+        drain.in_flight.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+/// Records held at most before the oldest are confirmed early (at high rates
+/// the hold then covers less than [`CONFIRM_AFTER`]; memory stays bounded).
+fn held_cap(cfg: &DriverConfig) -> usize {
+    cfg.batch_records.saturating_mul(8).max(1)
+}
+
+/// What confirming held batches needs of its worker.
+struct Settle<'a, S> {
+    drain: &'a Drain,
+    sink: &'a S,
+    cfg: &'a DriverConfig,
+}
+
+impl<S: Sink> Settle<'_, S> {
+    /// With the connection alive, confirms the batches held long enough (all of
+    /// them with `all`, and the oldest while over the cap); with it gone, sends
+    /// every held record again on a new connection and holds them again.
+    async fn settle(&self, conn: &mut Option<S::Conn>, backoff: &mut Backoff, held: &mut Held, all: bool) {
+        let (drain, sink, cfg) = (self.drain, self.sink, self.cfg);
+        if held.batches.is_empty() {
+            return;
+        }
+        if held.records == 0 {
+            // Nothing to confirm (every record was given up).
+            release(drain, held, usize::MAX);
+            return;
+        }
+        let alive = match conn.as_mut() {
+            Some(c) => sink.healthy(c).await,
+            None => false,
+        };
+        if alive {
+            let now = Instant::now();
+            let cap = held_cap(cfg);
+            while let Some(since) = held.oldest() {
+                if all || now >= since + CONFIRM_AFTER || held.records > cap {
+                    release(drain, held, 1);
+                } else {
+                    break;
+                }
+            }
+            return;
+        }
+        drop_conn(drain, sink, conn).await;
+        let records = held.take_all();
+        let n = records.len();
+        debug!(drain = %drain.id, records = n, "The receiver went away after records were written; sending them again.");
+        drain.stats.retries.inc();
+        let sent = deliver(drain, sink, cfg, conn, backoff, records).await;
+        drain.in_flight.fetch_sub(n - sent.len(), Ordering::AcqRel);
+        held.push(sent);
+    }
+}
