@@ -191,6 +191,9 @@ settings! {
     /// When set, POSTs to the HTTP inputs need `Authorization: Bearer <token>`
     /// (401 otherwise); health and metrics stay open (never logged).
     http_token: Option<Secret> = "", "HTTP_TOKEN", optional();
+    /// Live-tail streams (`GET /tail`, `GET /tails/ID`) open at once on this
+    /// node; more are answered 503.
+    tail_max_sessions: usize = "32", "TAIL_MAX_SESSIONS", num("a stream count").at_least(1);
     /// Which hostnames an annotation may claim: `namespace` (only its own
     /// namespace's) or `any` (the Go logtrain).
     route_hostname_scope: HostnameScope = "namespace", "ROUTE_HOSTNAME_SCOPE",

@@ -19,6 +19,7 @@ pub mod record;
 pub mod route;
 pub mod secret;
 pub mod shutdown;
+pub mod tail;
 pub mod telemetry;
 pub mod time;
 pub mod tls;

@@ -29,10 +29,23 @@ struct Cli {
 enum Command {
     /// Validate the configuration and every drain URL, list every problem.
     Check,
+    /// Print a hostname's records live, as every named logtrain routes them.
+    Tail(logtrain::tail::client::TailArgs),
+    /// Print the routing tables of every named logtrain as one table.
+    Routes(logtrain::tail::client::RoutesArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let client = |f: std::pin::Pin<Box<dyn std::future::Future<Output = ExitCode>>>| {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        rt.expect("tokio runtime").block_on(f)
+    };
+    match cli.command {
+        Some(Command::Tail(args)) => return client(Box::pin(logtrain::tail::client::tail(args))),
+        Some(Command::Routes(args)) => return client(Box::pin(logtrain::tail::client::routes(args))),
+        _ => {}
+    }
     if let Some(Command::Check) = cli.command {
         let (errors, problems) = Config::check(cli.config.as_deref(), &ProcessEnv);
         for w in Config::warnings(&ProcessEnv) {

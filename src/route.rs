@@ -12,21 +12,40 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
+use crate::datasource::OriginKind;
 use crate::drain::Drain;
 use crate::record::{InputKind, Record, SharedRecord};
+use crate::tail::Tails;
 use crate::telemetry::{self, Counter};
 
 /// One immutable version of the routes.
 #[derive(Default, Debug)]
 pub struct RouteTable {
     by_host: HashMap<Bytes, Arc<[Arc<Drain>]>>,
+    /// Which origins declare each hostname's routes (read by `GET /routes`).
+    origins: HashMap<Bytes, Vec<OriginKind>>,
     routes: usize,
 }
 
 impl RouteTable {
     pub fn new(by_host: HashMap<Bytes, Arc<[Arc<Drain>]>>) -> Self {
         let routes = by_host.values().map(|d| d.len()).sum();
-        RouteTable { by_host, routes }
+        RouteTable {
+            by_host,
+            origins: HashMap::new(),
+            routes,
+        }
+    }
+
+    /// The table, knowing which origins declare each hostname's routes.
+    pub fn declared_by(mut self, origins: HashMap<Bytes, Vec<OriginKind>>) -> Self {
+        self.origins = origins;
+        self
+    }
+
+    /// The origins that declare `hostname`'s routes (empty when not known).
+    pub fn origins_of(&self, hostname: &[u8]) -> &[OriginKind] {
+        self.origins.get(hostname).map(|o| &o[..]).unwrap_or(&[])
     }
 
     /// The drains for a hostname (empty when unrouted).
@@ -55,9 +74,10 @@ impl RouteTable {
     }
 }
 
-/// The shared, always-current table. Clone freely.
+/// The shared, always-current table, and the live tails every input copies
+/// its routed records to. Clone freely.
 #[derive(Clone, Default)]
-pub struct Routes(Arc<ArcSwap<RouteTable>>);
+pub struct Routes(Arc<ArcSwap<RouteTable>>, Tails);
 
 impl Routes {
     pub fn new() -> Self {
@@ -72,6 +92,11 @@ impl Routes {
     /// The current snapshot as an owned `Arc`.
     pub fn snapshot(&self) -> Arc<RouteTable> {
         self.0.load_full()
+    }
+
+    /// The live-tail subscribers (see [`crate::tail`]).
+    pub fn live(&self) -> &Tails {
+        &self.1
     }
 
     pub(crate) fn store(&self, t: RouteTable) {
@@ -124,6 +149,7 @@ impl Router {
     /// `logtrain_input_dropped_total{input}` (so the input's drops add up to the
     /// drains' `logtrain_drain_dropped_total` for what it offered).
     pub fn offer_to<'t>(&self, table: &'t RouteTable, rec: Record) -> (&'t [Arc<Drain>], Offered) {
+        self.routes.live().offer(&rec);
         let drains = table.drains_for(&rec.hostname);
         if drains.is_empty() {
             self.unrouted.inc();
@@ -150,6 +176,7 @@ impl Router {
 
     /// Sends one record to its drains, waiting while their queues are full.
     pub async fn send(&self, rec: Record) -> Offered {
+        self.routes.live().offer(&rec);
         let drains = self.routes.load().drains_arc(&rec.hostname);
         let Some(drains) = drains else {
             self.unrouted.inc();

@@ -48,6 +48,11 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         "Records a push input offered that a full drain queue dropped (one per drain that dropped it).",
     ),
     (
+        "logtrain_tail_dropped_total",
+        Kind::Counter,
+        "Lines a live-tail client read too slowly to take (dropped from its stream, never from a drain).",
+    ),
+    (
         "logtrain_input_rejected_total",
         Kind::Counter,
         "Records an input refused back to its sender (full queue, bad request).",

@@ -8,6 +8,7 @@
 //! | `GET /metrics` | 200, Prometheus text format 0.0.4 |
 //! | `POST HTTP_SYSLOG_PATH` | RFC 5424 frames, octet-counted (logplex) or newline-delimited |
 //! | `POST HTTP_EVENTS_PATH` | JSON events, one object or an array ([`events`]) |
+//! | `GET /tail`, `POST /tails`, `GET /tails/ID`, `GET /routes` | live tail ([`crate::tail::http`]) |
 //!
 //! POST answers: 200 once every record is queued; 400 naming the first bad
 //! frame or event — and then **no** record of that body is accepted, so the
@@ -51,6 +52,7 @@ use crate::app::App;
 use crate::record::{InputKind, Record};
 use crate::route::Router;
 use crate::shutdown::Shutdown;
+use crate::tail::http::TailEndpoints;
 use crate::telemetry;
 
 /// How long a POST may wait for drain queues that were checked to have room.
@@ -100,6 +102,7 @@ struct Server {
     budget: Budget,
     app_ready: watch::Receiver<bool>,
     bound: Arc<AtomicBool>,
+    live: TailEndpoints,
 }
 
 /// Binds `HTTP_PORT` and spawns the server. `bound` turns true once every
@@ -127,6 +130,7 @@ pub async fn start(app: &App, bound: Arc<AtomicBool>, budget: &Budget) -> Result
         budget: budget.clone(),
         app_ready: app.readiness(),
         bound,
+        live: TailEndpoints::new(app.routes.clone(), c.tail_max_sessions),
     });
     info!(
         addr = %local,
@@ -135,6 +139,13 @@ pub async fn start(app: &App, bound: Arc<AtomicBool>, budget: &Budget) -> Result
         "HTTP server started."
     );
     let sd = app.inputs().clone();
+    let tails = app.routes.live().clone();
+    let stopping = sd.clone();
+    // Open streams end at shutdown, so the server's graceful stop does not wait for them.
+    app.inputs().spawn(async move {
+        stopping.stopped().await;
+        tails.close_all();
+    });
     app.inputs()
         .spawn(listener.run(sd.clone(), move |conn| serve(server.clone(), conn, sd.clone())));
     Ok(local)
@@ -154,12 +165,19 @@ async fn serve(server: Arc<Server>, conn: Conn, sd: Shutdown) {
         .http2()
         .initial_stream_window_size(H2_WINDOW)
         .initial_connection_window_size(H2_WINDOW);
-    let svc = hyper::service::service_fn(move |req| {
+    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let server = server.clone();
         let busy = link.request();
         async move {
+            if TailEndpoints::serves(req.uri().path()) {
+                if !server.authorized(&req) {
+                    return Ok(crate::tail::http::unauthorized());
+                }
+                // A stream keeps the connection busy for as long as it runs.
+                return Ok(server.live.handle(req, Box::new(busy)).await);
+            }
             let _busy = busy;
-            Ok::<_, Infallible>(server.handle(req).await)
+            Ok::<_, Infallible>(server.handle(req).await.map(|b| b.boxed_unsync()))
         }
     });
     let conn = builder.serve_connection(TokioIo::new(conn), svc);
@@ -216,6 +234,16 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl Server {
+    /// Whether the request carries the bearer token (always, without `HTTP_TOKEN`).
+    fn authorized(&self, req: &Request<Incoming>) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        let given = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or(b"");
+        let want = format!("Bearer {}", token.expose());
+        same(given, want.as_bytes())
+    }
+
     async fn handle(&self, req: Request<Incoming>) -> Resp {
         let path = req.uri().path();
         for (ep, events) in [(&self.syslog, false), (&self.events, true)] {
@@ -248,16 +276,12 @@ impl Server {
         if req.method() != Method::POST {
             return with(text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"), ALLOW, "POST");
         }
-        if let Some(token) = &self.token {
-            let given = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or(b"");
-            let want = format!("Bearer {}", token.expose());
-            if !same(given, want.as_bytes()) {
-                return with(
-                    text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n"),
-                    WWW_AUTHENTICATE,
-                    "Bearer",
-                );
-            }
+        if !self.authorized(&req) {
+            return with(
+                text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n"),
+                WWW_AUTHENTICATE,
+                "Bearer",
+            );
         }
         let too_big = || {
             text(

@@ -118,6 +118,7 @@ impl RouteWriter {
     pub fn publish(&mut self) {
         let mut by_host: HashMap<Bytes, Vec<Arc<Drain>>> = HashMap::new();
         let mut in_use: HashSet<String> = HashSet::new();
+        let mut declared: HashMap<Bytes, Vec<OriginKind>> = HashMap::new();
         let mut seen_urls: HashSet<&str> = HashSet::new();
         let mut origins: Vec<_> = self.objects.keys().copied().collect();
         origins.sort();
@@ -175,6 +176,10 @@ impl RouteWriter {
                         }
                     };
                     in_use.insert(spec.key.clone());
+                    let by = declared.entry(Bytes::from(r.hostname.clone())).or_default();
+                    if !by.contains(&origin) {
+                        by.push(origin);
+                    }
                     let list = by_host.entry(Bytes::from(r.hostname.clone())).or_default();
                     if !list.iter().any(|d| Arc::ptr_eq(d, &drain)) {
                         list.push(drain);
@@ -192,7 +197,8 @@ impl RouteWriter {
         for u in stale {
             self.parsed.remove(&u);
         }
-        let table = RouteTable::new(by_host.into_iter().map(|(h, d)| (h, Arc::from(d))).collect());
+        let table =
+            RouteTable::new(by_host.into_iter().map(|(h, d)| (h, Arc::from(d))).collect()).declared_by(declared);
         telemetry::gauge("logtrain_routes", &[]).set(table.len() as i64);
         telemetry::counter("logtrain_route_updates_total", &[]).inc();
         debug!(routes = table.len(), "Routing table published.");

@@ -63,6 +63,7 @@ impl Reading<'_> {
             batch.push(Arc::new(r));
         }
         drop(ack);
+        shared.routes.live().offer_all(&batch);
         match &drains {
             Some(ds) => {
                 for d in ds.iter() {
