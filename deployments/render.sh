@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates deployments/kubernetes/ from charts/logtrain: the kubectl-apply manifests
 # are the chart's default rendering (see deployments/render.py --plain), never edited
-# by hand. Run it after every chart change; tests/deploy.rs fails on any difference.
+# by hand. Run it after every chart change; tests/it/deploy.rs fails on any difference.
 # Needs the .venv/deploy that tests/run installs (Helm's engine, from PyPI), or the
-# venv $LOGTRAIN_TEST_DEPLOY_VENV names (as tests/deploy.rs does).
+# venv $LOGTRAIN_TEST_DEPLOY_VENV names (as tests/it/deploy.rs does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${LOGTRAIN_TEST_DEPLOY_VENV:-.venv/deploy}/bin/python

@@ -1,6 +1,6 @@
 //! The bodies of the fuzz targets, shared by the libFuzzer crate
 //! (`fuzz/fuzz_targets/*.rs`, run by `fuzz/run`) and by the stable-Rust
-//! randomized driver `tests/fuzz_parsers.rs`. Each takes arbitrary bytes, feeds
+//! randomized driver `tests/it/fuzz_parsers.rs`. Each takes arbitrary bytes, feeds
 //! them to one parser of logtrain, and checks what must hold for any input: no
 //! panic, and every output within the parser's stated bounds.
 #![allow(dead_code)]
