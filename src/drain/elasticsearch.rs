@@ -58,7 +58,7 @@ use tracing::warn;
 use super::driver::{Delivery, DriverConfig, Sink, SinkError};
 use super::http::{HttpClient, HttpConn, HttpSetupError};
 use super::tls::TlsConnector;
-use super::url::DrainSpec;
+use super::url::{DrainKind, DrainSpec};
 use crate::encode::json;
 use crate::record::{Record, SharedRecord};
 use crate::telemetry::OnceLog;
@@ -87,14 +87,17 @@ pub struct ElasticsearchSink {
 
 impl ElasticsearchSink {
     pub fn new(spec: &DrainSpec, tls: Option<TlsConnector>) -> Result<Self, HttpSetupError> {
+        let DrainKind::Elasticsearch(es) = &spec.kind else {
+            return Err(HttpSetupError::NoTarget);
+        };
         Ok(ElasticsearchSink {
             id: spec.id.clone(),
             client: HttpClient::new(spec, tls)?,
-            index: spec.index.clone(),
+            index: es.index.clone(),
             rejections: OnceLog::default(),
             salt: rand::random(),
-            linger: spec.linger.unwrap_or(LINGER),
-            batch_bytes: spec.batch_bytes.unwrap_or(BATCH_BYTES),
+            linger: es.linger.unwrap_or(LINGER),
+            batch_bytes: es.batch_bytes.unwrap_or(BATCH_BYTES),
         })
     }
 
