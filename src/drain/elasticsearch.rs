@@ -267,11 +267,12 @@ impl Sink for ElasticsearchSink {
         conn.buf = Vec::with_capacity(len);
         if resp.status.as_u16() == 413 {
             // The driver sends the halves; a single document refused is rejected.
-            return Err(SinkError::TooLarge(format!(
-                "Elasticsearch refused a bulk request of {len} bytes ({} documents) as larger than \
-                 its http.max_content_length (413)",
-                batch.len()
-            )));
+            return Err(SinkError::TooLarge {
+                bytes: Some(len),
+                records: Some(batch.len()),
+                limit: Some("Elasticsearch's http.max_content_length"),
+                body: resp.snippet(),
+            });
         }
         resp.check()?;
         let parsed: BulkResponse = serde_json::from_slice(&resp.body).map_err(|e| {

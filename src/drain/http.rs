@@ -232,7 +232,12 @@ impl Response {
             });
         }
         if self.status == StatusCode::PAYLOAD_TOO_LARGE {
-            return Err(SinkError::TooLarge(format!("HTTP 413: {}", self.snippet())));
+            return Err(SinkError::TooLarge {
+                bytes: None,
+                records: None,
+                limit: None,
+                body: self.snippet(),
+            });
         }
         Err(SinkError::Refused {
             status: s,
@@ -477,7 +482,10 @@ mod tests {
             }
         }
         match resp(413, None).check() {
-            Err(SinkError::TooLarge(m)) => assert!(m.contains("413") && m.contains("nope"), "{m}"),
+            Err(e @ SinkError::TooLarge { .. }) => {
+                let m = e.to_string();
+                assert!(m.contains("413") && m.contains("nope"), "{m}");
+            }
             other => panic!("413: {other:?}"),
         }
     }
