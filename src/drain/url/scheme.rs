@@ -239,3 +239,20 @@ fn stdout(url: &Url, _raw: &str) -> Result<(DrainKind, String), Problem> {
     }
     Ok((DrainKind::Stdout, "stdout://".into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_names_every_scheme_of_the_list_once() {
+        let names: Vec<&str> = TABLE.iter().flat_map(|s| s.names.iter().copied()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len(), "a scheme in two rows");
+        let mut list = SCHEMES.to_vec();
+        list.sort_unstable();
+        assert_eq!(sorted, list);
+    }
+}
