@@ -222,14 +222,31 @@ settings! {
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("config file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: YamlError,
+    },
     #[error("environment variable {var}={value:?}: {expected}")]
     Env {
         var: String,
         value: String,
         expected: String,
     },
+}
+
+/// YAML configuration text that cannot be used. serde_yaml's error is not
+/// kept as a source: its message quotes values, which may be drain URLs or
+/// tokens; what is kept is that message without them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum YamlError {
+    /// Not a configuration (syntax, unknown field, wrong type), values removed.
+    #[error("{0}")]
+    Invalid(String),
+    /// Settings outside their bounds, each naming the setting and its bounds.
+    #[error("{}", .0.join("; "))]
+    OutOfBounds(Vec<String>),
 }
 
 /// A YAML error without the values it quotes (`string "…"`, ``integer `5` ``,
@@ -289,9 +306,9 @@ impl Config {
             path: path.into(),
             source,
         })?;
-        Self::from_yaml(&text).map_err(|message| ConfigError::Parse {
+        Self::from_yaml(&text).map_err(|source| ConfigError::Parse {
             path: path.into(),
-            message,
+            source,
         })
     }
 
@@ -311,13 +328,10 @@ impl Config {
                 if each.is_empty() {
                     errors.push(first.to_string());
                 }
-                errors.extend(each.into_iter().map(|message| {
-                    ConfigError::Parse {
-                        path: p.into(),
-                        message,
-                    }
-                    .to_string()
-                }));
+                errors.extend(
+                    each.into_iter()
+                        .map(|source| ConfigError::Parse { path: p.into(), source }.to_string()),
+                );
                 c
             }),
         };
@@ -334,7 +348,7 @@ impl Config {
 
     /// Reads a YAML mapping one top-level key at a time: what can be read,
     /// and one error per key that cannot.
-    fn from_yaml_by_key(text: &str) -> (Config, Vec<String>) {
+    fn from_yaml_by_key(text: &str) -> (Config, Vec<YamlError>) {
         let Ok(serde_yaml::Value::Mapping(map)) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
             return (Config::default(), Vec::new());
         };
@@ -347,8 +361,8 @@ impl Config {
                 Ok(c) if c.out_of_bounds().is_empty() => {
                     good.insert(k, v);
                 }
-                Ok(c) => errors.extend(c.out_of_bounds()),
-                Err(e) => errors.push(without_values(&e.to_string())),
+                Ok(c) => errors.extend(c.out_of_bounds().into_iter().map(|e| YamlError::OutOfBounds(vec![e]))),
+                Err(e) => errors.push(YamlError::Invalid(without_values(&e.to_string()))),
             }
         }
         let cfg = serde_yaml::from_value(serde_yaml::Value::Mapping(good)).unwrap_or_default();
@@ -356,16 +370,16 @@ impl Config {
     }
 
     /// Parses YAML text.
-    pub fn from_yaml(text: &str) -> Result<Config, String> {
+    pub fn from_yaml(text: &str) -> Result<Config, YamlError> {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        let cfg: Config = serde_yaml::from_str(text).map_err(|e| without_values(&e.to_string()))?;
+        let cfg: Config = serde_yaml::from_str(text).map_err(|e| YamlError::Invalid(without_values(&e.to_string())))?;
         let refused = cfg.out_of_bounds();
         if refused.is_empty() {
             Ok(cfg)
         } else {
-            Err(refused.join("; "))
+            Err(YamlError::OutOfBounds(refused))
         }
     }
 
@@ -576,7 +590,7 @@ mod tests {
             // Read whole (a start) and key by key (`logtrain check`).
             let mut said = Config::from_yaml_by_key(yaml).1;
             said.extend(Config::from_yaml(yaml).err());
-            let e = said.join("\n");
+            let e = said.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
             assert!(e.contains(expected), "{yaml}: {e}");
             for secret in ["Passw0rd", "T0ken", "12345", "1.5", "true", "w0rd"] {
                 assert!(!e.contains(secret), "{yaml}: {e}");
@@ -616,7 +630,7 @@ mod tests {
             };
             let got = Config::from_yaml(&format!("{}: {value}\n", s.key));
             if written_differently.contains(&s.key) {
-                let e = got.unwrap_err();
+                let e = got.unwrap_err().to_string();
                 assert!(
                     e.contains("invalid type") && !e.contains("unknown field"),
                     "{}: {e}",
@@ -638,11 +652,17 @@ mod tests {
         );
         let e = Config::from_yaml("drain_queue_records: 0\nhttp_max_body: 0\n").unwrap_err();
         assert_eq!(
-            e,
+            e.to_string(),
             "drain_queue_records: expected a record count of at least 1; http_max_body: expected a byte count of at least 1"
         );
+        assert!(matches!(&e, YamlError::OutOfBounds(each) if each.len() == 2), "{e:?}");
         let (_, each) = Config::from_yaml_by_key("input_idle_timeout: 0\nhttp_port: 1\n");
-        assert_eq!(each, ["input_idle_timeout: expected whole seconds of at least 1"]);
+        assert_eq!(
+            each,
+            [YamlError::OutOfBounds(vec![
+                "input_idle_timeout: expected whole seconds of at least 1".into()
+            ])]
+        );
     }
 
     #[test]
@@ -673,9 +693,11 @@ mod tests {
 
     #[test]
     fn unknown_yaml_keys_are_named() {
-        let e = Config::from_yaml("http_prot: 1\n").unwrap_err();
+        let e = Config::from_yaml("http_prot: 1\n").unwrap_err().to_string();
         assert!(e.contains("http_prot"), "{e}");
-        let e = Config::from_yaml("routes:\n  - hostname: a\n    drains: []\n    colour: red\n").unwrap_err();
+        let e = Config::from_yaml("routes:\n  - hostname: a\n    drains: []\n    colour: red\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("colour"), "{e}");
     }
 

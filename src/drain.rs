@@ -1,6 +1,7 @@
 //! Drains: the registry of running drains (one per distinct URL, shared by every
 //! route that names it) and the factory that turns a [`DrainSpec`] into a running
-//! [`Drain`]. A new drain kind is one file under `drain/` plus one arm in
+//! [`Drain`]. A new drain kind is one file under `drain/`, its variant (with
+//! its options) in `url/kind.rs`, its row in `url/scheme.rs` and one arm in
 //! [`start`].
 //!
 //! Only the route writer calls into the registry, so it has a single writer;
@@ -99,8 +100,8 @@ pub fn start(spec: &DrainSpec, ctx: &DrainContext, tracker: &TaskTracker) -> Res
             driver::spawn(id, file::FileSink::new(path.clone(), ctx.reopen.clone()), cfg, tracker)
         }
         DrainKind::Stdout => driver::spawn(id, stdout::StdoutSink, cfg, tracker),
-        DrainKind::SyslogUdp => driver::spawn(id, syslog::SyslogUdpSink::new(spec), cfg, tracker),
-        DrainKind::SyslogTcp | DrainKind::SyslogTls => driver::spawn(
+        DrainKind::SyslogUdp { .. } => driver::spawn(id, syslog::SyslogUdpSink::new(spec), cfg, tracker),
+        DrainKind::SyslogStream { .. } => driver::spawn(
             id,
             syslog::SyslogStreamSink::new(spec, tls_for(spec, &[])?),
             cfg,
@@ -110,11 +111,11 @@ pub fn start(spec: &DrainSpec, ctx: &DrainContext, tracker: &TaskTracker) -> Res
             let sink = http::SyslogHttpSink::new(spec, tls_for(spec, &[b"http/1.1"])?).map_err(setup(spec))?;
             driver::spawn(id, sink, cfg, tracker)
         }
-        DrainKind::Http { .. } => {
+        DrainKind::Http(_) => {
             let sink = http::JsonHttpSink::new(spec, tls_for(spec, &[b"http/1.1"])?).map_err(setup(spec))?;
             driver::spawn(id, sink, cfg, tracker)
         }
-        DrainKind::Elasticsearch { .. } => {
+        DrainKind::Elasticsearch(_) => {
             let sink =
                 elasticsearch::ElasticsearchSink::new(spec, tls_for(spec, &[b"http/1.1"])?).map_err(setup(spec))?;
             driver::spawn(id, sink, cfg, tracker)

@@ -22,17 +22,45 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::app::App;
 use crate::record::InputKind;
 
-/// An input that could not start (port in use, bad TLS material).
+/// An input that could not start (port in use, bad TLS material, a setting
+/// it cannot work with). Each names the input and the setting at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     #[error("{input}: cannot listen on {addr}: {source}")]
     Bind {
         input: &'static str,
         addr: String,
+        #[source]
         source: std::io::Error,
     },
-    #[error("{input}: {reason}")]
-    Setup { input: &'static str, reason: String },
+    #[error("{input}: LISTEN_ADDRESS={value:?} is not an IP address (use 0.0.0.0, ::, or an interface address)")]
+    ListenAddress {
+        input: &'static str,
+        value: String,
+        #[source]
+        source: std::net::AddrParseError,
+    },
+    /// `INPUT_MEMORY_BYTES` is smaller than one frame and two reads.
+    #[error(
+        "{input}: INPUT_MEMORY_BYTES={budget} cannot hold one frame: use at least SYSLOG_MAX_FRAME ({max_frame}) plus two reads, {smallest} bytes"
+    )]
+    BudgetTooSmall {
+        input: &'static str,
+        budget: usize,
+        max_frame: usize,
+        smallest: usize,
+    },
+    #[error("{input}: KUBERNETES_LOG_PATH {} is not a readable folder", path.display())]
+    LogPath {
+        input: &'static str,
+        path: std::path::PathBuf,
+    },
+    #[error("{input}: {source}")]
+    Tls {
+        input: &'static str,
+        #[source]
+        source: syslog::tls::TlsMaterialError,
+    },
 }
 
 /// Where the started listeners are bound (port 0 in the configuration picks a

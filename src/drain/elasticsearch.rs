@@ -58,7 +58,7 @@ use tracing::warn;
 use super::driver::{Delivery, DriverConfig, Sink, SinkError};
 use super::http::{HttpClient, HttpConn, HttpSetupError};
 use super::tls::TlsConnector;
-use super::url::DrainSpec;
+use super::url::{DrainKind, DrainSpec};
 use crate::encode::json;
 use crate::record::{Record, SharedRecord};
 use crate::telemetry::OnceLog;
@@ -87,14 +87,17 @@ pub struct ElasticsearchSink {
 
 impl ElasticsearchSink {
     pub fn new(spec: &DrainSpec, tls: Option<TlsConnector>) -> Result<Self, HttpSetupError> {
+        let DrainKind::Elasticsearch(es) = &spec.kind else {
+            return Err(HttpSetupError::NoTarget);
+        };
         Ok(ElasticsearchSink {
             id: spec.id.clone(),
             client: HttpClient::new(spec, tls)?,
-            index: spec.index.clone(),
+            index: es.index.clone(),
             rejections: OnceLog::default(),
             salt: rand::random(),
-            linger: spec.linger.unwrap_or(LINGER),
-            batch_bytes: spec.batch_bytes.unwrap_or(BATCH_BYTES),
+            linger: es.linger.unwrap_or(LINGER),
+            batch_bytes: es.batch_bytes.unwrap_or(BATCH_BYTES),
         })
     }
 
@@ -264,11 +267,12 @@ impl Sink for ElasticsearchSink {
         conn.buf = Vec::with_capacity(len);
         if resp.status.as_u16() == 413 {
             // The driver sends the halves; a single document refused is rejected.
-            return Err(SinkError::TooLarge(format!(
-                "Elasticsearch refused a bulk request of {len} bytes ({} documents) as larger than \
-                 its http.max_content_length (413)",
-                batch.len()
-            )));
+            return Err(SinkError::TooLarge {
+                bytes: Some(len),
+                records: Some(batch.len()),
+                limit: Some("Elasticsearch's http.max_content_length"),
+                body: resp.snippet(),
+            });
         }
         resp.check()?;
         let parsed: BulkResponse = serde_json::from_slice(&resp.body).map_err(|e| {

@@ -46,7 +46,7 @@ use tracing::{debug, info};
 use super::dial::Endpoint;
 use super::driver::{Delivery, Sink, SinkError};
 use super::tls::{self, TlsConnector};
-use super::url::DrainSpec;
+use super::url::{DrainKind, DrainSpec, HttpOptions};
 use crate::encode::framing::{self, Framing};
 use crate::encode::json;
 use crate::record::{Record, SharedRecord};
@@ -73,6 +73,7 @@ pub struct HttpClient {
 /// never quote the value (it may hold credentials).
 #[derive(Debug, thiserror::Error)]
 pub enum HttpSetupError {
+    /// The spec is not of an HTTP-speaking kind of drain.
     #[error("no HTTP target")]
     NoTarget,
     #[error("credentials are not valid in a header: {0}")]
@@ -93,9 +94,10 @@ enum Broken {
 }
 
 impl HttpClient {
-    /// A client for `spec.target`, with TLS when the target is `https`.
+    /// A client for the target of `spec`'s [`HttpOptions`], with TLS when the
+    /// target is `https`.
     pub fn new(spec: &DrainSpec, tls: Option<TlsConnector>) -> Result<Self, HttpSetupError> {
-        let target = spec.target.as_ref().ok_or(HttpSetupError::NoTarget)?;
+        let HttpOptions { target, auth, .. } = spec.kind.http().ok_or(HttpSetupError::NoTarget)?;
         let host_port = if spec.host.contains(':') {
             format!("[{}]:{}", spec.host, spec.port)
         } else {
@@ -109,7 +111,7 @@ impl HttpClient {
             path.push('?');
             path.push_str(q);
         }
-        let auth = match spec.auth.header() {
+        let auth = match auth.header() {
             Some(h) => Some(HeaderValue::try_from(h).map_err(HttpSetupError::Credentials)?),
             None => None,
         };
@@ -230,7 +232,12 @@ impl Response {
             });
         }
         if self.status == StatusCode::PAYLOAD_TOO_LARGE {
-            return Err(SinkError::TooLarge(format!("HTTP 413: {}", self.snippet())));
+            return Err(SinkError::TooLarge {
+                bytes: None,
+                records: None,
+                limit: None,
+                body: self.snippet(),
+            });
         }
         Err(SinkError::Refused {
             status: s,
@@ -296,7 +303,10 @@ impl SyslogHttpSink {
     pub fn new(spec: &DrainSpec, tls: Option<TlsConnector>) -> Result<Self, HttpSetupError> {
         Ok(SyslogHttpSink {
             client: HttpClient::new(spec, tls)?,
-            framing: spec.framing,
+            framing: match &spec.kind {
+                DrainKind::SyslogHttp { framing, .. } => *framing,
+                _ => Framing::OctetCounting,
+            },
             token: HeaderValue::try_from(spec.id.as_str()).map_err(HttpSetupError::Token)?,
             frames: FrameIds::default(),
         })
@@ -472,7 +482,10 @@ mod tests {
             }
         }
         match resp(413, None).check() {
-            Err(SinkError::TooLarge(m)) => assert!(m.contains("413") && m.contains("nope"), "{m}"),
+            Err(e @ SinkError::TooLarge { .. }) => {
+                let m = e.to_string();
+                assert!(m.contains("413") && m.contains("nope"), "{m}");
+            }
             other => panic!("413: {other:?}"),
         }
     }

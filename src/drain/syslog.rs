@@ -35,7 +35,7 @@ use tracing::debug;
 use super::dial::Endpoint;
 use super::driver::{Delivery, Sink, SinkError};
 use super::tls::{self, Stream, TlsConnector};
-use super::url::DrainSpec;
+use super::url::{DrainKind, DrainSpec};
 use crate::encode::framing::Framing;
 use crate::encode::rfc5424;
 use crate::record::SharedRecord;
@@ -53,7 +53,10 @@ impl SyslogStreamSink {
     pub fn new(spec: &DrainSpec, tls: Option<TlsConnector>) -> Self {
         SyslogStreamSink {
             endpoint: Endpoint::of(spec),
-            framing: spec.framing,
+            framing: match &spec.kind {
+                DrainKind::SyslogStream { framing, .. } => *framing,
+                _ => Framing::OctetCounting,
+            },
             tls,
         }
     }
@@ -118,7 +121,10 @@ impl SyslogUdpSink {
     pub fn new(spec: &DrainSpec) -> Self {
         SyslogUdpSink {
             endpoint: Endpoint::of(spec),
-            max_datagram: spec.max_datagram,
+            max_datagram: match spec.kind {
+                DrainKind::SyslogUdp { max_datagram } => max_datagram,
+                _ => super::url::DEFAULT_MAX_DATAGRAM,
+            },
         }
     }
 }

@@ -31,7 +31,7 @@ use tokio_rustls::client::TlsStream;
 
 use super::dial::Endpoint;
 use super::driver::SinkError;
-use super::url::DrainSpec;
+use super::url::{DrainSpec, TlsOptions};
 use crate::tls::Verify;
 
 /// TLS settings that cannot be built.
@@ -53,13 +53,16 @@ pub enum TlsError {
     Build(#[from] crate::tls::TlsError),
 }
 
-/// Builds the client configuration for a drain. `alpn` lists the application
+/// Builds the client configuration for a drain from the TLS options of its
+/// kind (the defaults for a kind without TLS). `alpn` lists the application
 /// protocols to offer (empty for syslog).
 pub fn client_config(spec: &DrainSpec, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {
-    let verify = if spec.insecure {
+    let default = TlsOptions::default();
+    let options = spec.kind.tls_options().unwrap_or(&default);
+    let verify = if options.insecure {
         Verify::Nothing
     } else {
-        Verify::Full(roots(spec)?)
+        Verify::Full(roots(options)?)
     };
     let mut config = crate::tls::client_config(verify)?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
@@ -68,13 +71,13 @@ pub fn client_config(spec: &DrainSpec, alpn: &[&[u8]]) -> Result<Arc<ClientConfi
 
 /// The public roots (the system's and Mozilla's), plus the drain's `ca=`
 /// certificates if it has any.
-fn roots(spec: &DrainSpec) -> Result<Arc<RootCertStore>, TlsError> {
+fn roots(options: &TlsOptions) -> Result<Arc<RootCertStore>, TlsError> {
     let public = crate::tls::public_roots();
-    if spec.ca.is_empty() {
+    if options.ca.is_empty() {
         return Ok(public);
     }
     let mut roots = RootCertStore::clone(&public);
-    for (index, der) in spec.ca.iter().enumerate() {
+    for (index, der) in options.ca.iter().enumerate() {
         roots
             .add(CertificateDer::from(der.clone()))
             .map_err(|source| TlsError::BadCa { index, source })?;
@@ -230,6 +233,7 @@ impl AsyncWrite for Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drain::DrainKind;
 
     #[test]
     fn builds_for_every_tls_scheme_and_rejects_bad_names() {
@@ -250,7 +254,13 @@ mod tests {
     #[test]
     fn a_ca_that_is_not_a_certificate_is_refused() {
         let mut spec = DrainSpec::parse("syslog+tls://logs.example.com").unwrap();
-        spec.ca = vec![b"not der".to_vec()];
+        spec.kind = DrainKind::SyslogStream {
+            tls: Some(TlsOptions {
+                ca: vec![b"not der".to_vec()],
+                insecure: false,
+            }),
+            framing: crate::encode::framing::Framing::OctetCounting,
+        };
         let err = client_config(&spec, &[]).err().unwrap().to_string();
         assert!(err.contains("ca= certificate 0"), "{err}");
     }

@@ -77,10 +77,15 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The address `ENVOY_PORT` and `LISTEN_ADDRESS` name.
 pub fn address(config: &Config) -> Result<SocketAddr, InputError> {
-    let ip: IpAddr = config.listen_address.trim().parse().map_err(|_| InputError::Setup {
-        input: INPUT,
-        reason: format!("LISTEN_ADDRESS={:?} is not an IP address", config.listen_address),
-    })?;
+    let ip: IpAddr = config
+        .listen_address
+        .trim()
+        .parse()
+        .map_err(|source| InputError::ListenAddress {
+            input: INPUT,
+            value: config.listen_address.clone(),
+            source,
+        })?;
     Ok(SocketAddr::new(ip, config.envoy_port))
 }
 

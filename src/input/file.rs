@@ -115,9 +115,9 @@ impl TailConfig {
 /// Starts tailing; returns once the first scan is done.
 pub async fn start(app: &App, cfg: TailConfig) -> Result<(), InputError> {
     if !cfg.dir.is_dir() {
-        return Err(InputError::Setup {
+        return Err(InputError::LogPath {
             input: "file",
-            reason: format!("KUBERNETES_LOG_PATH {} is not a readable folder", cfg.dir.display()),
+            path: cfg.dir.clone(),
         });
     }
     let loaded = match checkpoint::load(&cfg.checkpoint_path) {

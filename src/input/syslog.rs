@@ -195,12 +195,10 @@ pub fn listen_addr(app: &App, input: &'static str, port: u16) -> Result<SocketAd
         .listen_address
         .trim_matches(|c| c == '[' || c == ']')
         .parse()
-        .map_err(|_| InputError::Setup {
+        .map_err(|source| InputError::ListenAddress {
             input,
-            reason: format!(
-                "LISTEN_ADDRESS={:?} is not an IP address (use 0.0.0.0, ::, or an interface address)",
-                app.config.listen_address
-            ),
+            value: app.config.listen_address.clone(),
+            source,
         })?;
     Ok(SocketAddr::new(ip, port))
 }

@@ -137,7 +137,7 @@ pub(super) async fn deliver<S: Sink>(
                     }
                     return delivered;
                 }
-                Ok(Err(e @ SinkError::TooLarge(_))) if pending.len() > 1 => {
+                Ok(Err(e @ SinkError::TooLarge { .. })) if pending.len() > 1 => {
                     // Each half goes on its own, the first half first.
                     drain.stats.errors.inc();
                     drain.stats.retries.inc();

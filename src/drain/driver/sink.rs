@@ -45,8 +45,18 @@ pub enum SinkError {
     Request(#[source] crate::BoxError),
     /// The receiver refused the batch as too large (HTTP 413): the same batch
     /// would be refused again, but its halves may pass (the driver tries them).
-    #[error("receiver refused the batch as too large: {0}")]
-    TooLarge(String),
+    #[error("receiver refused the batch as too large: HTTP 413{}: {body}", request_size(*.bytes, *.records, *.limit))]
+    TooLarge {
+        /// The size of the refused request, when the sink knows it.
+        bytes: Option<usize>,
+        /// Records in the refused request, when the sink knows it.
+        records: Option<usize>,
+        /// The receiver's setting the request exceeded, when known
+        /// (`Elasticsearch's http.max_content_length`).
+        limit: Option<&'static str>,
+        /// The start of the response body, on one line.
+        body: String,
+    },
     /// Every address the host of a tenant's drain resolves to is in
     /// `DRAIN_DENY_NETWORKS`: nothing was connected, and retrying soon cannot help.
     #[error("every address of {host} is denied: {denied}")]
@@ -55,6 +65,24 @@ pub enum SinkError {
         #[source]
         denied: crate::egress::Denied,
     },
+}
+
+/// ` (a request of N bytes, M records, larger than <limit>)` for
+/// [`SinkError::TooLarge`], with what the sink knows.
+fn request_size(bytes: Option<usize>, records: Option<usize>, limit: Option<&str>) -> String {
+    let parts: Vec<String> = [
+        bytes.map(|b| format!("a request of {b} bytes")),
+        records.map(|r| format!("{r} records")),
+        limit.map(|l| format!("larger than {l}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
 }
 
 impl SinkError {
@@ -71,7 +99,7 @@ impl SinkError {
     pub fn retryable(&self) -> bool {
         !matches!(
             self,
-            SinkError::Refused { .. } | SinkError::Request(_) | SinkError::TooLarge(_) | SinkError::Denied { .. }
+            SinkError::Refused { .. } | SinkError::Request(_) | SinkError::TooLarge { .. } | SinkError::Denied { .. }
         )
     }
 
@@ -79,7 +107,10 @@ impl SinkError {
     pub fn keeps_connection(&self) -> bool {
         matches!(
             self,
-            SinkError::Unavailable { .. } | SinkError::Refused { .. } | SinkError::Request(_) | SinkError::TooLarge(_)
+            SinkError::Unavailable { .. }
+                | SinkError::Refused { .. }
+                | SinkError::Request(_)
+                | SinkError::TooLarge { .. }
         )
     }
 

@@ -53,13 +53,11 @@ pub async fn start(
     let intake = Intake::new(app, kind, budget);
     let smallest = intake.limits.max_frame + 2 * READ_CHUNK;
     if budget.limit() < smallest {
-        return Err(InputError::Setup {
+        return Err(InputError::BudgetTooSmall {
             input,
-            reason: format!(
-                "INPUT_MEMORY_BYTES={} cannot hold one frame: use at least SYSLOG_MAX_FRAME ({}) plus two reads, {smallest} bytes",
-                budget.limit(),
-                intake.limits.max_frame
-            ),
+            budget: budget.limit(),
+            max_frame: intake.limits.max_frame,
+            smallest,
         });
     }
     let comfortable = intake.limits.max_connections * READ_CHUNK + smallest;
