@@ -134,19 +134,33 @@ async fn a_tcp_sender_of_large_frames_is_slowed_but_loses_nothing() {
     let addr = lt.at.syslog_tcp.unwrap();
     let (before, spent) = (Counts::of("syslog_tcp"), exhausted("syslog_tcp"));
     // Four senders at once, 40 frames of 30 KiB each: the budget holds about
-    // three such frames, so they take turns.
+    // three such frames, so they take turns. Each first sends the start of its
+    // first frame and stops there: an announced frame is charged whole, so the
+    // four hold more than the budget and one of them must wait (whatever the
+    // machine's speed); then they all send the rest.
     let (senders, frames, len) = (4, 40, 30 << 10);
+    let (go, ready) = tokio::sync::watch::channel(false);
     let tasks: Vec<_> = (0..senders)
         .map(|s| {
+            let mut ready = ready.clone();
             tokio::spawn(async move {
                 let mut c = TcpStream::connect(addr).await.unwrap();
-                for i in 0..frames {
+                let first = frame_of(len, &format!("s{s}-0"));
+                c.write_all(&first[..1024]).await.unwrap();
+                ready.wait_for(|go| *go).await.unwrap();
+                c.write_all(&first[1024..]).await.unwrap();
+                for i in 1..frames {
                     c.write_all(&frame_of(len, &format!("s{s}-{i}"))).await.unwrap();
                 }
                 c.shutdown().await.unwrap();
             })
         })
         .collect();
+    support::wait_until("a sender waiting for the budget", Duration::from_secs(10), || {
+        exhausted("syslog_tcp") > spent
+    })
+    .await;
+    go.send_replace(true);
     for t in tasks {
         t.await.unwrap();
     }
