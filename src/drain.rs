@@ -73,8 +73,13 @@ pub struct DrainContext {
 impl DrainContext {
     /// The context `config` describes; `reopen` is bumped on SIGHUP.
     pub fn from_config(config: &Config, reopen: watch::Receiver<u64>) -> Self {
-        let mut driver = config.driver();
-        driver.give_up_after = config.shutdown_deadline();
+        let driver = DriverConfig {
+            queue_records: config.drain_queue_records,
+            queue_bytes: config.drain_queue_bytes,
+            max_connections: config.drain_max_connections,
+            give_up_after: config.shutdown_deadline(),
+            ..DriverConfig::default()
+        };
         DrainContext {
             driver,
             reopen,
@@ -246,6 +251,15 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_drain_defaults_are_the_drivers() {
+        let (c, d) = (DrainContext::standalone().driver, DriverConfig::default());
+        assert_eq!(
+            (c.queue_records, c.queue_bytes, c.max_connections),
+            (d.queue_records, d.queue_bytes, d.max_connections)
+        );
+    }
     use super::*;
     use crate::record::{InputKind, Record};
 

@@ -9,6 +9,7 @@
 pub mod ack;
 pub mod app;
 pub mod backoff;
+pub mod check;
 pub mod config;
 pub mod datasource;
 pub mod drain;

@@ -47,7 +47,7 @@ fn main() -> ExitCode {
         _ => {}
     }
     if let Some(Command::Check) = cli.command {
-        let (errors, problems) = Config::check(cli.config.as_deref(), &ProcessEnv);
+        let (errors, problems) = logtrain::check::check(cli.config.as_deref(), &ProcessEnv);
         for w in Config::warnings(&ProcessEnv) {
             eprintln!("warning: {w}");
         }
@@ -76,7 +76,7 @@ fn main() -> ExitCode {
     for w in Config::warnings(&ProcessEnv) {
         warn!(warning = %w, "Go-only variable ignored.");
     }
-    let problems = config.problems();
+    let problems = logtrain::check::problems(&config);
     if !problems.is_empty() {
         for p in &problems {
             error!(problem = %p, "Configuration problem.");

@@ -768,7 +768,11 @@ fn the_daemonsets_environment_is_a_valid_logtrain_configuration() {
             errs.iter().map(|e| e.to_string()).collect::<Vec<_>>()
         )
     });
-    assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
+    assert!(
+        logtrain::check::problems(&cfg).is_empty(),
+        "{:?}",
+        logtrain::check::problems(&cfg)
+    );
     let d = logtrain::config::Config::default();
     // The chart's defaults are logtrain's own, except for what a DaemonSet turns on.
     assert_eq!(
@@ -1034,7 +1038,11 @@ fn monitoring_config_and_pod_opt_ins_keep_their_promises() {
     let file = s(&cm["data"]["config.yaml"]);
     let cfg = logtrain::config::Config::from_yaml(file).unwrap_or_else(|e| panic!("{e}: {file}"));
     assert_eq!(cfg.routes.len(), 1);
-    assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
+    assert!(
+        logtrain::check::problems(&cfg).is_empty(),
+        "{:?}",
+        logtrain::check::problems(&cfg)
+    );
     assert_eq!(s(&volume("config").unwrap()["configMap"]["name"]), "logtrain-config");
     let m = mount("config").unwrap();
     assert_eq!(m["readOnly"], Value::Bool(true));

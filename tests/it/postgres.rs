@@ -143,7 +143,11 @@ async fn start(url: &str) -> App {
         shutdown_timeout: 2,
         ..Config::default()
     };
-    assert!(config.problems().is_empty(), "{:?}", config.problems());
+    assert!(
+        logtrain::check::problems(&config).is_empty(),
+        "{:?}",
+        logtrain::check::problems(&config)
+    );
     let app = App::start(config);
     tokio::time::timeout(Duration::from_secs(20), app.wait_ready())
         .await
@@ -898,7 +902,7 @@ fn a_bad_database_url_is_a_config_problem_without_the_password() {
         database_url: Some("postgres://u:hunter2@h/db?sslmode=sometimes".into()),
         ..Config::default()
     };
-    let p = c.problems();
+    let p = logtrain::check::problems(&c);
     assert_eq!(p.len(), 1, "{p:?}");
     assert!(p[0].contains("sslmode=sometimes") && !p[0].contains("hunter2"), "{p:?}");
 }
