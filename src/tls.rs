@@ -129,24 +129,29 @@ pub fn client_config(verify: Verify) -> Result<ClientConfig, TlsError> {
         Verify::Full(roots) => builder.with_root_certificates(roots).with_no_client_auth(),
         Verify::ChainOnly(roots) => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(ChainOnly { roots, provider }))
+            .with_custom_certificate_verifier(Arc::new(NameBlind {
+                roots: Some(roots),
+                provider,
+            }))
             .with_no_client_auth(),
         Verify::Nothing => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            .with_custom_certificate_verifier(Arc::new(NameBlind { roots: None, provider }))
             .with_no_client_auth(),
     })
 }
 
-/// Checks that the server's certificate chains to one of `roots`, whatever
-/// name it carries.
+/// The certificate check of [`Verify::ChainOnly`] and [`Verify::Nothing`]:
+/// the chain up to `roots` whatever name the certificate carries, or (without
+/// roots) nothing. Handshake signatures are verified either way, so the
+/// session keys belong to whoever holds the certificate's key.
 #[derive(Debug)]
-pub struct ChainOnly {
-    roots: Arc<RootCertStore>,
+struct NameBlind {
+    roots: Option<Arc<RootCertStore>>,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for NameBlind {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -155,14 +160,16 @@ impl ServerCertVerifier for ChainOnly {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.provider.signature_verification_algorithms.all,
-        )?;
+        if let Some(roots) = &self.roots {
+            let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.provider.signature_verification_algorithms.all,
+            )?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 
@@ -186,46 +193,6 @@ impl ServerCertVerifier for ChainOnly {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.provider.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// Accepts any certificate; handshake signatures are still verified, so the
-/// session keys belong to whoever holds the certificate's key.
-#[derive(Debug)]
-pub struct AcceptAnyCertificate(pub Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

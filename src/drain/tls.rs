@@ -7,7 +7,7 @@
 //! drain URL. The server name (SNI and the name the certificate must carry)
 //! is the URL's host; an IP host is checked against the certificate's IP
 //! addresses. `insecure=true` is an explicit opt-in that accepts any
-//! certificate ([`crate::tls::AcceptAnyCertificate`]: signatures of the
+//! certificate ([`crate::tls::Verify::Nothing`]: signatures of the
 //! handshake are still checked).
 //!
 //! A handshake that fails because the certificate was refused is reported as

@@ -169,18 +169,7 @@ async fn get(target: &Target, path_and_query: &str, token: Option<&str>) -> Resu
                 .map(|b| b.map_err(|e| ClientError::Stream(e.to_string())).boxed_unsync())
         }
     };
-    if resp.status() != StatusCode::OK {
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        let body = String::from_utf8_lossy(&body[..body.len().min(512)]).trim().to_string();
-        return Err(ClientError::Status(status, body));
-    }
-    Ok(resp)
+    ok_or_status(resp).await
 }
 
 /// GET on an `http://HOST:PORT` endpoint, whatever the status.
@@ -202,18 +191,26 @@ async fn direct(endpoint: &str, path_and_query: &str, token: Option<&str>) -> Re
     let resp = send
         .send_request(req.body(Empty::<Bytes>::new()).expect("valid request"))
         .await?;
-    if resp.status() != StatusCode::OK {
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        let body = String::from_utf8_lossy(&body[..body.len().min(512)]).trim().to_string();
-        return Err(ClientError::Status(status, body));
+    ok_or_status(resp).await
+}
+
+/// The answer when it is 200; else its status and the start of its body.
+async fn ok_or_status<B>(resp: Response<B>) -> Result<Response<B>, ClientError>
+where
+    B: hyper::body::Body,
+{
+    if resp.status() == StatusCode::OK {
+        return Ok(resp);
     }
-    Ok(resp)
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let body = String::from_utf8_lossy(&body[..body.len().min(512)]).trim().to_string();
+    Err(ClientError::Status(status, body))
 }
 
 /// Streams one node's lines to stdout, whole lines at a time.
