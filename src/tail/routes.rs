@@ -1,6 +1,6 @@
 //! The routing table as JSON for `GET /routes`: each hostname with its drains
 //! by id (the metric label, never a URL: URLs carry credentials) and each
-//! drain's state. Read-only: it looks at a snapshot and the drain metrics.
+//! drain's state (connected, failing since when, queue depth, counts). Read-only: it looks at a snapshot and the drain metrics.
 
 use serde_json::{Value, json};
 
@@ -28,6 +28,7 @@ pub fn json(table: &RouteTable) -> String {
                         "sent": d.sent_total(),
                         "dropped": d.dropped_total(),
                         "errors": telemetry::counter("logtrain_drain_errors_total", &l).get(),
+                        "failing_since": d.failing_since().map(|t| t.to_rfc3339()),
                     })
                 });
             }

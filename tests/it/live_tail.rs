@@ -321,7 +321,7 @@ async fn routes_shows_each_hostname_with_drain_ids_origins_and_no_credentials() 
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start(false).await;
     let secret = "http://user:s3cret@127.0.0.1:9/logs".to_string();
-    let bin = logtrain(dir.path(), &[rx.url(), secret], &[]);
+    let bin = logtrain(dir.path(), &[rx.url(), secret.clone()], &[]);
     let body = support::faults::http_get(bin.http, "/routes");
     assert!(!body.contains("s3cret"), "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -332,6 +332,22 @@ async fn routes_shows_each_hostname_with_drain_ids_origins_and_no_credentials() 
     for id in ids {
         assert!(v["drains"][id.as_str().unwrap()]["queued"].is_u64(), "{body}");
     }
+    // A line makes the drain whose receiver is down fail: it says since when;
+    // the healthy one says it is not failing.
+    let (down, up) = (
+        logtrain::drain::DrainSpec::parse(&secret).unwrap().id,
+        logtrain::drain::DrainSpec::parse(&rx.url()).unwrap().id,
+    );
+    send(syslog_tcp_port(&bin), ["makes a drain fail".to_string()]).await;
+    support::wait_until("the down drain failing", Duration::from_secs(10), || {
+        let v: serde_json::Value = serde_json::from_str(&support::faults::http_get(bin.http, "/routes")).unwrap();
+        v["drains"][&down]["failing_since"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+            && v["drains"][&up]["failing_since"].is_null()
+            && v["drains"][&up]["sent"].as_u64() == Some(1)
+    })
+    .await;
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_logtrain"))
         .args(["routes", HOST, "--endpoint", &format!("http://127.0.0.1:{}", bin.http)])

@@ -12,6 +12,7 @@ use tracing::{debug, info, warn};
 
 use super::{Drain, DriverConfig, SinkError};
 use crate::record::SharedRecord;
+use crate::time::Timestamp;
 
 /// Marks records as not delivered (their acknowledgements rejected).
 pub(super) fn reject(records: &[SharedRecord]) {
@@ -48,6 +49,7 @@ pub(super) fn allowed_again(drain: &Drain) {
 pub(super) fn fail(drain: &Drain, error: &str) {
     drain.stats.errors.inc();
     if !drain.failing.swap(true, Ordering::AcqRel) {
+        *drain.failing_since.lock() = Some(Timestamp::now());
         warn!(drain = %drain.id, %error, "Drain is failing; retrying with backoff.");
     } else {
         debug!(drain = %drain.id, %error, "Drain still failing.");
@@ -56,6 +58,7 @@ pub(super) fn fail(drain: &Drain, error: &str) {
 
 pub(super) fn recovered(drain: &Drain) {
     if drain.failing.swap(false, Ordering::AcqRel) {
+        *drain.failing_since.lock() = None;
         info!(drain = %drain.id, "Drain recovered.");
     }
 }

@@ -72,6 +72,8 @@ pub struct Drain {
     pub(super) stats: Stats,
     pub(super) dropped: Mutex<Option<Dropped>>,
     pub(super) failing: AtomicBool,
+    /// When the current failure episode began (set and cleared with `failing`).
+    pub(super) failing_since: Mutex<Option<Timestamp>>,
     /// Records get this APP-NAME here (a tagged route); see [`Drain::relabel`].
     pub(super) app_name: Option<Bytes>,
     /// Refusing batches for good (4xx): logged once until a batch is accepted.
@@ -105,6 +107,7 @@ impl Drain {
             stats: Stats::new(id),
             dropped: Mutex::new(None),
             failing: AtomicBool::new(false),
+            failing_since: Mutex::new(None),
             app_name: cfg.app_name.clone(),
             refusing: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
@@ -276,6 +279,12 @@ impl Drain {
     /// Records dropped by overflow so far.
     pub fn dropped_total(&self) -> u64 {
         self.stats.dropped.get()
+    }
+
+    /// When the drain began failing (connect, write or response errors, retried
+    /// with backoff), while it still is; `None` while it delivers.
+    pub fn failing_since(&self) -> Option<Timestamp> {
+        *self.failing_since.lock()
     }
 
     /// Records delivered so far.
