@@ -34,7 +34,7 @@ use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 /// A scripted whole-request answer.
 #[derive(Clone, Debug)]
@@ -94,24 +94,7 @@ impl EsBulk {
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(State::default());
         let st = state.clone();
-        let task = tokio::spawn(async move {
-            let mut conns = JoinSet::new();
-            while let Ok((stream, _)) = listener.accept().await {
-                let st = st.clone();
-                let tls = tls.clone();
-                conns.spawn(async move {
-                    match tls {
-                        // A client refusing the certificate ends here.
-                        Some(acceptor) => {
-                            if let Ok(s) = acceptor.accept(stream).await {
-                                serve(st, s).await
-                            }
-                        }
-                        None => serve(st, stream).await,
-                    }
-                });
-            }
-        });
+        let task = tokio::spawn(super::tls::accept_each(listener, tls, move |io| serve(st.clone(), io)));
         EsBulk { port, state, task }
     }
 

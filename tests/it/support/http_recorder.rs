@@ -19,7 +19,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 /// How to answer one request.
 #[derive(Clone, Debug)]
@@ -87,27 +87,7 @@ impl Recorder {
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(State::default());
         let st = state.clone();
-        let task = tokio::spawn(async move {
-            let mut conns = JoinSet::new();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let st = st.clone();
-                let tls = tls.clone();
-                conns.spawn(async move {
-                    match tls {
-                        Some(acceptor) => {
-                            // A client refusing our certificate ends here.
-                            if let Ok(s) = acceptor.accept(stream).await {
-                                serve(st, s).await
-                            }
-                        }
-                        None => serve(st, stream).await,
-                    }
-                });
-            }
-        });
+        let task = tokio::spawn(super::tls::accept_each(listener, tls, move |io| serve(st.clone(), io)));
         Recorder { port, state, task }
     }
 

@@ -76,3 +76,34 @@ pub fn acceptor(cert_pem: &str, key_pem: &str) -> tokio_rustls::TlsAcceptor {
             .unwrap();
     tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
 }
+
+/// A byte stream of either kind, plain or TLS: what [`accept_each`] hands a server.
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// Accepts every connection on `listener` and serves each in a task of its own,
+/// after a TLS handshake when `tls` is given (a client refusing the certificate
+/// ends there). Runs until its task is aborted; the connections' tasks end with it.
+pub async fn accept_each<F, Fut>(listener: tokio::net::TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, serve: F)
+where
+    F: Fn(Box<dyn Io>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let (tls, serve) = (tls.clone(), serve.clone());
+        conns.spawn(async move {
+            match tls {
+                Some(acceptor) => {
+                    if let Ok(s) = acceptor.accept(stream).await {
+                        serve(Box::new(s)).await
+                    }
+                }
+                None => serve(Box::new(stream)).await,
+            }
+        });
+    }
+}
