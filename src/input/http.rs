@@ -121,6 +121,7 @@ pub async fn start(app: &App, bound: Arc<AtomicBool>, budget: &Budget) -> Result
             pressure: Pressure::new(kind.as_str()),
         })
     };
+    let idle = limits.idle_timeout;
     let server = Arc::new(Server {
         syslog: endpoint(c.http_syslog, &c.http_syslog_path, InputKind::HttpSyslog),
         events: endpoint(c.http_events, &c.http_events_path, InputKind::HttpEvents),
@@ -130,7 +131,7 @@ pub async fn start(app: &App, bound: Arc<AtomicBool>, budget: &Budget) -> Result
         budget: budget.clone(),
         app_ready: app.readiness(),
         bound,
-        live: TailEndpoints::new(app.routes.clone(), c.tail_max_sessions),
+        live: TailEndpoints::new(app.routes.clone(), c.tail_max_sessions, idle),
     });
     info!(
         addr = %local,

@@ -42,6 +42,9 @@ pub struct TailEndpoints {
     tails: Tails,
     routes: Routes,
     waiting: Waiting,
+    /// How long a `POST /tails` body may take to arrive (`INPUT_IDLE_TIMEOUT`):
+    /// a request in flight is never evicted, so a trickled body must end.
+    body_within: Duration,
 }
 
 fn full(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
@@ -65,13 +68,14 @@ pub fn unauthorized() -> Response<Body> {
 }
 
 impl TailEndpoints {
-    pub fn new(routes: Routes, max_sessions: usize) -> Self {
+    pub fn new(routes: Routes, max_sessions: usize, body_within: Duration) -> Self {
         let tails = routes.live().clone();
         tails.set_max_sessions(max_sessions);
         TailEndpoints {
             tails,
             routes,
             waiting: Waiting::new(max_sessions.saturating_mul(4)),
+            body_within,
         }
     }
 
@@ -157,9 +161,15 @@ impl TailEndpoints {
     /// `POST /tails`: remembers a tail to open, answers where.
     async fn create(&self, body: Incoming, host: Option<String>) -> Response<Body> {
         let limited = http_body_util::Limited::new(body, MAX_QUERY);
-        let bytes = match limited.collect().await {
-            Ok(b) => b.to_bytes(),
+        let bytes = match tokio::time::timeout(self.body_within, limited.collect()).await {
+            Ok(Ok(b)) => b.to_bytes(),
             Err(_) => {
+                return text(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("body not received within {}s\n", self.body_within.as_secs()),
+                );
+            }
+            Ok(Err(_)) => {
                 return text(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("body larger than {MAX_QUERY} bytes\n"),

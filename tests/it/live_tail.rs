@@ -317,6 +317,31 @@ async fn post_tails_answers_a_url_whose_get_streams_the_hostname() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_tails_body_that_trickles_is_answered_408_within_the_idle_timeout() {
+    // A request in flight keeps its connection from being evicted, so a body
+    // sent a byte at a time must not hold it for longer than INPUT_IDLE_TIMEOUT.
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(false).await;
+    let bin = logtrain(dir.path(), &[rx.url()], &[("INPUT_IDLE_TIMEOUT", "1")]);
+    let mut c = TcpStream::connect(("127.0.0.1", bin.http)).await.unwrap();
+    c.write_all(b"POST /tails HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 512];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tokio::time::timeout(Duration::from_secs(5), c.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&chunk[..n]),
+            other => panic!("no answer to a trickled body: {other:?}"),
+        }
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_shows_each_hostname_with_drain_ids_origins_and_no_credentials() {
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start(false).await;
