@@ -81,6 +81,20 @@ pub enum HostnameScope {
     Any,
 }
 
+/// Who may use the live-tail endpoints (`GET /tail`, `POST /tails`, `GET /routes`).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TailAccess {
+    /// Only requests carrying `HTTP_TOKEN`; with no token set, nobody (they
+    /// answer 403): a stream shows any hostname's lines.
+    #[default]
+    Token,
+    /// Whoever reaches the HTTP port, token or not: for the Kubernetes API
+    /// server's pod proxy, which authenticates the user itself and does not
+    /// pass a token on. Limit who reaches the port (the chart's NetworkPolicy).
+    Open,
+}
+
 settings! {
     /// Port of the HTTP server (health, metrics, HTTP inputs).
     http_port: u16 = "9000", "HTTP_PORT", num("a port number");
@@ -193,6 +207,10 @@ settings! {
     /// Live-tail streams (`GET /tail`, `GET /tails/ID`) open at once on this
     /// node; more are answered 503.
     tail_max_sessions: usize = "32", "TAIL_MAX_SESSIONS", num("a stream count").at_least(1);
+    /// Who may open live tails and read the routes: `token` (only with
+    /// `HTTP_TOKEN`; nobody without one) or `open` (whoever reaches the port).
+    tail_access: TailAccess = "token", "TAIL_ACCESS",
+        Choice(&[("token", TailAccess::Token), ("open", TailAccess::Open)]);
     /// Which hostnames an annotation may claim: `namespace` (only its own
     /// namespace's) or `any` (the Go logtrain).
     route_hostname_scope: HostnameScope = "namespace", "ROUTE_HOSTNAME_SCOPE",

@@ -49,6 +49,7 @@ use super::stats::InputStats;
 use super::syslog::framing::{Decoded, Decoder};
 use super::syslog::{Limits, listen_addr, parse};
 use crate::app::App;
+use crate::config::TailAccess;
 use crate::record::{InputKind, Record};
 use crate::route::Router;
 use crate::shutdown::Shutdown;
@@ -103,6 +104,8 @@ struct Server {
     app_ready: watch::Receiver<bool>,
     bound: Arc<AtomicBool>,
     live: TailEndpoints,
+    /// Who may use the live-tail endpoints (`TAIL_ACCESS`).
+    tail_access: TailAccess,
 }
 
 /// Binds `HTTP_PORT` and spawns the server. `bound` turns true once every
@@ -132,6 +135,7 @@ pub async fn start(app: &App, bound: Arc<AtomicBool>, budget: &Budget) -> Result
         app_ready: app.readiness(),
         bound,
         live: TailEndpoints::new(app.routes.clone(), c.tail_max_sessions, idle),
+        tail_access: c.tail_access,
     });
     info!(
         addr = %local,
@@ -171,8 +175,13 @@ async fn serve(server: Arc<Server>, conn: Conn, sd: Shutdown) {
         let busy = link.request();
         async move {
             if TailEndpoints::serves(req.uri().path()) {
-                if !server.authorized(&req) {
-                    return Ok(crate::tail::http::unauthorized());
+                match server.tail_access {
+                    TailAccess::Open => {}
+                    TailAccess::Token if server.token.is_none() => return Ok(crate::tail::http::closed()),
+                    TailAccess::Token if !server.authorized(&req) => {
+                        return Ok(crate::tail::http::unauthorized());
+                    }
+                    TailAccess::Token => {}
                 }
                 // A stream keeps the connection busy for as long as it runs.
                 return Ok(server.live.handle(req, Box::new(busy)).await);

@@ -60,6 +60,14 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
 }
 
 /// 401 with the challenge, as the POST endpoints answer it.
+/// The answer when live tails are off: `TAIL_ACCESS=token` and no `HTTP_TOKEN`.
+pub fn closed() -> Response<Body> {
+    text(
+        StatusCode::FORBIDDEN,
+        "live tail is off: set HTTP_TOKEN (and send it), or TAIL_ACCESS=open\n",
+    )
+}
+
 pub fn unauthorized() -> Response<Body> {
     let mut r = text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
     r.headers_mut()

@@ -33,6 +33,8 @@ fn logtrain(dir: &std::path::Path, drains: &[String], env: &[(&str, &str)]) -> B
         ("SYSLOG_TCP_PORT", "0"),
         ("DRAIN_QUEUE_RECORDS", "200000"),
         ("DRAIN_QUEUE_BYTES", "268435456"),
+        // These tests stand in for the operator; the default (token) is tested apart.
+        ("TAIL_ACCESS", "open"),
     ];
     all.extend_from_slice(env);
     Binary::start(dir, &yaml(drains), &all)
@@ -261,10 +263,29 @@ async fn the_33rd_stream_is_refused_with_503_and_a_closed_one_frees_its_slot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_without_a_token_nobody_may_tail_or_read_the_routes() {
+    // A stream shows any hostname's lines: whoever reaches the port is not
+    // trusted with that unless the operator says so.
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(false).await;
+    let bin = logtrain(dir.path(), &[rx.url()], &[("TAIL_ACCESS", "token")]);
+    for path in [format!("/tail?hostname={HOST}"), "/routes".into(), "/tails".into()] {
+        let method = if path == "/tails" { "POST" } else { "GET" };
+        let head = format!("{method} {path} HTTP/1.1\r\nAuthorization: Bearer anything");
+        assert_eq!(request(bin.http, &head, "{}").await.0, 403, "{method} {path}");
+    }
+    assert_eq!(support::faults::http_get(bin.http, "/healthz"), "ok\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_is_required_for_streams_and_routes_when_set() {
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start(false).await;
-    let bin = logtrain(dir.path(), &[rx.url()], &[("HTTP_TOKEN", "t0ken")]);
+    let bin = logtrain(
+        dir.path(),
+        &[rx.url()],
+        &[("HTTP_TOKEN", "t0ken"), ("TAIL_ACCESS", "token")],
+    );
     for path in [format!("/tail?hostname={HOST}"), "/routes".into(), "/tails".into()] {
         let method = if path == "/tails" { "POST" } else { "GET" };
         let (status, _, _) = request(bin.http, &format!("{method} {path} HTTP/1.1"), "").await;
