@@ -15,6 +15,7 @@ pub mod datasource;
 pub mod drain;
 pub mod egress;
 pub mod encode;
+pub mod hash;
 pub mod input;
 pub mod record;
 pub mod route;

@@ -82,14 +82,10 @@ impl Refusal {
 /// FNV-1a (64 bits) over the parts, each followed by a 0 byte (so `("ab",
 /// "c")` and `("a", "bc")` differ): the same on every node and every build.
 pub fn digest(parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.bytes().chain([0]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    h
+    parts
+        .iter()
+        .fold(crate::hash::Fnv64::default(), |h, p| h.write(p.as_bytes()).write(&[0]))
+        .finish()
 }
 
 /// The refusals already said, so that each is said once while it stays; one

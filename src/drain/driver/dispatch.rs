@@ -220,7 +220,7 @@ fn retire_idle(workers: &mut Vec<Worker>, cfg: &DriverConfig) {
 /// Rendezvous (highest random weight) hashing: adding or removing a worker only
 /// moves the sources that hash to it.
 fn pick(workers: &[Worker], key: &[u8]) -> usize {
-    let kh = fnv1a(key);
+    let kh = crate::hash::fnv1a(key);
     let mut best = (0u64, 0usize);
     for (i, w) in workers.iter().enumerate() {
         let score = mix(kh ^ w.slot.wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -229,15 +229,6 @@ fn pick(workers: &[Worker], key: &[u8]) -> usize {
         }
     }
     best.1
-}
-
-fn fnv1a(b: &[u8]) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for &c in b {
-        h ^= c as u64;
-        h = h.wrapping_mul(0x100_0000_01b3);
-    }
-    h
 }
 
 fn mix(mut x: u64) -> u64 {

@@ -57,12 +57,7 @@ pub enum CheckpointError {
 
 /// Checksum of a file head.
 pub fn head_checksum(bytes: &[u8]) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for &c in bytes {
-        h ^= c as u64;
-        h = h.wrapping_mul(0x100_0000_01b3);
-    }
-    h
+    crate::hash::fnv1a(bytes)
 }
 
 /// Reads checkpoints; a missing file is an empty set.
