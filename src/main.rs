@@ -33,6 +33,8 @@ enum Command {
     Tail(logtrain::tail::client::TailArgs),
     /// Print the routing tables of every named logtrain as one table.
     Routes(logtrain::tail::client::RoutesArgs),
+    /// A live dashboard of every named logtrain's drains and inputs.
+    Top(logtrain::tail::top::TopArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Tail(args)) => return client(Box::pin(logtrain::tail::client::tail(args))),
         Some(Command::Routes(args)) => return client(Box::pin(logtrain::tail::client::routes(args))),
+        Some(Command::Top(args)) => return client(Box::pin(logtrain::tail::top::top(args))),
         _ => {}
     }
     if let Some(Command::Check) = cli.command {

@@ -6,7 +6,7 @@
 //! never awaits and never touches a drain.
 //!
 //! The HTTP endpoints that open subscriptions live in [`http`], the JSON view
-//! of the routing table in [`routes`], the command-line client in [`client`].
+//! of the routing table in [`routes`], the command-line clients in [`client`] and [`top`].
 
 pub mod body;
 pub mod client;
@@ -14,6 +14,7 @@ pub mod filter;
 pub mod http;
 pub mod pending;
 pub mod routes;
+pub mod top;
 
 use std::collections::HashMap;
 use std::sync::Arc;

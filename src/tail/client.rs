@@ -150,7 +150,11 @@ pub enum ClientError {
 type Stream = UnsyncBoxBody<Bytes, ClientError>;
 
 /// GET `path_and_query` on `target`; the response once its status is 200.
-async fn get(target: &Target, path_and_query: &str, token: Option<&str>) -> Result<Response<Stream>, ClientError> {
+pub(super) async fn get(
+    target: &Target,
+    path_and_query: &str,
+    token: Option<&str>,
+) -> Result<Response<Stream>, ClientError> {
     let resp = match target {
         Target::Endpoint(e) => direct(e, path_and_query, token)
             .await?
@@ -297,7 +301,7 @@ pub async fn tail(args: TailArgs) -> ExitCode {
 
 /// The token goes to endpoints only: through the pod proxy the API server
 /// authenticates the client with its own credentials.
-fn token_for(target: &Target, nodes: &Nodes) -> Option<String> {
+pub(super) fn token_for(target: &Target, nodes: &Nodes) -> Option<String> {
     match target {
         Target::Endpoint(_) => nodes.token.clone(),
         Target::Pod { .. } => None,

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use support::faults::{Binary, Node, Receiver, append, cri, metric_in};
+use support::kube_api::KubeApi;
 use support::wait_until;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -27,7 +28,7 @@ fn yaml(drains: &[String]) -> String {
     format!("routes:\n  - hostname: {HOST}\n    drains: [{}]\n", list.join(", "))
 }
 
-fn logtrain(dir: &std::path::Path, drains: &[String], env: &[(&str, &str)]) -> Binary {
+pub(crate) fn logtrain(dir: &std::path::Path, drains: &[String], env: &[(&str, &str)]) -> Binary {
     let mut all = vec![
         ("SYSLOG_TCP", "true"),
         ("SYSLOG_TCP_PORT", "0"),
@@ -40,7 +41,7 @@ fn logtrain(dir: &std::path::Path, drains: &[String], env: &[(&str, &str)]) -> B
     Binary::start(dir, &yaml(drains), &all)
 }
 
-fn syslog_tcp_port(bin: &Binary) -> u16 {
+pub(crate) fn syslog_tcp_port(bin: &Binary) -> u16 {
     let log = bin.log();
     let l = log
         .lines()
@@ -58,7 +59,7 @@ fn syslog_tcp_port(bin: &Binary) -> u16 {
 }
 
 /// Sends `lines` for `HOST` to a syslog TCP input, newline-framed RFC 5424.
-async fn send(port: u16, lines: impl IntoIterator<Item = String>) {
+pub(crate) async fn send(port: u16, lines: impl IntoIterator<Item = String>) {
     send_as(port, HOST, lines).await
 }
 
@@ -458,72 +459,35 @@ async fn a_tail_shows_container_log_lines_and_hostnames_without_a_route() {
     assert!(!text.contains("filtered out"), "{text}");
 }
 
-/// The two API-server paths `logtrain tail` uses without `--endpoint`, as the
-/// real one answers them: the pod list of a namespace by label selector, and
-/// the pod proxy (`/api/v1/namespaces/NS/pods/NAME:PORT/proxy/PATH`), whose
-/// answer is streamed through. `pods` maps a pod name to where its logtrain
-/// listens (every pod's port is 9000 in the path, as in a cluster).
-async fn api_server(pods: Vec<(&'static str, u16)>) -> (u16, Arc<Mutex<Vec<String>>>) {
-    use http_body_util::{BodyExt, Empty, Full};
-    use hyper::body::Incoming;
-    use hyper_util::rt::TokioIo;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-    let log = seen.clone();
-    let pods = Arc::new(pods);
-    tokio::spawn(async move {
-        loop {
-            let (s, _) = listener.accept().await.unwrap();
-            let (log, pods) = (log.clone(), pods.clone());
-            let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                let (log, pods) = (log.clone(), pods.clone());
-                async move {
-                    let uri = req.uri().to_string();
-                    log.lock().push(uri.clone());
-                    let path = req.uri().path().to_string();
-                    let full = |code: u16, body: String| {
-                        let b = Full::new(bytes::Bytes::from(body))
-                            .map_err(|n| match n {})
-                            .boxed_unsync();
-                        hyper::Response::builder().status(code).body(b).unwrap()
-                    };
-                    if path == "/api/v1/namespaces/logtrain/pods" {
-                        assert!(
-                            uri.contains("labelSelector=app.kubernetes.io%2Fname%3Dlogtrain"),
-                            "{uri}"
-                        );
-                        let mut items: Vec<serde_json::Value> = pods
-                            .iter()
-                            .map(|(n, _)| serde_json::json!({"metadata": {"name": n, "namespace": "logtrain"}, "status": {"phase": "Running"}}))
-                            .collect();
-                        items.push(serde_json::json!({"metadata": {"name": "logtrain-starting", "namespace": "logtrain"}, "status": {"phase": "Pending"}}));
-                        let list = serde_json::json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items});
-                        return Ok::<_, std::convert::Infallible>(full(200, list.to_string()));
-                    }
-                    let Some(rest) = path.strip_prefix("/api/v1/namespaces/logtrain/pods/") else {
-                        return Ok(full(404, "{}".into()));
-                    };
-                    let (name, rest) = rest.split_once(":9000/proxy").unwrap();
-                    let Some((_, up)) = pods.iter().find(|(n, _)| *n == name) else {
-                        return Ok(full(404, "{}".into()));
-                    };
-                    let tcp = TcpStream::connect(("127.0.0.1", *up)).await.unwrap();
-                    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
-                    tokio::spawn(conn);
-                    let q = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
-                    let r = hyper::Request::get(format!("{rest}{q}"))
-                        .header("host", "pod")
-                        .body(Empty::<bytes::Bytes>::new())
-                        .unwrap();
-                    let resp = send.send_request(r).await.unwrap();
-                    Ok(resp.map(|b| b.boxed_unsync()))
-                }
-            });
-            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(s), svc));
-        }
-    });
-    (port, seen)
+/// The test API server with logtrain's pods in namespace `logtrain` (two
+/// running, reached through the pod network at `pods`' ports, and one still
+/// pending), and a kubeconfig for it in `dir`.
+async fn api_server(dir: &std::path::Path, pods: &[(&str, u16)]) -> (KubeApi, std::path::PathBuf) {
+    let api = KubeApi::start().await;
+    let pod = |name: &str, phase: &str| {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "logtrain", "labels": {"app.kubernetes.io/name": "logtrain"}},
+            "status": {"phase": phase, "podIP": "10.0.0.1"},
+        })
+    };
+    for (name, port) in pods {
+        api.apply(pod(name, "Running"));
+        api.route_pod(name, 9000, ([127, 0, 0, 1], *port).into());
+    }
+    api.apply(pod("logtrain-starting", "Pending"));
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: t, cluster: {{server: \"{}\"}}}}]\n\
+             users: [{{name: u, user: {{}}}}]\ncontexts: [{{name: c, context: {{cluster: t, user: u, namespace: logtrain}}}}]\n\
+             current-context: c\n",
+            api.url()
+        ),
+    )
+    .unwrap();
+    (api, kubeconfig)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -532,17 +496,7 @@ async fn without_an_endpoint_every_logtrain_pod_is_found_and_reached_through_the
     let rx = Receiver::start(false).await;
     let a = logtrain(&dir.path().join("a"), &[rx.url()], &[]);
     let b = logtrain(&dir.path().join("b"), &[rx.url()], &[]);
-    let (api, seen) = api_server(vec![("logtrain-a", a.http), ("logtrain-b", b.http)]).await;
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: t, cluster: {{server: \"http://127.0.0.1:{api}\"}}}}]\n\
-             users: [{{name: u, user: {{}}}}]\ncontexts: [{{name: c, context: {{cluster: t, user: u, namespace: logtrain}}}}]\n\
-             current-context: c\n"
-        ),
-    )
-    .unwrap();
+    let (api, kubeconfig) = api_server(dir.path(), &[("logtrain-a", a.http), ("logtrain-b", b.http)]).await;
     let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
     let args: Vec<String> = ["tail", HOST, "--node-prefix"].iter().map(|s| s.to_string()).collect();
     let client = Client::start_with(&args, &env);
@@ -561,11 +515,19 @@ async fn without_an_endpoint_every_logtrain_pod_is_found_and_reached_through_the
     })
     .await;
     assert!(
-        seen.lock()
+        api.requests()
             .iter()
-            .any(|u| u.starts_with("/api/v1/namespaces/logtrain/pods/logtrain-a:9000/proxy/tail?hostname=web.default")),
+            .any(|u| u
+                .starts_with("GET /api/v1/namespaces/logtrain/pods/logtrain-a:9000/proxy/tail?hostname=web.default")),
         "{:?}",
-        seen.lock()
+        api.requests()
+    );
+    assert!(
+        api.requests()
+            .iter()
+            .any(|u| u.contains("/pods?") && u.contains("labelSelector=app.kubernetes.io%2Fname%3Dlogtrain")),
+        "{:?}",
+        api.requests()
     );
     let out = Command::new(env!("CARGO_BIN_EXE_logtrain"))
         .args(["routes"])

@@ -31,6 +31,7 @@ mod inputs_syslog;
 mod kubernetes_datasource;
 mod kubernetes_e2e;
 mod live_tail;
+mod live_top;
 mod postgres;
 mod prop_tailer;
 mod properties;

@@ -6,7 +6,8 @@
 //! `ERROR` `410 Expired` Status for a resourceVersion older than the compaction
 //! point), and metadata-only answers for
 //! `Accept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1`
-//! (lists) and `as=PartialObjectMetadata` (watch events).
+//! (lists) and `as=PartialObjectMetadata` (watch events), and the pod proxy
+//! subresource (`support::kube_proxy`).
 //!
 //! Objects live in memory as JSON with one global resourceVersion counter.
 //! Tests drive it directly: create/update/delete objects (open watches see the
@@ -33,7 +34,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-type Body = BoxBody<Bytes, Infallible>;
+pub type Body = BoxBody<Bytes, Infallible>;
 
 /// A resource the server knows.
 #[derive(Debug)]
@@ -176,6 +177,8 @@ struct State {
     uid: u64,
     requests: Vec<String>,
     open_watches: usize,
+    /// The pod network: where `(pod, port)` is reached (see `kube_proxy`).
+    pod_routes: HashMap<(String, u16), SocketAddr>,
 }
 
 struct Inner {
@@ -222,6 +225,9 @@ impl KubeApi {
                             if req.method() == hyper::Method::POST {
                                 return Ok::<_, Infallible>(create(inner, req).await);
                             }
+                            if let Some(p) = super::kube_proxy::parse(req.uri().path()) {
+                                return Ok(proxy(inner, p, req).await);
+                            }
                             Ok(handle(inner, req))
                         }
                     });
@@ -232,6 +238,12 @@ impl KubeApi {
             }
         });
         KubeApi { inner }
+    }
+
+    /// Stands in for the pod network: the pod proxy reaches `pod`'s `port`
+    /// at `addr` (see `kube_proxy`).
+    pub fn route_pod(&self, pod: &str, port: u16, addr: SocketAddr) {
+        self.inner.state.lock().pod_routes.insert((pod.to_string(), port), addr);
     }
 
     pub fn url(&self) -> String {
@@ -798,6 +810,30 @@ fn query_map(q: Option<&str>) -> HashMap<String, String> {
     url::form_urlencoded::parse(q.unwrap_or("").as_bytes())
         .into_owned()
         .collect()
+}
+
+/// `GET …/pods/NAME:PORT/proxy/PATH`: see `kube_proxy`.
+async fn proxy(
+    inner: Arc<Inner>,
+    (ns, name, port, path): (String, String, u16, String),
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let addr = {
+        let mut st = inner.state.lock();
+        st.requests.push(format!(
+            "{} {}?{} proxy",
+            req.method(),
+            req.uri().path(),
+            req.uri().query().unwrap_or("")
+        ));
+        let pod = st.objects.get(&("pods", ns, name.clone()));
+        super::kube_proxy::address(pod, &name, port, st.pod_routes.get(&(name.clone(), port)).copied())
+    };
+    let answer = match addr {
+        Ok(a) => super::kube_proxy::forward(a, &path, req).await,
+        Err(e) => Err(e),
+    };
+    answer.unwrap_or_else(|(code, reason, message)| error(code, &reason, &message))
 }
 
 fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
