@@ -36,6 +36,7 @@ const EVERYTHING_ON: &str = r#"{
   "extraVolumes": [{"name": "drain-ca", "configMap": {"name": "drain-ca"}}],
   "extraVolumeMounts": [{"name": "drain-ca", "mountPath": "/etc/drain-ca", "readOnly": true}],
   "podLabels": {"team": "platform"},
+  "rbac": {"tailers": [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "sre"}]},
   "logs": {"readAsRoot": true},
   "inotify": {"raiseLimits": true},
   "inputs": {"syslogTls": {"enabled": true, "secretName": "logtrain-tls", "clientCA": true, "serverName": "logs.example.com"}},
@@ -834,6 +835,30 @@ fn opt_in_variants_keep_their_promises() {
     );
     let pod = &get(&objs, "DaemonSet/logtrain")["spec"]["template"]["spec"];
     assert_eq!(s(&pod["priorityClassName"]), "system-node-critical");
+
+    // Tailers get the pod list and the pod proxy in logtrain's namespace, nothing more;
+    // without rbac.tailers there is no Role at all.
+    let role = get(&objs, "Role/logtrain-tailers");
+    let rules: Vec<(BTreeSet<&str>, BTreeSet<&str>)> = seq(&role["rules"])
+        .iter()
+        .map(|r| (strings(&r["resources"]), strings(&r["verbs"])))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            (["pods"].into(), ["get", "list"].into()),
+            (["pods/proxy"].into(), ["get"].into())
+        ]
+    );
+    let binding = get(&objs, "RoleBinding/logtrain-tailers");
+    assert_eq!(s(&binding["roleRef"]["name"]), "logtrain-tailers");
+    assert_eq!(s(&binding["subjects"][0]["name"]), "sre");
+    assert!(
+        !objects(&plain_dir())
+            .keys()
+            .any(|k| k.starts_with("Role/") || k.starts_with("RoleBinding/")),
+        "the default install grants no one the pod proxy"
+    );
     assert_eq!(
         get(&objs, "DaemonSet/logtrain")["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"],
         Value::from("10%")
