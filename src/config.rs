@@ -253,7 +253,7 @@ pub enum ConfigError {
     },
 }
 
-/// YAML configuration text that cannot be used. serde_yaml's error is not
+/// YAML configuration text that cannot be used. The parser's error is not
 /// kept as a source: its message quotes values, which may be drain URLs or
 /// tokens; what is kept is that message without them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -264,6 +264,22 @@ pub enum YamlError {
     /// Settings outside their bounds, each naming the setting and its bounds.
     #[error("{}", .0.join("; "))]
     OutOfBounds(Vec<String>),
+}
+
+/// The YAML document as a JSON value (null when empty), read by serde-saphyr;
+/// a syntax error says where, never what the line holds (it may hold a
+/// credential).
+fn yaml_value(text: &str) -> Result<serde_json::Value, YamlError> {
+    if text.trim().is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_saphyr::from_str::<serde_json::Value>(text).map_err(|e| {
+        let at = e
+            .location()
+            .map(|l| format!(" at line {} column {}", l.line(), l.column()))
+            .unwrap_or_default();
+        YamlError::Invalid(format!("not valid YAML{at}"))
+    })
 }
 
 /// A YAML error without the values it quotes (`string "…"`, ``integer `5` ``,
@@ -365,15 +381,14 @@ impl Config {
     /// Reads a YAML mapping one top-level key at a time: what can be read,
     /// and one error per key that cannot.
     fn from_yaml_by_key(text: &str) -> (Config, Vec<YamlError>) {
-        let Ok(serde_yaml::Value::Mapping(map)) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
+        let Ok(serde_json::Value::Object(map)) = yaml_value(text) else {
             return (Config::default(), Vec::new());
         };
-        let mut good = serde_yaml::Mapping::new();
+        let mut good = serde_json::Map::new();
         let mut errors = Vec::new();
         for (k, v) in map {
-            let mut one = serde_yaml::Mapping::new();
-            one.insert(k.clone(), v.clone());
-            match serde_yaml::from_value::<Config>(serde_yaml::Value::Mapping(one)) {
+            let one = serde_json::Map::from_iter([(k.clone(), v.clone())]);
+            match serde_json::from_value::<Config>(serde_json::Value::Object(one)) {
                 Ok(c) if c.out_of_bounds().is_empty() => {
                     good.insert(k, v);
                 }
@@ -381,16 +396,18 @@ impl Config {
                 Err(e) => errors.push(YamlError::Invalid(without_values(&e.to_string()))),
             }
         }
-        let cfg = serde_yaml::from_value(serde_yaml::Value::Mapping(good)).unwrap_or_default();
+        let cfg = serde_json::from_value(serde_json::Value::Object(good)).unwrap_or_default();
         (cfg, errors)
     }
 
     /// Parses YAML text.
     pub fn from_yaml(text: &str) -> Result<Config, YamlError> {
-        if text.trim().is_empty() {
+        let value = yaml_value(text)?;
+        if value.is_null() {
             return Ok(Config::default());
         }
-        let cfg: Config = serde_yaml::from_str(text).map_err(|e| YamlError::Invalid(without_values(&e.to_string())))?;
+        let cfg: Config =
+            serde_json::from_value(value).map_err(|e| YamlError::Invalid(without_values(&e.to_string())))?;
         let refused = cfg.out_of_bounds();
         if refused.is_empty() {
             Ok(cfg)

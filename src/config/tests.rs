@@ -207,3 +207,15 @@ fn unknown_yaml_keys_are_named() {
         .to_string();
     assert!(e.contains("colour"), "{e}");
 }
+
+#[test]
+fn a_yaml_syntax_error_says_where_and_never_what_the_line_holds() {
+    let text = "routes:\n  - hostname: web\n    drains: [\"syslog+tls://u:s3cret@h:1\"\nhttp_port: 9000\n";
+    let e = Config::from_yaml(text).unwrap_err().to_string();
+    assert!(e.starts_with("not valid YAML at line "), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+    // A value of the wrong type is named by its kind only.
+    let e = Config::from_yaml("http_port: \"s3cret\"\n").unwrap_err().to_string();
+    assert!(e.contains("http_port") || e.contains("string"), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}

@@ -21,8 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use serde::Deserialize;
-use serde_yaml::Value;
+use serde_json::Value;
 
 /// Every opt-in turned on, so the optional template branches are validated too.
 const EVERYTHING_ON: &str = r#"{
@@ -165,11 +164,19 @@ fn yaml_files(dir: &Path) -> BTreeMap<String, String> {
 }
 
 /// Every object of a folder's YAML files, by `Kind/name`.
+/// The documents of a YAML stream (empty ones skipped later), as JSON values.
+fn yaml_docs(body: &str) -> Result<Vec<Value>, serde_saphyr::Error> {
+    serde_saphyr::from_multiple::<Value>(body)
+}
+
+fn yaml_from_slice<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, serde_saphyr::Error> {
+    serde_saphyr::from_slice(b)
+}
+
 fn objects(dir: &Path) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     for (name, body) in yaml_files(dir) {
-        for doc in serde_yaml::Deserializer::from_str(&body) {
-            let v = Value::deserialize(doc).unwrap_or_else(|e| panic!("{name}: not YAML: {e}"));
+        for v in yaml_docs(&body).unwrap_or_else(|e| panic!("{name}: not YAML: {e}")) {
             if v.is_null() {
                 continue;
             }
@@ -192,7 +199,7 @@ fn s(v: &Value) -> &str {
 }
 
 fn seq(v: &Value) -> &[Value] {
-    v.as_sequence().map(|s| s.as_slice()).unwrap_or(&[])
+    v.as_array().map(|s| s.as_slice()).unwrap_or(&[])
 }
 
 fn strings(v: &Value) -> BTreeSet<&str> {
@@ -441,8 +448,8 @@ fn manifests_match_the_kubernetes_schemas() {
 
 /// Removes the annotation `kubectl annotate` added, and the map if it became empty.
 fn strip_annotation(mut v: Value, key: &str) -> Value {
-    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_mapping_mut) {
-        let now_empty = match meta.get_mut("annotations").and_then(Value::as_mapping_mut) {
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        let now_empty = match meta.get_mut("annotations").and_then(Value::as_object_mut) {
             Some(a) => {
                 a.remove(key);
                 a.is_empty()
@@ -477,9 +484,9 @@ fn kubectl_decodes_every_manifest_as_written() {
             f.display(),
             text(&o.stderr)
         );
-        let seen: Value = serde_yaml::from_slice(&o.stdout).unwrap();
+        let seen: Value = yaml_from_slice(&o.stdout).unwrap();
         let body = std::fs::read_to_string(f).unwrap();
-        let mine: Value = serde_yaml::from_str(&body).unwrap();
+        let mine: Value = serde_saphyr::from_str(&body).unwrap();
         assert_eq!(
             strip_annotation(seen, MARK),
             mine,
@@ -500,7 +507,7 @@ fn kubectl_decodes_every_manifest_as_written() {
         assert!(!err.contains("unable to decode"), "{}: {err}", f.display());
         if kind == "DaemonSet" || kind == "Pod" {
             assert!(o.status.success(), "{}: {err}", f.display());
-            let typed: Value = serde_yaml::from_slice(&o.stdout).unwrap();
+            let typed: Value = yaml_from_slice(&o.stdout).unwrap();
             let spec = if kind == "Pod" {
                 &typed["spec"]
             } else {
@@ -614,7 +621,7 @@ fn default_deployment_is_least_privilege() {
     assert!(grace > 25 && grace > shutdown);
     assert_eq!(
         seq(&pod["tolerations"]),
-        [serde_yaml::from_str::<Value>("operator: Exists").unwrap()]
+        [serde_saphyr::from_str::<Value>("operator: Exists").unwrap()]
     );
     assert!(pod["hostNetwork"].is_null() && pod["hostPID"].is_null() && pod["hostIPC"].is_null());
 
@@ -933,12 +940,8 @@ fn opt_in_variants_keep_their_promises() {
     assert_eq!(s(&sm["apiVersion"]), "monitoring.coreos.com/v1");
     assert_eq!(s(&sm["metadata"]["labels"]["release"]), "prometheus");
     assert_eq!(sm["spec"]["selector"]["matchLabels"], svc["spec"]["selector"]);
-    for (k, v) in sm["spec"]["selector"]["matchLabels"].as_mapping().unwrap() {
-        assert_eq!(
-            &svc["metadata"]["labels"][k.as_str().unwrap()],
-            v,
-            "the Service carries {k:?}"
-        );
+    for (k, v) in sm["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(&svc["metadata"]["labels"][k.as_str()], v, "the Service carries {k:?}");
     }
     assert_eq!(
         strings(&sm["spec"]["namespaceSelector"]["matchNames"]),
@@ -1251,7 +1254,7 @@ fn the_network_policy_admits_only_the_peers_it_names() {
     assert_eq!(policy_ports(&ingress[1]), listeners);
     assert_eq!(
         seq(&ingress[1]["from"]),
-        [serde_yaml::from_str::<Value>("namespaceSelector: {}").unwrap()]
+        [serde_saphyr::from_str::<Value>("namespaceSelector: {}").unwrap()]
     );
     // Egress: DNS, then the rules as given.
     let egress = seq(&np["spec"]["egress"]);
@@ -1278,7 +1281,7 @@ fn the_network_policy_admits_only_the_peers_it_names() {
     let test_pod = get(&objs, "Pod/logtrain-test-readyz");
     assert_eq!(
         http_peers[1],
-        serde_yaml::from_str::<Value>(&format!(
+        serde_saphyr::from_str::<Value>(&format!(
             "podSelector: {{matchLabels: {}}}",
             serde_json::to_string(&test_pod["metadata"]["labels"]).unwrap()
         ))
@@ -1305,7 +1308,7 @@ fn the_network_policy_admits_only_the_peers_it_names() {
     let objs = objects(nobody.path());
     assert_eq!(
         get(&objs, "NetworkPolicy/logtrain")["spec"]["ingress"],
-        Value::Sequence(Vec::new())
+        Value::Array(Vec::new())
     );
     let o = schema_check(&[nobody.path().join("networkpolicy.yaml")], "1.26.0");
     assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
@@ -1443,8 +1446,7 @@ fn dockerfile_builds_locked_and_runs_as_nonroot() {
 fn objects_in_order<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for (file, body) in files {
-        for doc in serde_yaml::Deserializer::from_str(body) {
-            let v = Value::deserialize(doc).unwrap_or_else(|e| panic!("{file}: not YAML: {e}"));
+        for v in yaml_docs(body).unwrap_or_else(|e| panic!("{file}: not YAML: {e}")) {
             if v.is_null() {
                 continue;
             }
@@ -1818,7 +1820,7 @@ fn limits_are_rendered_only_when_set_and_reach_logtrain() {
 
     // Unset in values.yaml, not rendered, and the comment gives logtrain's own default.
     let values: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(root().join("charts/logtrain/values.yaml")).unwrap()).unwrap();
+        serde_saphyr::from_str(&std::fs::read_to_string(root().join("charts/logtrain/values.yaml")).unwrap()).unwrap();
     let comments = values_comments();
     let default_env = rendered_env(&plain_dir());
     for (var, path, _) in LIMITS {
@@ -1978,7 +1980,7 @@ fn the_events_grant_is_create_only_and_used() {
     );
     // ...so the grant is on by default, exactly `create` on core events.
     let values: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(root().join("charts/logtrain/values.yaml")).unwrap()).unwrap();
+        serde_saphyr::from_str(&std::fs::read_to_string(root().join("charts/logtrain/values.yaml")).unwrap()).unwrap();
     assert_eq!(values["rbac"]["events"], Value::Bool(true));
     let grants_events = |objs: &BTreeMap<String, Value>| -> Option<BTreeSet<String>> {
         seq(&get(objs, "ClusterRole/logtrain")["rules"])
