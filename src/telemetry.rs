@@ -1,10 +1,20 @@
 //! Metrics and the events that both log and count.
 //!
-//! Metrics live in one process-wide registry, rendered in the Prometheus text
-//! format at `/metrics`. Every metric name is declared once in [`CATALOG`] with
-//! its help text. Handles ([`Counter`], [`Gauge`]) are looked up once per
-//! component and then cost one atomic add on the hot path. Label values are
-//! bounded: drain ids (never URLs with credentials), input kinds, origins.
+//! Metrics live in one process-wide registry, rendered at `/metrics` in the
+//! Prometheus text format, or in OpenMetrics when the scraper asks for it.
+//! Every metric name is declared once in [`CATALOG`] with its help text (and a
+//! histogram's bounds). Handles ([`Counter`], [`Gauge`], [`Histogram`]) are
+//! looked up once per component and then cost one atomic add on the hot path.
+//! Label values are bounded: drain ids (never URLs with credentials), input
+//! kinds, origins. A component whose series must vanish with it holds a
+//! [`Lease`]. The `process_*` series and the build info are read at render
+//! time (`process`).
+//!
+//! The registry is this file rather than the `prometheus-client` crate: what
+//! logtrain needs of one is a handle that is an atomic (both are) and the
+//! removal of every series carrying a label value across families when a drain
+//! retires, which that crate's families do not offer without an index of our
+//! own beside them; the exposition writer is the rest, some sixty lines.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -13,11 +23,29 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 
+mod histogram;
+mod process;
+
+pub use histogram::Histogram;
+
 /// Kind of a metric in the Prometheus exposition format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kind {
     Counter,
     Gauge,
+    /// With its buckets' upper bounds.
+    Histogram(&'static [f64]),
+}
+
+impl Kind {
+    /// As the `# TYPE` line writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram(_) => "histogram",
+        }
+    }
 }
 
 /// Every metric logtrain exports: name, kind, help.
@@ -245,6 +273,21 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         Kind::Gauge,
         "Open connections of a drain's pool.",
     ),
+    (
+        "logtrain_drain_send_seconds",
+        Kind::Histogram(histogram::SECONDS),
+        "Time a drain took to write one batch and have the receiver's answer (the write alone where the transport answers nothing).",
+    ),
+    (
+        "logtrain_drain_batch_records",
+        Kind::Histogram(histogram::RECORDS),
+        "Records in each batch a drain wrote.",
+    ),
+    (
+        "logtrain_delivery_lag_seconds",
+        Kind::Histogram(histogram::SECONDS),
+        "Container log lines: from the line's own time to its drain's confirmation, observed once per confirmed batch for its oldest line.",
+    ),
 ];
 
 fn kind_of(name: &str) -> Option<(Kind, &'static str)> {
@@ -257,6 +300,7 @@ type Labels = Vec<(&'static str, String)>;
 struct Registry {
     counters: RwLock<BTreeMap<(&'static str, Labels), Arc<AtomicU64>>>,
     gauges: RwLock<BTreeMap<(&'static str, Labels), Arc<AtomicI64>>>,
+    histograms: RwLock<BTreeMap<(&'static str, Labels), Arc<histogram::Inner>>>,
     /// Holders of each [`Lease`] (label, value).
     leases: parking_lot::Mutex<HashMap<(&'static str, String), usize>>,
 }
@@ -322,7 +366,24 @@ pub fn gauge(name: &'static str, l: &[(&'static str, &str)]) -> Gauge {
     Gauge(registry().gauges.write().entry(key).or_default().clone())
 }
 
-/// Removes every series, counter or gauge, carrying `label=value` (a closed
+/// The histogram `name{labels}`; `name` must be in [`CATALOG`] as one.
+pub fn histogram(name: &'static str, l: &[(&'static str, &str)]) -> Histogram {
+    let Some((Kind::Histogram(bounds), _)) = kind_of(name) else {
+        panic!("{name} is not a histogram of the catalog");
+    };
+    let key = (name, labels(l));
+    if let Some(h) = registry().histograms.read().get(&key) {
+        return Histogram(h.clone());
+    }
+    let mut all = registry().histograms.write();
+    Histogram(
+        all.entry(key)
+            .or_insert_with(|| Arc::new(histogram::Inner::new(bounds)))
+            .clone(),
+    )
+}
+
+/// Removes every series, counter, gauge or histogram, carrying `label=value` (a closed
 /// drain's, say). Handles still held keep working but are no longer rendered;
 /// the next [`counter`] or [`gauge`] call for such a series registers it anew.
 pub fn forget(label: &str, value: &str) {
@@ -330,6 +391,7 @@ pub fn forget(label: &str, value: &str) {
     let carries = |l: &Labels| l.iter().any(|(k, v)| *k == label && v == value);
     r.counters.write().retain(|(_, l), _| !carries(l));
     r.gauges.write().retain(|(_, l), _| !carries(l));
+    r.histograms.write().retain(|(_, l), _| !carries(l));
 }
 
 /// Keeps the series labelled `label=value` while it lives: when the last
@@ -378,51 +440,75 @@ fn escape(v: &str, out: &mut String) {
     }
 }
 
-/// The whole registry in the Prometheus text exposition format (version 0.0.4).
+/// The content type of [`render`]'s text: OpenMetrics 1.0 when `accept` (a
+/// request's Accept header) asks for it, else the Prometheus text format 0.0.4.
+pub fn content_type(accept: &str) -> (&'static str, bool) {
+    if accept.contains("application/openmetrics-text") {
+        ("application/openmetrics-text; version=1.0.0; charset=utf-8", true)
+    } else {
+        ("text/plain; version=0.0.4; charset=utf-8", false)
+    }
+}
+
+/// `{k="v",…}` with `extra` last (a histogram's `le`); empty without labels.
+fn fmt_labels(l: &Labels, extra: Option<(&str, &str)>) -> String {
+    let all: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).chain(extra).collect();
+    if all.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("{");
+    for (i, (k, v)) in all.into_iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(k);
+        s.push_str("=\"");
+        escape(v, &mut s);
+        s.push('"');
+    }
+    s.push('}');
+    s
+}
+
+/// The whole registry, the process series and the build info, in the
+/// Prometheus text format (version 0.0.4).
 pub fn render() -> String {
-    let mut out = String::with_capacity(4096);
+    render_as(false)
+}
+
+/// [`render`], or OpenMetrics 1.0 with `openmetrics` (a counter's family is
+/// named without `_total`; `# EOF` ends it).
+pub fn render_as(openmetrics: bool) -> String {
+    let mut out = String::with_capacity(8192);
     let counters = registry().counters.read();
     let gauges = registry().gauges.read();
+    let histograms = registry().histograms.read();
     for (name, kind, help) in CATALOG {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(
-            out,
-            "# TYPE {name} {}",
-            if *kind == Kind::Counter { "counter" } else { "gauge" }
-        );
-        let mut series: Vec<(String, String)> = Vec::new();
-        let fmt_labels = |l: &Labels| {
-            if l.is_empty() {
-                return String::new();
-            }
-            let mut s = String::from("{");
-            for (i, (k, v)) in l.iter().enumerate() {
-                if i > 0 {
-                    s.push(',');
-                }
-                s.push_str(k);
-                s.push_str("=\"");
-                escape(v, &mut s);
-                s.push('"');
-            }
-            s.push('}');
-            s
+        let family = match kind {
+            Kind::Counter if openmetrics => name.trim_end_matches("_total"),
+            _ => name,
         };
-        for ((n, l), v) in counters.range((*name, Vec::new())..) {
-            if n != name {
-                break;
+        let _ = writeln!(out, "# HELP {family} {help}");
+        let _ = writeln!(out, "# TYPE {family} {}", kind.name());
+        let from = (*name, Vec::new());
+        for ((_, l), v) in counters.range(from.clone()..).take_while(|((n, _), _)| n == name) {
+            let _ = writeln!(out, "{name}{} {}", fmt_labels(l, None), v.load(Ordering::Relaxed));
+        }
+        for ((_, l), v) in gauges.range(from.clone()..).take_while(|((n, _), _)| n == name) {
+            let _ = writeln!(out, "{name}{} {}", fmt_labels(l, None), v.load(Ordering::Relaxed));
+        }
+        for ((_, l), h) in histograms.range(from..).take_while(|((n, _), _)| n == name) {
+            let (buckets, sum, count) = histogram::snapshot(h);
+            for (le, n) in buckets {
+                let _ = writeln!(out, "{name}_bucket{} {n}", fmt_labels(l, Some(("le", &le))));
             }
-            series.push((fmt_labels(l), v.load(Ordering::Relaxed).to_string()));
+            let _ = writeln!(out, "{name}_sum{} {sum}", fmt_labels(l, None));
+            let _ = writeln!(out, "{name}_count{} {count}", fmt_labels(l, None));
         }
-        for ((n, l), v) in gauges.range((*name, Vec::new())..) {
-            if n != name {
-                break;
-            }
-            series.push((fmt_labels(l), v.load(Ordering::Relaxed).to_string()));
-        }
-        for (l, v) in series {
-            let _ = writeln!(out, "{name}{l} {v}");
-        }
+    }
+    process::render(&mut out, openmetrics);
+    if openmetrics {
+        out.push_str("# EOF\n");
     }
     out
 }

@@ -36,7 +36,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use hyper::header::{ACCEPT, ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::watch;
@@ -273,11 +273,15 @@ impl Server {
                 text(StatusCode::OK, "ready\n")
             }
             "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
-            "/metrics" => with(
-                text(StatusCode::OK, telemetry::render()),
-                CONTENT_TYPE,
-                "text/plain; version=0.0.4",
-            ),
+            "/metrics" => {
+                let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+                let (content_type, openmetrics) = telemetry::content_type(accept);
+                with(
+                    text(StatusCode::OK, telemetry::render_as(openmetrics)),
+                    CONTENT_TYPE,
+                    content_type,
+                )
+            }
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         }
     }

@@ -32,6 +32,7 @@ mod kubernetes_datasource;
 mod kubernetes_e2e;
 mod live_tail;
 mod live_top;
+mod metrics_page;
 mod postgres;
 mod prop_tailer;
 mod properties;

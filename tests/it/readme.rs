@@ -45,7 +45,7 @@ fn missing_metrics(readme: &str, catalog: &[(&str, Kind, &str)]) -> Vec<String> 
     catalog
         .iter()
         .filter(|(name, kind, _)| {
-            let kind = if *kind == Kind::Counter { "counter" } else { "gauge" };
+            let kind = kind.name();
             let row = format!("| `{name}` | {kind} |");
             !table.iter().any(|r| r.starts_with(&row))
         })

@@ -86,11 +86,14 @@ pub(super) async fn deliver<S: Sink>(
                 }
             }
             let c = conn.as_mut().expect("connected above");
+            let began = std::time::Instant::now();
             let Some(result) = unless_stopped(drain, timeout(cfg.send_timeout, sink.send(c, &pending))).await else {
                 continue;
             };
             match result {
                 Ok(Ok(d)) => {
+                    drain.stats.send_seconds.observe(began.elapsed().as_secs_f64());
+                    drain.stats.batch_records.observe(pending.len() as f64);
                     recovered(drain);
                     if d.rejected.len() < pending.len() {
                         drain.refusing.store(false, Ordering::Release);

@@ -19,7 +19,7 @@ use super::DriverConfig;
 use super::events::reject;
 use crate::drain::queue::{PushError, Queue};
 use crate::record::{Record, SharedRecord};
-use crate::telemetry::{self, Counter, Gauge};
+use crate::telemetry::{self, Counter, Gauge, Histogram};
 use crate::time::Timestamp;
 
 /// Per-drain metrics, looked up once.
@@ -36,6 +36,9 @@ pub(super) struct Stats {
     pub(super) queue_records: Gauge,
     pub(super) queue_bytes: Gauge,
     pub(super) connections: Gauge,
+    pub(super) send_seconds: Histogram,
+    pub(super) batch_records: Histogram,
+    pub(super) lag: Histogram,
 }
 
 impl Stats {
@@ -54,6 +57,9 @@ impl Stats {
             queue_records: telemetry::gauge("logtrain_drain_queue_records", &l),
             queue_bytes: telemetry::gauge("logtrain_drain_queue_bytes", &l),
             connections: telemetry::gauge("logtrain_drain_connections", &l),
+            send_seconds: telemetry::histogram("logtrain_drain_send_seconds", &l),
+            batch_records: telemetry::histogram("logtrain_drain_batch_records", &l),
+            lag: telemetry::histogram("logtrain_delivery_lag_seconds", &[]),
         }
     }
 }

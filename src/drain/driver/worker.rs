@@ -18,7 +18,8 @@ use tracing::debug;
 use super::deliver::{deliver, drop_conn, send_drop_summary, unless_stopped};
 use super::{Drain, DriverConfig, Sink};
 use crate::backoff::Backoff;
-use crate::record::SharedRecord;
+use crate::record::{InputKind, SharedRecord};
+use crate::time::Timestamp;
 
 /// How long a batch written on an unacknowledged transport is held, at most,
 /// before the connection is checked and the batch released as delivered.
@@ -143,7 +144,21 @@ fn release(drain: &Drain, held: &mut Held, max: usize) {
         let n = records.len();
         held.records -= n;
         drain.stats.sent.add(n as u64);
+        observe_lag(drain, &records);
         drain.in_flight.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+/// How old the oldest container line of a confirmed batch is, by its own time.
+fn observe_lag(drain: &Drain, records: &[SharedRecord]) {
+    let oldest = records
+        .iter()
+        .filter(|r| r.origin.input == InputKind::File)
+        .filter_map(|r| r.timestamp)
+        .min();
+    if let Some(t) = oldest {
+        let ns = Timestamp::now().0.saturating_sub(t.0).max(0);
+        drain.stats.lag.observe(ns as f64 / 1e9);
     }
 }
 

@@ -1,0 +1,105 @@
+//! `/metrics` of the real binary as a scraper reads it: a tailed container's
+//! lines delivered to a syslog drain show in the drain's send-latency and
+//! batch-size histograms and in the delivery-lag histogram, beside the
+//! `process_*` series and the build info; a scraper that asks for
+//! OpenMetrics gets it, with its content type and `# EOF`.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use crate::support;
+use support::faults::{Binary, Node, Receiver, append, metric_in};
+use support::wait_until;
+
+/// GET /metrics with an Accept header: (the response head, the body).
+fn scrape(port: u16, accept: &str) -> (String, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\nAccept: {accept}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (head.to_lowercase(), body.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivered_container_lines_show_in_the_histograms_beside_the_process_series() {
+    let node = Node::new();
+    let log = node.pod("default", "web-1-a", "web");
+    let rx = Receiver::start(false).await;
+    let containers = node.containers().display().to_string();
+    let checkpoints = node.path("state/checkpoints.json").display().to_string();
+    let yaml = format!("routes:\n  - hostname: web.default\n    drains: [\"{}\"]\n", rx.url());
+    let env = [
+        ("KUBERNETES", "true"),
+        ("KUBERNETES_LOG_PATH", containers.as_str()),
+        ("CHECKPOINT_PATH", checkpoints.as_str()),
+    ];
+    let bin = Binary::start(&node.path("run"), &yaml, &env);
+    let now = logtrain::time::Timestamp::now().to_rfc3339();
+    let lines: String = (0..50).map(|i| format!("{now} stdout F line-{i}\n")).collect();
+    append(&log, &lines);
+    wait_until("the drain got the 50 lines", Duration::from_secs(20), || {
+        rx.count() == 50
+    })
+    .await;
+    // Confirmation comes after the hold of an unacknowledged transport.
+    wait_until("the batches are confirmed", Duration::from_secs(20), || {
+        metric_in(&bin.metrics(), "logtrain_delivery_lag_seconds_count") >= 1
+    })
+    .await;
+
+    let (head, page) = scrape(bin.http, "text/plain");
+    assert!(head.contains("content-type: text/plain; version=0.0.4"), "{head}");
+    let drain = page
+        .lines()
+        .find_map(|l| l.strip_prefix("logtrain_drain_sent_total{drain=\""))
+        .and_then(|l| l.split('"').next())
+        .expect("a drain series")
+        .to_string();
+    let series = |name: &str, extra: &str| format!("{name}{{drain=\"{drain}\"{extra}}}");
+    assert_eq!(
+        metric_in(&page, &series("logtrain_drain_batch_records_sum", "")),
+        50,
+        "{page}"
+    );
+    let sends = metric_in(&page, &series("logtrain_drain_send_seconds_count", ""));
+    assert!(sends >= 1, "{page}");
+    assert_eq!(
+        metric_in(&page, &series("logtrain_drain_send_seconds_bucket", ",le=\"+Inf\"")),
+        sends
+    );
+    // Lines stamped just now reach the drain well within 10 s of their own time.
+    let lag = metric_in(&page, "logtrain_delivery_lag_seconds_count");
+    assert_eq!(
+        metric_in(&page, "logtrain_delivery_lag_seconds_bucket{le=\"10\"}"),
+        lag,
+        "{page}"
+    );
+    for name in [
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(page.lines().any(|l| l.starts_with(&format!("{name} "))), "no {name}");
+    }
+    assert!(page.contains(&format!(
+        "logtrain_build_info{{version=\"{}\"",
+        env!("CARGO_PKG_VERSION")
+    )));
+    let rss = metric_in(&page, "process_resident_memory_bytes");
+    assert!(
+        rss / 1024 <= bin.status_kib("VmHWM") + 1024,
+        "RSS {rss} B is the process's own"
+    );
+
+    let (head, om) = scrape(bin.http, "application/openmetrics-text;version=1.0.0,text/plain;q=0.5");
+    assert!(
+        head.contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+    assert!(om.contains("# TYPE logtrain_drain_sent counter\n"));
+    assert!(om.ends_with("# EOF\n"));
+}
