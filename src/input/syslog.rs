@@ -20,6 +20,7 @@
 //! waited for, so a dead drain never stalls a connection for long.
 //! [`Intake`] is the part every listener shares.
 
+pub mod fast;
 pub mod framing;
 pub mod parse;
 pub mod tcp;

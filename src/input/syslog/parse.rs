@@ -1,5 +1,6 @@
-//! One syslog frame (RFC 5424, or RFC 3164 as a fallback) into a [`Record`],
-//! with `syslog_loose`.
+//! One syslog frame (RFC 5424, or RFC 3164 as a fallback) into a [`Record`]:
+//! the common well-formed RFC 5424 frames by the fast path (`fast`), every
+//! other frame with `syslog_loose`, as follows.
 //!
 //! `syslog_loose` parses `&str`, but a message may hold any bytes. So the parser
 //! reads a lossy UTF-8 copy of the frame only for the header, then maps the
@@ -35,8 +36,17 @@ pub enum ParseError {
     NoHostname,
 }
 
-/// Parses one frame into a record from `input`.
+/// Parses one frame into a record from `input`: by the fast path when the
+/// frame is in its subset (`fast`), else as below.
 pub fn parse(frame: &Bytes, input: InputKind) -> Result<Record, ParseError> {
+    match super::fast::parse(frame, input) {
+        Some(rec) => Ok(rec),
+        None => parse_general(frame, input),
+    }
+}
+
+/// Parses one frame with `syslog_loose` (any RFC 5424 or RFC 3164 frame).
+pub fn parse_general(frame: &Bytes, input: InputKind) -> Result<Record, ParseError> {
     let lossy = String::from_utf8_lossy(frame);
     let first = parse_str(&lossy);
     let patched = match first {
@@ -52,10 +62,15 @@ pub fn parse(frame: &Bytes, input: InputKind) -> Result<Record, ParseError> {
         Some(h) if !h.is_empty() && h != "-" => h,
         _ => return Err(ParseError::NoHostname),
     };
-    // Where the message begins in the lossy copy (an empty message may not point into it).
+    // Where the message begins in the lossy copy. An empty message (which is
+    // what a message of only white space becomes) may not point into it at all.
     let base = text.as_ptr() as usize;
     let at = (msg.msg.as_ptr() as usize).wrapping_sub(base);
-    let mut at = if at <= text.len() { at } else { text.len() };
+    let mut at = if at <= text.len() && !msg.msg.is_empty() {
+        at
+    } else {
+        text.len()
+    };
     if let Some(i) = inserted
         && at >= i + NIL_SD.len()
     {
