@@ -197,6 +197,11 @@ impl Tails {
             };
             let mut line: Option<Bytes> = None;
             for s in subs.iter().filter(|s| s.filter.accepts(rec)) {
+                // A full buffer (a stalled client) costs a count, not an encoding.
+                if s.tx.capacity() == 0 {
+                    self.dropped(s);
+                    continue;
+                }
                 let l = line.get_or_insert_with(|| {
                     buf.clear();
                     crate::encode::rfc5424::encode(rec, now, &mut buf);
