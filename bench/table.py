@@ -21,7 +21,7 @@ def fmt(v, spec):
 summary = {}
 print("| scenario | agent | runs | lines/s (median) | MB/s | CPU µs/line | peak RSS MB | lossless |")
 print("|---|---|---|---|---|---|---|---|")
-for sc in ["receiver", "file_tcp", "tcp_tcp", "fanout4"]:
+for sc in ["receiver", "file_tcp", "tcp_tcp", "tcp_stalled_tail", "fanout4"]:
     for agent in ["socat", "logtrain", "rsyslog", "syslog-ng"]:
         rs = cells.get((sc, agent))
         if not rs:
@@ -98,6 +98,13 @@ if tt and tt["rate"]:
     target("tcp_tcp >= 1,000,000 msgs/s", tt["rate"] >= 1e6, f"{tt['rate']:,.0f}")
     target("tcp_tcp <= 1 µs CPU/msg", tt["cpu"] <= 1.0, f"{tt['cpu']:.2f} µs")
     target("tcp_tcp peak RSS <= 16 MB", tt["rss"] <= 16, f"{tt['rss']:.1f} MB")
+ts = summary.get(("tcp_stalled_tail", "logtrain"))
+if tt and ts and tt["rate"] and ts["rate"]:
+    dropped = med([r.get("tail_dropped") for r in cells.get(("tcp_stalled_tail", "logtrain"), [])])
+    target("a stalled live-tail client costs the route < 10% of its throughput",
+           ts["rate"] >= 0.9 * tt["rate"] and ts["ok"],
+           f"{ts['rate']:,.0f} vs {tt['rate']:,.0f} lines/s ({ts['rate'] / tt['rate']:.2f}x), "
+           f"{fmt(dropped, ',.0f')} lines dropped from the tail, route lossless: {'yes' if ts['ok'] else 'NO'}")
 fo = summary.get(("fanout4", "logtrain"))
 if ft and fo and ft["cpu"] and fo["cpu"]:
     target("fan-out to 4 costs < 2x one drain (CPU/line)", fo["cpu"] < 2 * ft["cpu"], f"{fo['cpu'] / ft['cpu']:.2f}x")
