@@ -41,6 +41,8 @@ impl App {
     /// Starts the registry, the route writer and the configured datasources.
     /// Inputs are started by the caller with [`App::inputs`] and [`App::router`].
     pub fn start(config: Config) -> App {
+        // `check::problems` refuses a bad proxy URL before we get here.
+        crate::drain::proxy::install(config.proxies().unwrap_or_default());
         let (reopen, reopen_rx) = watch::channel(0u64);
         let registry = Arc::new(Registry::new(DrainContext::from_config(&config, reopen_rx)));
         let routes = Routes::new();

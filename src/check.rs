@@ -67,6 +67,9 @@ pub fn problems(config: &Config) -> Vec<String> {
             }
         }
     }
+    if let Err(e) = config.proxies() {
+        out.push(e.to_string());
+    }
     for (name, p) in [
         ("HTTP_EVENTS_PATH", &config.http_events_path),
         ("HTTP_SYSLOG_PATH", &config.http_syslog_path),

@@ -223,6 +223,13 @@ settings! {
     annotation_max_drains: usize = "16", "ANNOTATION_MAX_DRAINS", num("a drain count");
     /// Drains running at once at most; routes to more are refused.
     drain_max: usize = "1000", "DRAIN_MAX", num("a drain count");
+    /// Forward proxy (`http://[user:password@]host:port`) for TLS HTTP drains (never logged).
+    https_proxy: Option<Secret> = "", "HTTPS_PROXY", optional();
+    /// Forward proxy for plain-HTTP drains (never logged).
+    http_proxy: Option<Secret> = "", "HTTP_PROXY", optional();
+    /// Hosts HTTP drains reach without a proxy: names (and their subdomains),
+    /// addresses or networks, comma-separated; `*` for all.
+    no_proxy: Option<String> = "", "NO_PROXY", optional();
     /// Bytes push inputs may hold before their records are queued (frames being
     /// assembled, request bodies, decoded events and gRPC messages), over all
     /// connections; when spent, TCP stops reading, HTTP answers 503, gRPC
@@ -323,6 +330,15 @@ fn without_values(message: &str) -> String {
 }
 
 impl Config {
+    /// The HTTP drains' forward proxies (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`).
+    pub fn proxies(&self) -> Result<crate::drain::proxy::Proxies, crate::drain::proxy::ProxyError> {
+        crate::drain::proxy::Proxies::new(
+            self.http_proxy.as_ref().map(Secret::expose),
+            self.https_proxy.as_ref().map(Secret::expose),
+            self.no_proxy.as_deref(),
+        )
+    }
+
     /// Reads the YAML file (if any), then applies the environment over it.
     pub fn load(file: Option<&Path>, env: &dyn Env) -> Result<Config, Vec<ConfigError>> {
         let mut cfg = match file {

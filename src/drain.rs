@@ -14,6 +14,7 @@ pub mod driver;
 pub mod elasticsearch;
 pub mod file;
 pub mod http;
+pub mod proxy;
 pub mod queue;
 pub mod stdout;
 pub mod syslog;

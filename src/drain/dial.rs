@@ -16,6 +16,7 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 
 use super::driver::SinkError;
+use super::proxy::Proxy;
 use super::url::DrainSpec;
 use crate::egress::Egress;
 
@@ -86,6 +87,18 @@ impl Endpoint {
             }
         }
         Err(self.unreachable(last.unwrap_or_else(|| io::Error::other("no address to connect to"))))
+    }
+
+    /// A tunnel to this endpoint through `proxy`: by name for an operator's
+    /// drain (the proxy resolves it), by the first allowed address for a
+    /// tenant's (checked here, so the proxy cannot reach a denied one).
+    pub async fn connect_via(&self, proxy: &Proxy) -> Result<TcpStream, SinkError> {
+        let target = match &self.egress {
+            None if self.host.contains(':') => format!("[{}]:{}", self.host, self.port),
+            None => format!("{}:{}", self.host, self.port),
+            Some(_) => self.resolve().await?[0].to_string(),
+        };
+        proxy.tunnel(&target).await
     }
 }
 

@@ -63,6 +63,8 @@ const USER_AGENT: &str = concat!("logtrain/", env!("CARGO_PKG_VERSION"));
 /// An HTTP client for one drain's target: where to connect and what to send.
 pub struct HttpClient {
     endpoint: Endpoint,
+    /// The forward proxy this target is reached through, if any.
+    proxy: Option<super::proxy::Proxy>,
     tls: Option<TlsConnector>,
     authority: HeaderValue,
     path: String,
@@ -117,6 +119,7 @@ impl HttpClient {
         };
         Ok(HttpClient {
             endpoint: Endpoint::of(spec),
+            proxy: super::proxy::for_target(tls.is_some(), &spec.host),
             tls,
             authority: HeaderValue::try_from(host_port).map_err(HttpSetupError::Authority)?,
             path,
@@ -126,7 +129,10 @@ impl HttpClient {
 
     /// Opens one HTTP/1.1 connection.
     pub async fn connect(&self) -> Result<HttpConn, SinkError> {
-        let stream = tls::connect(&self.endpoint, self.tls.as_ref()).await?;
+        let stream = match &self.proxy {
+            Some(p) => tls::over(self.endpoint.connect_via(p).await?, self.tls.as_ref()).await?,
+            None => tls::connect(&self.endpoint, self.tls.as_ref()).await?,
+        };
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| SinkError::connect("HTTP handshake", io::Error::other(e)))?;

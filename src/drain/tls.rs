@@ -128,7 +128,11 @@ pub fn handshake_error(e: io::Error) -> SinkError {
 /// egress policy, see [`Endpoint`]), with TLS when a connector is given; the
 /// TLS server name stays the URL's host.
 pub async fn connect(endpoint: &Endpoint, tls: Option<&TlsConnector>) -> Result<Stream, SinkError> {
-    let tcp = endpoint.connect_tcp().await?;
+    over(endpoint.connect_tcp().await?, tls).await
+}
+
+/// [`connect`] over a TCP stream already opened (a proxy's tunnel).
+pub async fn over(tcp: TcpStream, tls: Option<&TlsConnector>) -> Result<Stream, SinkError> {
     Ok(match tls {
         Some(t) => Stream::Tls(Box::new(t.handshake(tcp).await?)),
         None => Stream::Plain(tcp),

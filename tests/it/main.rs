@@ -15,6 +15,7 @@ mod deploy;
 mod drain_lifecycle;
 mod drains_elasticsearch;
 mod drains_http;
+mod drains_proxy;
 mod drains_syslog;
 mod egress;
 mod faults_checkpoint;
