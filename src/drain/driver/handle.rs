@@ -17,7 +17,10 @@ use tracing::warn;
 
 use super::DriverConfig;
 use super::events::reject;
+use crate::drain::process::{Gate, Verdict};
 use crate::drain::queue::{PushError, Queue};
+use crate::encode::kubernetes;
+use crate::encode::rfc5424::valid_sd;
 use crate::record::{Record, SharedRecord};
 use crate::telemetry::{self, Counter, Gauge};
 use crate::time::Timestamp;
@@ -33,6 +36,8 @@ pub(super) struct Stats {
     pub(super) errors: Counter,
     pub(super) retries: Counter,
     pub(super) denied: Counter,
+    pub(super) filtered: Counter,
+    pub(super) rate_limited: Counter,
     pub(super) queue_records: Gauge,
     pub(super) queue_bytes: Gauge,
     pub(super) connections: Gauge,
@@ -51,6 +56,8 @@ impl Stats {
             errors: telemetry::counter("logtrain_drain_errors_total", &l),
             retries: telemetry::counter("logtrain_drain_retries_total", &l),
             denied: telemetry::counter("logtrain_drain_denied_total", &l),
+            filtered: telemetry::counter("logtrain_drain_filtered_total", &l),
+            rate_limited: telemetry::counter("logtrain_drain_rate_limited_total", &l),
             queue_records: telemetry::gauge("logtrain_drain_queue_records", &l),
             queue_bytes: telemetry::gauge("logtrain_drain_queue_bytes", &l),
             connections: telemetry::gauge("logtrain_drain_connections", &l),
@@ -76,6 +83,12 @@ pub struct Drain {
     pub(super) failing_since: Mutex<Option<Timestamp>>,
     /// Records get this APP-NAME here (a tagged route); see [`Drain::relabel`].
     pub(super) app_name: Option<Bytes>,
+    /// The drain's filters and rate (`severity=`, `rate=`, …); `None` takes
+    /// every record.
+    pub(super) gate: Option<Gate>,
+    /// `sd=kubernetes`: records of a pod get its metadata as an SD element
+    /// here, with these labels; see [`Drain::relabel`].
+    pub(super) sd_labels: Option<Vec<String>>,
     /// Refusing batches for good (4xx): logged once until a batch is accepted.
     pub(super) refusing: AtomicBool,
     pub(super) in_flight: AtomicUsize,
@@ -101,10 +114,14 @@ impl std::fmt::Debug for Drain {
 impl Drain {
     /// A drain with an empty queue, not driven yet (see [`super::spawn`]).
     pub(super) fn new(id: &str, cfg: &DriverConfig) -> Self {
+        let stats = Stats::new(id);
+        let p = cfg.processing.as_deref();
         Drain {
             id: Arc::from(id),
             queue: Queue::new(cfg.queue_records, cfg.queue_bytes),
-            stats: Stats::new(id),
+            gate: p.and_then(|p| Gate::new(p, stats.filtered.clone(), stats.rate_limited.clone())),
+            sd_labels: p.filter(|p| p.sd_kubernetes).map(|p| p.labels.clone()),
+            stats,
             dropped: Mutex::new(None),
             failing: AtomicBool::new(false),
             failing_since: Mutex::new(None),
@@ -126,9 +143,19 @@ impl Drain {
     }
 
     /// Queues a record if there is room; otherwise drops it, counts the drop
-    /// and marks its acknowledgement rejected. Returns whether it was queued.
+    /// and marks its acknowledgement rejected. Returns false when it was
+    /// dropped (a record the drain's filters or rate leave out is done for
+    /// this drain: true, counted apart, never queued).
     pub fn offer(&self, rec: &SharedRecord) -> bool {
+        if !self.admits(rec) {
+            return true;
+        }
         self.count_push(self.queue.try_push(self.relabel(rec)))
+    }
+
+    /// Whether the drain's gate (if any) takes `rec`.
+    fn admits(&self, rec: &SharedRecord) -> bool {
+        self.gate.as_ref().is_none_or(|g| g.admit(rec) == Verdict::Take)
     }
 
     /// Whether a record could be queued now without dropping (for inputs that
@@ -157,6 +184,9 @@ impl Drain {
     /// Queues a record, waiting while the queue is full (backpressure).
     /// Fails only when the drain has been closed; the record is then rejected.
     pub async fn send(&self, rec: SharedRecord) -> bool {
+        if !self.admits(&rec) {
+            return true;
+        }
         self.count_push(self.queue.push(self.relabel(&rec)).await)
     }
 
@@ -177,13 +207,22 @@ impl Drain {
 
     /// Queues records in order, waiting while the queue is full (backpressure),
     /// under one lock per stretch that fits. Records the drain can no longer take
-    /// (it was closed) are rejected and counted as [`Drain::send`] does. Returns
-    /// how many were queued.
+    /// (it was closed) are rejected and counted as [`Drain::send`] does; those
+    /// its gate leaves out are not queued (and not held: their
+    /// acknowledgements do not wait on this drain). Returns how many were queued.
     pub async fn send_batch(&self, recs: &[SharedRecord]) -> usize {
-        let relabelled: Vec<SharedRecord>;
-        let recs = match &self.app_name {
+        let admitted: Vec<SharedRecord>;
+        let recs = match &self.gate {
             None => recs,
-            Some(_) => {
+            Some(g) => {
+                admitted = g.admit_all(recs);
+                &admitted
+            }
+        };
+        let relabelled: Vec<SharedRecord>;
+        let recs = match (&self.app_name, &self.sd_labels) {
+            (None, None) => recs,
+            _ => {
                 relabelled = recs.iter().map(|r| self.relabel(r)).collect();
                 &relabelled
             }
@@ -196,18 +235,29 @@ impl Drain {
         queued
     }
 
-    /// The record as this drain sends it: shared as is, or, for a tagged
-    /// route, a copy with the route's APP-NAME (the copy carries the same
-    /// acknowledgement, so delivery is still told to the record's input).
+    /// The record as this drain sends it: shared as is, or a copy with the
+    /// route's APP-NAME (a tagged route) and, for `sd=kubernetes`, the pod's
+    /// metadata added to its structured data. A copy carries the same
+    /// acknowledgement, so delivery is still told to the record's input.
     fn relabel(&self, rec: &SharedRecord) -> SharedRecord {
-        match &self.app_name {
-            Some(name) if rec.app_name != *name => {
-                let mut r = Record::clone(rec);
-                r.app_name = name.clone();
-                Arc::new(r)
-            }
-            _ => rec.clone(),
+        let rename = self.app_name.as_ref().filter(|n| rec.app_name != **n);
+        let sd = self.sd_labels.as_ref().zip(rec.origin.pod.as_ref());
+        if rename.is_none() && sd.is_none() {
+            return rec.clone();
         }
+        let mut r = Record::clone(rec);
+        if let Some(name) = rename {
+            r.app_name = name.clone();
+        }
+        if let Some((labels, pod)) = sd {
+            let mut data = Vec::with_capacity(r.structured_data.len() + 128);
+            if valid_sd(&r.structured_data) {
+                data.extend_from_slice(&r.structured_data);
+            }
+            kubernetes::sd_element(pod, labels, &mut data);
+            r.structured_data = Bytes::from(data);
+        }
+        Arc::new(r)
     }
 
     fn note_drop(&self, rec: &SharedRecord) {
