@@ -96,6 +96,15 @@ pub fn is_akkeris(meta: &ObjectMeta) -> bool {
     label(meta, AKKERIS_APP).is_some()
 }
 
+/// What logtrain keeps of a pod's metadata: what [`trim`] keeps, and every
+/// label (a drain's `labels=` may name any; only the pods of this node are
+/// watched, so this is bounded by what the node runs).
+pub fn trim_pod(meta: &mut ObjectMeta) {
+    let labels = meta.labels.take();
+    trim(meta);
+    meta.labels = labels;
+}
+
 /// Keeps only what logtrain reads of an object's metadata: name, namespace,
 /// owner references, and the annotations and labels named in this module.
 pub fn trim(meta: &mut ObjectMeta) {
