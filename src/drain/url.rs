@@ -1,13 +1,15 @@
 //! Drain URLs: the one parser for every scheme logtrain accepts, with their
 //! query parameters, into a typed [`DrainSpec`]. [`DrainSpec::parse`] only
 //! drives: each scheme's kind, default port and parameters are one row of
-//! `scheme::TABLE`, each parameter is parsed in `params`, and what an error or
-//! an id may show of a URL is decided in `mask`.
+//! `scheme::TABLE`, each parameter is parsed in `params`, the processing
+//! parameters every scheme takes (`severity=`, `rate=`, …) in `processing`,
+//! and what an error or an id may show of a URL is decided in `mask`.
 //!
 //! A drain is named by its [`DrainSpec::id`]: `scheme://host:port#digest`,
 //! where the digest is the first 8 hex digits of SHA-256 of the whole URL, so
 //! URLs differing only in credentials, path or query get different ids without
-//! any of those parts being shown (a path may hold a token:
+//! any of those parts being shown (processing parameters add
+//! ` params=<their names>`, never their values) (a path may hold a token:
 //! `/receiver/v1/http/<token>`). Errors name a URL the same way, by
 //! [`mask_credentials`], even a URL that does not parse, and quote a
 //! parameter's value only when it is short and plain. The original URL (with

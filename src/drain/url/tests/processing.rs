@@ -109,3 +109,23 @@ fn bad_values_are_refused_with_what_would_be_valid() {
     assert!(processing(&ok("syslog+tls://h?sd=kubernetes&labels=app")).sd_kubernetes);
     assert!(processing(&ok("es+http://h?parse=json")).parse_json);
 }
+
+#[test]
+fn the_readme_annotation_names_two_drains_that_parse() {
+    let value = "https://logs.example.com/ingest?severity=warning&parse=json&labels=app,team&rate=500, syslog+tls://siem.example.com:6514?match=%5Eaudit%20&exclude=healthz&stream=stdout&sd=kubernetes&labels=team";
+    let drains = crate::datasource::kubernetes::annotations::parse_drains(value);
+    assert_eq!(drains.len(), 2, "{drains:?}");
+    let https = ok(&drains[0]);
+    assert_eq!(processing(&https).labels, ["app", "team"]);
+    assert_eq!(processing(&https).rate, Some(500));
+    let syslog = ok(&drains[1]);
+    assert!(
+        processing(&syslog)
+            .filter
+            .matches
+            .as_ref()
+            .unwrap()
+            .is_match(b"audit login")
+    );
+    assert!(processing(&syslog).sd_kubernetes);
+}
