@@ -82,6 +82,9 @@ async fn an_annotations_drains_get_the_pods_metadata_and_their_own_filters() {
         json!({ DRAINS: "syslog+tcp://127.0.0.1:9?match=(x" }),
         json!({}),
     ));
+    // The other parameters, on a workload without pods (no records to send).
+    let quiet = "http://127.0.0.1:9/in?exclude=x&stream=stdout&rate=10&parse=json";
+    api.apply(object("Deployment", "quiet", json!({ DRAINS: quiet }), json!({})));
     let log = node.pod("default", POD, "app");
 
     let config = Config {
@@ -114,6 +117,21 @@ async fn an_annotations_drains_get_the_pods_metadata_and_their_own_filters() {
         d
     };
     wait_until("the annotation's drains", Duration::from_secs(10), || routed() == want).await;
+    wait_until("the quiet workload's drain", Duration::from_secs(10), || {
+        app.routes
+            .load()
+            .drains_for(b"quiet.default")
+            .iter()
+            .map(|d| d.id().to_string())
+            .collect::<Vec<_>>()
+            == [tenant_id(quiet)]
+    })
+    .await;
+    assert!(
+        tenant_id(quiet).ends_with(" params=exclude,stream,rate,parse"),
+        "{}",
+        tenant_id(quiet)
+    );
 
     append(&log, &cri("stdout", "info line"));
     append(&log, &cri("stderr", "boom 1"));

@@ -137,7 +137,8 @@ async fn each_drain_of_a_static_route_gets_only_what_its_parameters_ask_for() {
     let errors = file_url(&node, "err.log", "?severity=err");
     let gets = file_url(&node, "get.log", "?match=%5EGET%20&exclude=healthz");
     let stderr = file_url(&node, "stderr.log", "?stream=stderr");
-    let app = start(node.config(&[all.clone(), errors.clone(), gets.clone(), stderr.clone()])).await;
+    let sd = file_url(&node, "sd.log", "?sd=kubernetes&labels=app");
+    let app = start(node.config(&[all.clone(), errors.clone(), gets.clone(), stderr.clone(), sd.clone()])).await;
     for (stream, msg) in [
         ("stdout", "GET /users"),
         ("stdout", "GET /healthz"),
@@ -161,6 +162,17 @@ async fn each_drain_of_a_static_route_gets_only_what_its_parameters_ask_for() {
     assert_eq!(got("err.log"), ["boom", "GET /from-stderr"]);
     assert_eq!(got("get.log"), ["GET /users", "GET /from-stderr"]);
     assert_eq!(got("stderr.log"), ["boom", "GET /from-stderr"]);
+    // Without the Kubernetes datasource: what the log file's name and NODE_NAME say.
+    let element = format!(r#" [kubernetes@32473 namespace="default" pod="{POD}" container="web" node="{NODE}"] "#);
+    let sd_lines = read_lines(&node.out("sd.log"));
+    assert_eq!(sd_lines.len(), 5);
+    assert!(sd_lines.iter().all(|l| l.contains(&element)), "{sd_lines:#?}");
+    assert!(
+        read_lines(&node.out("all.log"))
+            .iter()
+            .all(|l| !l.contains("kubernetes@")),
+        "a syslog line is unchanged without sd="
+    );
     let metric = support::drains::metric;
     for url in [&errors, &gets, &stderr] {
         assert_eq!(metric("logtrain_drain_filtered_total", &id(url)), 3, "{}", id(url));

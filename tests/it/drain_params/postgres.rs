@@ -41,6 +41,17 @@ async fn a_rows_parameters_filter_its_drain_and_a_bad_pattern_is_a_bad_row() {
         .await
         .unwrap();
     }
+    // The parameters of JSON and syslog drains, for a hostname without records.
+    let json = "http://127.0.0.1:9/in?parse=json&labels=app,team";
+    let sd = "syslog+tcp://127.0.0.1:9?sd=kubernetes&labels=team";
+    for endpoint in [json, sd] {
+        db.execute(
+            "insert into drains (hostname, endpoint) values ('quiet.default', $1)",
+            &[&endpoint],
+        )
+        .await
+        .unwrap();
+    }
     let drains = || {
         let mut d: Vec<String> = app
             .routes
@@ -56,6 +67,18 @@ async fn a_rows_parameters_filter_its_drain_and_a_bad_pattern_is_a_bad_row() {
     want.sort();
     wait_until("the good rows routed", Duration::from_secs(10), || drains() == want).await;
     assert!(want[0].contains(" params="), "{want:?}");
+    let quiet = || -> Vec<String> {
+        app.routes
+            .load()
+            .drains_for(b"quiet.default")
+            .iter()
+            .map(|d| d.id().to_string())
+            .collect()
+    };
+    wait_until("the quiet rows routed", Duration::from_secs(10), || quiet().len() == 2).await;
+    let quiet = quiet();
+    assert!(quiet.iter().any(|i| i.ends_with(" params=parse,labels")), "{quiet:?}");
+    assert!(quiet.iter().any(|i| i.ends_with(" params=labels,sd")), "{quiet:?}");
 
     for (stream, msg) in [
         ("stdout", "boom out"),
