@@ -288,4 +288,19 @@ mod tests {
         trim(&mut m);
         assert!(m.annotations.is_none());
     }
+
+    #[test]
+    fn a_pod_keeps_every_label_and_only_the_annotations_read() {
+        let mut m = meta(
+            "p",
+            "d",
+            &[(DRAINS, "stdout://"), ("other", "x")],
+            &[("app", "w"), ("team", "pay")],
+        );
+        m.managed_fields = Some(vec![Default::default()]);
+        trim_pod(&mut m);
+        assert!(m.managed_fields.is_none());
+        assert_eq!(m.annotations.as_ref().unwrap().len(), 1);
+        assert_eq!(m.labels.as_ref().unwrap().len(), 2);
+    }
 }
