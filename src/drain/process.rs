@@ -124,6 +124,13 @@ impl Gate {
         self.bucket.as_ref().and_then(Bucket::ended_episode)
     }
 
+    /// Puts back an episode that could not be told; see [`Bucket::restore`].
+    pub fn restore_episode(&self, ep: RateEpisode) {
+        if let Some(b) = &self.bucket {
+            b.restore(ep);
+        }
+    }
+
     /// The drain's rate, if it has one.
     pub fn rate(&self) -> Option<u32> {
         self.bucket.as_ref().map(Bucket::rate)

@@ -241,8 +241,7 @@ pub(super) async fn send_drop_summary<S: Sink>(
 
 /// After an episode of records over the drain's `rate=` (ended by a second
 /// without one), tells the drain itself how many it did not get, once. A
-/// notice that cannot be sent is not tried again (the count is in
-/// `logtrain_drain_rate_limited_total`).
+/// notice that cannot be sent is put back and tried after the next batch.
 async fn send_rate_notice<S: Sink>(drain: &Drain, sink: &S, cfg: &DriverConfig, conn: &mut Option<S::Conn>) {
     let Some((ep, rate)) = drain.gate.as_ref().and_then(|g| Some((g.ended_episode()?, g.rate()?))) else {
         return;
@@ -263,7 +262,7 @@ async fn send_rate_notice<S: Sink>(drain: &Drain, sink: &S, cfg: &DriverConfig, 
     );
     if ok {
         info!(drain = %drain.id, dropped = ep.count, since = %ep.since.to_rfc3339(), rate, "Drain's rate limit dropped records; told the drain.");
-    } else {
-        warn!(drain = %drain.id, dropped = ep.count, "Could not tell the drain about the records its rate limit dropped.");
+    } else if let Some(g) = &drain.gate {
+        g.restore_episode(ep);
     }
 }

@@ -79,6 +79,19 @@ impl Bucket {
         false
     }
 
+    /// Puts back an ended episode that could not be told (merged into any
+    /// newer one, which then dates from the older's start).
+    pub fn restore(&self, ep: RateEpisode) {
+        let mut s = self.state.lock();
+        match &mut s.episode {
+            Some(newer) => {
+                newer.count += ep.count;
+                newer.since = ep.since;
+            }
+            None => s.episode = Some(ep),
+        }
+    }
+
     /// The episode of refusals, once it has ended (no refusal for
     /// [`EPISODE_QUIET`]); each episode is returned once.
     pub fn ended_episode(&self) -> Option<RateEpisode> {
@@ -116,5 +129,7 @@ mod tests {
         let ep = b.ended_episode().expect("ended");
         assert_eq!(ep.count, 5);
         assert_eq!(b.ended_episode(), None, "told once");
+        b.restore(ep);
+        assert_eq!(b.ended_episode(), Some(ep), "put back when it could not be told");
     }
 }
