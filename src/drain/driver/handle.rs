@@ -21,7 +21,7 @@ use crate::drain::process::{Gate, Verdict};
 use crate::drain::queue::{PushError, Queue};
 use crate::encode::kubernetes;
 use crate::encode::rfc5424::valid_sd;
-use crate::record::{Record, SharedRecord};
+use crate::record::{PodRef, Record, SharedRecord};
 use crate::telemetry::{self, Counter, Gauge};
 use crate::time::Timestamp;
 
@@ -150,7 +150,7 @@ impl Drain {
         if !self.admits(rec) {
             return true;
         }
-        self.count_push(self.queue.try_push(self.relabel(rec)))
+        self.count_push(self.queue.try_push(self.relabel(rec, &mut None)))
     }
 
     /// Whether the drain's gate (if any) takes `rec`.
@@ -187,7 +187,7 @@ impl Drain {
         if !self.admits(&rec) {
             return true;
         }
-        self.count_push(self.queue.push(self.relabel(&rec)).await)
+        self.count_push(self.queue.push(self.relabel(&rec, &mut None)).await)
     }
 
     /// Counts a record queued, or drops it (see [`Drain::offer`]). Returns
@@ -223,7 +223,9 @@ impl Drain {
         let recs = match (&self.app_name, &self.sd_labels) {
             (None, None) => recs,
             _ => {
-                relabelled = recs.iter().map(|r| self.relabel(r)).collect();
+                // A batch is mostly one file's: one SD element for its pod.
+                let mut sd = None;
+                relabelled = recs.iter().map(|r| self.relabel(r, &mut sd)).collect();
                 &relabelled
             }
         };
@@ -239,7 +241,9 @@ impl Drain {
     /// route's APP-NAME (a tagged route) and, for `sd=kubernetes`, the pod's
     /// metadata added to its structured data. A copy carries the same
     /// acknowledgement, so delivery is still told to the record's input.
-    fn relabel(&self, rec: &SharedRecord) -> SharedRecord {
+    /// `last` keeps the SD element last made, for the next record of the
+    /// same pod.
+    fn relabel(&self, rec: &SharedRecord, last: &mut Option<(Arc<PodRef>, Bytes)>) -> SharedRecord {
         let rename = self.app_name.as_ref().filter(|n| rec.app_name != **n);
         let sd = self.sd_labels.as_ref().zip(rec.origin.pod.as_ref());
         if rename.is_none() && sd.is_none() {
@@ -250,12 +254,24 @@ impl Drain {
             r.app_name = name.clone();
         }
         if let Some((labels, pod)) = sd {
-            let mut data = Vec::with_capacity(r.structured_data.len() + 128);
-            if valid_sd(&r.structured_data) {
+            let element = match last {
+                Some((p, e)) if Arc::ptr_eq(p, pod) => e.clone(),
+                _ => {
+                    let mut e = Vec::with_capacity(128);
+                    kubernetes::sd_element(pod, labels, &mut e);
+                    let e = Bytes::from(e);
+                    *last = Some((pod.clone(), e.clone()));
+                    e
+                }
+            };
+            r.structured_data = if valid_sd(&r.structured_data) {
+                let mut data = Vec::with_capacity(r.structured_data.len() + element.len());
                 data.extend_from_slice(&r.structured_data);
-            }
-            kubernetes::sd_element(pod, labels, &mut data);
-            r.structured_data = Bytes::from(data);
+                data.extend_from_slice(&element);
+                Bytes::from(data)
+            } else {
+                element
+            };
         }
         Arc::new(r)
     }
