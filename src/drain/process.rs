@@ -136,3 +136,46 @@ impl Gate {
         self.bucket.as_ref().map(Bucket::rate)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio_util::task::TaskTracker;
+
+    use crate::ack::{self, BatchStatus};
+    use crate::drain::{self, DrainContext, DrainSpec};
+    use crate::record::{InputKind, Record, Severity, SharedRecord};
+
+    /// Records a drain's filter leaves out are done for it at once, even
+    /// while its receiver is down (nothing listens on port 1): their
+    /// acknowledgement never waits on it.
+    #[tokio::test]
+    async fn what_a_drain_leaves_out_is_acknowledged_at_once_even_while_it_is_down() {
+        let spec = DrainSpec::parse("syslog+tcp://127.0.0.1:1?severity=err").unwrap();
+        let tracker = TaskTracker::new();
+        let d = drain::start(&spec, &DrainContext::standalone(), &tracker).unwrap();
+        let (a, mut rx) = ack::batch();
+        let recs: Vec<SharedRecord> = (0..3)
+            .map(|i| {
+                let mut r = Record::new(InputKind::File, "h", format!("info {i}"));
+                r.severity = Severity::INFO;
+                r.ack = Some(a.clone());
+                Arc::new(r)
+            })
+            .collect();
+        drop(a);
+        assert_eq!(d.send_batch(&recs).await, 0, "none queued");
+        drop(recs);
+        assert_eq!(rx.try_status(), Some(BatchStatus::Delivered));
+        assert_eq!(d.held(), 0);
+
+        let (a, mut rx) = ack::batch();
+        let mut r = Record::new(InputKind::File, "h", "err");
+        r.severity = Severity::ERROR;
+        r.ack = Some(a);
+        assert_eq!(d.send_batch(&[Arc::new(r)]).await, 1, "an error is queued");
+        assert_eq!(rx.try_status(), None, "and waits for the receiver");
+        d.close();
+    }
+}
