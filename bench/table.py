@@ -21,7 +21,7 @@ def fmt(v, spec):
 summary = {}
 print("| scenario | agent | runs | lines/s (median) | MB/s | CPU µs/line | peak RSS MB | lossless |")
 print("|---|---|---|---|---|---|---|---|")
-for sc in ["receiver", "file_tcp", "tcp_tcp", "tcp_stalled_tail", "fanout4"]:
+for sc in ["receiver", "file_tcp", "file_tcp_severity", "file_tcp_exclude", "tcp_tcp", "tcp_stalled_tail", "fanout4"]:
     for agent in ["socat", "logtrain", "rsyslog", "syslog-ng"]:
         rs = cells.get((sc, agent))
         if not rs:

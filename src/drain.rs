@@ -14,6 +14,7 @@ pub mod driver;
 pub mod elasticsearch;
 pub mod file;
 pub mod http;
+pub mod process;
 pub mod proxy;
 pub mod queue;
 pub mod stdout;
@@ -100,6 +101,7 @@ impl DrainContext {
 pub fn start(spec: &DrainSpec, ctx: &DrainContext, tracker: &TaskTracker) -> Result<Arc<Drain>, DrainError> {
     let mut cfg = ctx.driver.clone();
     cfg.app_name = spec.app_name.as_deref().map(|t| bytes::Bytes::from(t.to_string()));
+    cfg.processing = spec.processing.clone();
     let id = spec.id.as_str();
     Ok(match &spec.kind {
         DrainKind::File { path } => {

@@ -5,6 +5,7 @@
 
 pub mod framing;
 pub mod json;
+pub mod kubernetes;
 pub mod rfc5424;
 
 /// Appends `v` in decimal, without allocating.

@@ -5,6 +5,7 @@
 //! Text fields are `Bytes` so inputs can slice them out of their read buffers;
 //! the message is raw bytes and invalid UTF-8 survives untouched.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -114,12 +115,25 @@ pub enum Stream {
 }
 
 /// Kubernetes identity of the container a record came from, shared by every
-/// record of that container.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// record of that container (one per tailed file, not per record).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PodRef {
     pub namespace: String,
     pub pod: String,
     pub container: String,
+    /// The node the pod runs on (`NODE_NAME`), when set.
+    pub node: Option<Arc<str>>,
+    /// The pod's top owner, when the Kubernetes datasource knows the pod.
+    pub workload: Option<Workload>,
+    /// The pod's labels, when the Kubernetes datasource knows the pod.
+    pub labels: Arc<BTreeMap<String, String>>,
+}
+
+/// A pod's top owner: `Deployment`/`web`, `StatefulSet`/`db`, …
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Workload {
+    pub kind: String,
+    pub name: String,
 }
 
 /// Where in a tailed file a record comes from, so a delivery sent again is

@@ -107,7 +107,8 @@ impl Routes {
 /// What happened to a record offered to its drains.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Offered {
-    /// Drains that queued it.
+    /// Drains that took it: queued it, or left it out by their own filters
+    /// or rate (`severity=`, `rate=`, … in the drain URL; counted by the drain).
     pub queued: usize,
     /// Drains whose queue was full (counted by the drain and, for
     /// [`Router::offer_to`], in `logtrain_input_dropped_total{input}`).

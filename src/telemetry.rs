@@ -259,6 +259,16 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         "Times a drain named in an annotation found every address of its host in DRAIN_DENY_NETWORKS (nothing connected; checked again every minute while records come).",
     ),
     (
+        "logtrain_drain_filtered_total",
+        Kind::Counter,
+        "Records a drain's own filters (severity=, match=, exclude=, stream= in its URL) left out.",
+    ),
+    (
+        "logtrain_drain_rate_limited_total",
+        Kind::Counter,
+        "Records over a drain's rate= (its URL), dropped before its queue.",
+    ),
+    (
         "logtrain_drain_queue_records",
         Kind::Gauge,
         "Records waiting in a drain's queue.",

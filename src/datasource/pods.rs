@@ -3,7 +3,9 @@
 //! with the container log tailer. Readers never lock; the datasource swaps in a
 //! whole new map, and the tailer notices through [`PodDirectory::changed`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+use crate::record::Workload;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -26,7 +28,7 @@ impl PodKey {
 }
 
 /// How a pod's records are labelled.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PodMeta {
     /// The routing key: the `logtrain.akkeris.io/hostname` annotation, else
     /// `name.namespace` of the top owner (`name-namespace` with `AKKERIS`).
@@ -34,6 +36,10 @@ pub struct PodMeta {
     /// The app name: the `logtrain.akkeris.io/tag` annotation, else the pod name
     /// (`<dyno>.<podid>` with `AKKERIS`).
     pub tag: String,
+    /// The pod's top owner (kind and name), if it has one.
+    pub workload: Option<Workload>,
+    /// The pod's labels (shared with every record of the pod that carries them).
+    pub labels: Arc<BTreeMap<String, String>>,
 }
 
 /// The shared, always-current directory. Clone freely.
@@ -128,6 +134,7 @@ mod tests {
             Arc::new(PodMeta {
                 hostname: "web.default".into(),
                 tag: "web-1".into(),
+                ..PodMeta::default()
             }),
         );
         d.replace(m);

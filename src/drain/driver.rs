@@ -78,6 +78,9 @@ pub struct DriverConfig {
     pub grow_after: Duration,
     /// Every record gets this APP-NAME at this drain (a tagged route).
     pub app_name: Option<Bytes>,
+    /// What the drain URL's processing parameters asked for (filters, rate,
+    /// `sd=kubernetes`); `None` for none.
+    pub processing: Option<std::sync::Arc<crate::drain::process::Processing>>,
     /// A closed drain still holding records this long after it was closed
     /// gives up on them (its receiver is down): `SHUTDOWN_TIMEOUT`.
     pub give_up_after: Duration,
@@ -103,6 +106,7 @@ impl Default for DriverConfig {
             grow_above: 2_000,
             grow_after: Duration::from_millis(10),
             app_name: None,
+            processing: None,
             give_up_after: Duration::from_secs(25),
             denied_recheck: Duration::from_secs(60),
         }

@@ -83,6 +83,8 @@ pub struct ElasticsearchSink {
     salt: u64,
     linger: Duration,
     batch_bytes: usize,
+    /// `parse=json`, `labels=`.
+    json: json::JsonOptions,
 }
 
 impl ElasticsearchSink {
@@ -98,6 +100,7 @@ impl ElasticsearchSink {
             salt: rand::random(),
             linger: es.linger.unwrap_or(LINGER),
             batch_bytes: es.batch_bytes.unwrap_or(BATCH_BYTES),
+            json: json::JsonOptions::of(spec),
         })
     }
 
@@ -258,7 +261,7 @@ impl Sink for ElasticsearchSink {
             buf.extend_from_slice(b"\",\"_id\":\"");
             self.write_doc_id(r, &mut buf);
             buf.extend_from_slice(b"\"}}\n");
-            json::encode(r, now, &mut buf);
+            json::encode(r, now, &self.json, &mut buf);
             buf.push(b'\n');
         }
         let len = buf.len();

@@ -373,6 +373,8 @@ pub struct JsonHttpSink {
     id: String,
     client: HttpClient,
     gzip: AtomicBool,
+    /// `parse=json`, `labels=`.
+    json: json::JsonOptions,
 }
 
 impl JsonHttpSink {
@@ -381,6 +383,7 @@ impl JsonHttpSink {
             id: spec.id.clone(),
             client: HttpClient::new(spec, tls)?,
             gzip: AtomicBool::new(true),
+            json: json::JsonOptions::of(spec),
         })
     }
 }
@@ -403,7 +406,7 @@ impl Sink for JsonHttpSink {
         conn.buf.clear();
         let now = Timestamp::now();
         for r in batch {
-            json::encode(r, now, &mut conn.buf);
+            json::encode(r, now, &self.json, &mut conn.buf);
             conn.buf.push(b'\n');
         }
         let ndjson = HeaderValue::from_static("application/x-ndjson");

@@ -1,13 +1,15 @@
 //! Drain URLs: the one parser for every scheme logtrain accepts, with their
 //! query parameters, into a typed [`DrainSpec`]. [`DrainSpec::parse`] only
 //! drives: each scheme's kind, default port and parameters are one row of
-//! `scheme::TABLE`, each parameter is parsed in `params`, and what an error or
-//! an id may show of a URL is decided in `mask`.
+//! `scheme::TABLE`, each parameter is parsed in `params`, the processing
+//! parameters every scheme takes (`severity=`, `rate=`, …) in `processing`,
+//! and what an error or an id may show of a URL is decided in `mask`.
 //!
 //! A drain is named by its [`DrainSpec::id`]: `scheme://host:port#digest`,
 //! where the digest is the first 8 hex digits of SHA-256 of the whole URL, so
 //! URLs differing only in credentials, path or query get different ids without
-//! any of those parts being shown (a path may hold a token:
+//! any of those parts being shown (processing parameters add
+//! ` params=<their names>`, never their values) (a path may hold a token:
 //! `/receiver/v1/http/<token>`). Errors name a URL the same way, by
 //! [`mask_credentials`], even a URL that does not parse, and quote a
 //! parameter's value only when it is short and plain. The original URL (with
@@ -17,6 +19,7 @@
 mod kind;
 mod mask;
 mod params;
+mod processing;
 mod scheme;
 
 use std::fmt;
@@ -30,6 +33,8 @@ pub use scheme::{SCHEMES, VALID_SCHEMES};
 use mask::{digest, host_is_ambiguous};
 use params::{Params, Problem, decode_component, quoted_name};
 use scheme::{Build, Remote};
+
+use crate::drain::process::Processing;
 
 /// A parsed drain URL. The options of its kind of drain are in its [`DrainKind`].
 #[derive(Clone, PartialEq, Eq)]
@@ -50,6 +55,9 @@ pub struct DrainSpec {
     /// A drain named by a tenant (an annotation): the networks it may not reach,
     /// checked on every address it connects to. `None` for the operator's drains.
     pub egress: Option<std::sync::Arc<crate::egress::Egress>>,
+    /// What the URL's processing parameters asked for (`severity=`, `rate=`,
+    /// …); `None` when it gave none.
+    pub processing: Option<std::sync::Arc<Processing>>,
 }
 
 impl fmt::Debug for DrainSpec {
@@ -57,6 +65,7 @@ impl fmt::Debug for DrainSpec {
         f.debug_struct("DrainSpec")
             .field("kind", &self.kind)
             .field("id", &self.id)
+            .field("processing", &self.processing)
             .finish()
     }
 }
@@ -119,15 +128,27 @@ impl DrainSpec {
         // Local drains are the operator's and named by their path; a tenant's
         // copy (never allowed today) would still need a name of its own.
         let local = matches!(self.kind, DrainKind::File { .. } | DrainKind::Stdout);
-        if !local || self.egress.is_some() {
+        if !local || self.egress.is_some() || self.processing.is_some() {
             id.push('#');
             id.push_str(&digest(&self.key));
+        }
+        if let Some(p) = &self.processing {
+            id.push_str(&p.id_suffix());
         }
         if let Some(tag) = &self.app_name {
             id.push_str(" tag=");
             id.push_str(tag);
         }
         self.id = id;
+    }
+
+    /// Takes the processing parameters given, once checked against the kind.
+    fn process(&mut self, p: Processing) -> Result<(), Problem> {
+        if !p.given.is_empty() {
+            processing::check(&p, &self.kind)?;
+            self.processing = Some(std::sync::Arc::new(p));
+        }
+        Ok(())
     }
 
     /// Parses one drain URL.
@@ -167,8 +188,11 @@ impl DrainSpec {
 
         // Query parameters: logtrain's own are checked; HTTP drains pass others through.
         let mut params = Params::default();
+        let mut processing = Processing::default();
         for (k, v) in url.query_pairs() {
-            if row.params.contains(&k.as_ref()) {
+            if processing::is_processing(&k) {
+                processing::set(&mut processing, &k, &v).map_err(err)?;
+            } else if row.params.contains(&k.as_ref()) {
                 params.set(&k, &v).map_err(err)?;
             } else if row.passes_through && !TLS_PARAMS.contains(&k.as_ref()) {
                 params.passthrough.push((k.into_owned(), v.into_owned()));
@@ -193,10 +217,12 @@ impl DrainSpec {
             port: 0,
             app_name: None,
             egress: None,
+            processing: None,
         };
         let (default_port, http, build) = match row.build {
             Build::Local(build) => {
                 (spec.kind, spec.id) = build(&url, raw).map_err(err)?;
+                spec.process(processing).map_err(err)?;
                 spec.identify();
                 return Ok(spec);
             }
@@ -239,6 +265,7 @@ impl DrainSpec {
             auth,
         };
         spec.kind = build(&mut params, remote).map_err(err)?;
+        spec.process(processing).map_err(err)?;
 
         let host_port = if spec.host.contains(':') {
             format!("[{}]:{}", spec.host, spec.port)

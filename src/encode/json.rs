@@ -16,16 +16,67 @@
 //! U+FFFD, and when the *message* had any, the exact original bytes are added
 //! as `"message_base64"` (standard base64), so nothing is lost. Header fields
 //! that are not UTF-8 are written lossily (they are ASCII in practice).
-//! What this module never does is allocate per field: it appends to `out`.
+//!
+//! A record tailed from a container log also gets a `kubernetes` object
+//! (namespace, pod, container, node, workload, and the labels the drain's
+//! `labels=` names; see [`super::kubernetes`]). With `parse=json`, a message
+//! that is a JSON object also becomes fields of the document: each of its
+//! fields whose name is not one of the document's own ([`RESERVED`]) is
+//! added; a field whose name is (a clash) is not lifted and stays, with the
+//! rest, in `message`, which is always the message as read. Any other
+//! message is left as it is.
+//!
+//! What this module never does is allocate per field: it appends to `out`
+//! (only `parse=json` parses the message, into a map, when it looks like an
+//! object).
 
 use base64::Engine;
 
+use crate::drain::DrainSpec;
 use crate::record::Record;
 use crate::time::Timestamp;
 
+/// The document's own fields: a field of a parsed message by one of these
+/// names is not lifted.
+pub const RESERVED: &[&str] = &[
+    "@timestamp",
+    "hostname",
+    "tag",
+    "message",
+    "severity",
+    "facility",
+    "procid",
+    "msgid",
+    "structured_data",
+    "message_base64",
+    "kubernetes",
+];
+
+/// How a drain shapes its documents (`parse=json`, `labels=`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JsonOptions {
+    /// Lift the fields of a message that is a JSON object.
+    pub parse_json: bool,
+    /// Pod labels to add to the `kubernetes` object.
+    pub labels: Vec<String>,
+}
+
+impl JsonOptions {
+    /// The options a drain URL's parameters give.
+    pub fn of(spec: &DrainSpec) -> JsonOptions {
+        spec.processing
+            .as_deref()
+            .map(|p| JsonOptions {
+                parse_json: p.parse_json,
+                labels: p.labels.clone(),
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// Appends the JSON object for `rec` (no trailing newline). `now` stands in for
 /// a missing timestamp.
-pub fn encode(rec: &Record, now: Timestamp, out: &mut Vec<u8>) {
+pub fn encode(rec: &Record, now: Timestamp, opts: &JsonOptions, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"@timestamp\":\"");
     rec.timestamp.unwrap_or(now).write_rfc3339(out);
     out.extend_from_slice(b"\",\"hostname\":");
@@ -59,7 +110,34 @@ pub fn encode(rec: &Record, now: Timestamp, out: &mut Vec<u8>) {
         out.truncate(start + n);
         out.push(b'"');
     }
+    if let Some(pod) = &rec.origin.pod {
+        super::kubernetes::json_object(pod, &opts.labels, out);
+    }
+    if opts.parse_json {
+        lift_fields(&rec.message, out);
+    }
     out.push(b'}');
+}
+
+/// Appends `,"name":value` for each field of `message`, when it is a JSON
+/// object, whose name is not [`RESERVED`].
+fn lift_fields(message: &[u8], out: &mut Vec<u8>) {
+    if message.trim_ascii_start().first() != Some(&b'{') {
+        return;
+    }
+    let Ok(fields) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(message) else {
+        return;
+    };
+    for (k, v) in &fields {
+        if RESERVED.contains(&k.as_str()) {
+            continue;
+        }
+        out.push(b',');
+        string(k.as_bytes(), out);
+        out.push(b':');
+        // Writing a parsed value into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, v);
+    }
 }
 
 /// Appends `v` as a quoted, escaped JSON string. Returns false when `v` was not
@@ -114,8 +192,12 @@ mod tests {
     use bytes::Bytes;
 
     fn enc(r: &Record) -> serde_json::Value {
+        enc_with(r, &JsonOptions::default())
+    }
+
+    fn enc_with(r: &Record, opts: &JsonOptions) -> serde_json::Value {
         let mut out = Vec::new();
-        encode(r, Timestamp(0), &mut out);
+        encode(r, Timestamp(0), opts, &mut out);
         serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)))
     }
 
@@ -175,5 +257,42 @@ mod tests {
             .decode(v["message_base64"].as_str().unwrap())
             .unwrap();
         assert_eq!(b, raw);
+    }
+
+    #[test]
+    fn parse_json_lifts_an_object_s_fields_but_never_the_document_s_own() {
+        let opts = JsonOptions {
+            parse_json: true,
+            labels: Vec::new(),
+        };
+        let line = r#"{"level":"warn","user":{"id":7},"message":"theirs","severity":"x","n":1.5}"#;
+        let v = enc_with(&Record::new(InputKind::Internal, "h", line), &opts);
+        assert_eq!(v["level"], "warn");
+        assert_eq!(v["user"]["id"], 7);
+        assert_eq!(v["n"], 1.5);
+        assert_eq!(v["message"], line, "the message stays as read, clashes with it");
+        assert_eq!(v["severity"], 6, "a reserved field keeps its meaning");
+        for plain in ["plain text", "[1,2]", "{not json", "\"{}\""] {
+            let v = enc_with(&Record::new(InputKind::Internal, "h", plain), &opts);
+            assert_eq!(v.as_object().unwrap().len(), 6, "{plain}: {v}");
+            assert_eq!(v["message"], plain);
+        }
+        let v = enc(&Record::new(InputKind::Internal, "h", line));
+        assert!(v.get("level").is_none(), "only with parse=json");
+    }
+
+    #[test]
+    fn a_tailed_record_carries_its_kubernetes_object() {
+        let mut r = Record::new(InputKind::File, "h", "m");
+        r.origin.pod = Some(std::sync::Arc::new(crate::record::PodRef {
+            namespace: "ns".into(),
+            pod: "p-1".into(),
+            container: "c".into(),
+            ..Default::default()
+        }));
+        let v = enc(&r);
+        assert_eq!(v["kubernetes"]["pod"], "p-1");
+        assert_eq!(v["kubernetes"]["container"], "c");
+        assert!(v["kubernetes"].get("labels").is_none());
     }
 }

@@ -60,6 +60,8 @@ pub struct Shared {
     pub routes: Routes,
     pub pods: PodDirectory,
     pub akkeris: bool,
+    /// This node's name (`NODE_NAME`), for the Kubernetes metadata of records.
+    pub node: Option<Arc<str>>,
     pub max_record: usize,
     pub max_backlog: u64,
     /// Files without a checkpoint last written longer ago start at their end.
@@ -136,6 +138,7 @@ pub async fn start(app: &App, cfg: TailConfig) -> Result<(), InputError> {
         routes: app.routes.clone(),
         pods: app.pods.clone(),
         akkeris: app.config.akkeris,
+        node: app.config.node_name.as_deref().map(Arc::from),
         max_record: cfg.max_record,
         max_backlog: cfg.max_backlog,
         stdout_severity: Severity::new(app.config.tail_stdout_severity),

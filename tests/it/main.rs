@@ -13,6 +13,7 @@ mod support;
 mod core;
 mod deploy;
 mod drain_lifecycle;
+mod drain_params;
 mod drains_elasticsearch;
 mod drains_http;
 mod drains_proxy;

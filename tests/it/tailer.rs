@@ -248,6 +248,7 @@ async fn the_pod_directory_names_records_and_changes_are_followed() {
         Arc::new(PodMeta {
             hostname: "custom.host".into(),
             tag: "web.x2x4z".into(),
+            ..PodMeta::default()
         }),
     );
     app.pods.replace(m);

@@ -96,6 +96,15 @@ pub fn is_akkeris(meta: &ObjectMeta) -> bool {
     label(meta, AKKERIS_APP).is_some()
 }
 
+/// What logtrain keeps of a pod's metadata: what [`trim`] keeps, and every
+/// label (a drain's `labels=` may name any; only the pods of this node are
+/// watched, so this is bounded by what the node runs).
+pub fn trim_pod(meta: &mut ObjectMeta) {
+    let labels = meta.labels.take();
+    trim(meta);
+    meta.labels = labels;
+}
+
 /// Keeps only what logtrain reads of an object's metadata: name, namespace,
 /// owner references, and the annotations and labels named in this module.
 pub fn trim(meta: &mut ObjectMeta) {
@@ -278,5 +287,20 @@ mod tests {
         let mut m = meta("w", "d", &[("x", "y")], &[]);
         trim(&mut m);
         assert!(m.annotations.is_none());
+    }
+
+    #[test]
+    fn a_pod_keeps_every_label_and_only_the_annotations_read() {
+        let mut m = meta(
+            "p",
+            "d",
+            &[(DRAINS, "stdout://"), ("other", "x")],
+            &[("app", "w"), ("team", "pay")],
+        );
+        m.managed_fields = Some(vec![Default::default()]);
+        trim_pod(&mut m);
+        assert!(m.managed_fields.is_none());
+        assert_eq!(m.annotations.as_ref().unwrap().len(), 1);
+        assert_eq!(m.labels.as_ref().unwrap().len(), 2);
     }
 }

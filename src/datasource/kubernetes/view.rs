@@ -19,6 +19,7 @@ use super::scope::Scope;
 use crate::datasource::RouteSpec;
 use crate::datasource::pods::{PodKey, PodMeta, fallback_hostname};
 use crate::drain::DrainSpec;
+use crate::record::Workload;
 
 /// Route objects by id.
 pub type Objects = BTreeMap<String, Vec<RouteSpec>>;
@@ -238,8 +239,20 @@ pub fn compute(stores: &Stores, settings: &Settings) -> View {
             let all = c.cap(&pod_id, all, with_owner);
             view.objects.insert(pod_id, routes(&hostname, &all));
         }
-        view.pods
-            .insert(PodKey::new(ns, name), Arc::new(PodMeta { hostname, tag }));
+        let workload = owner.map(|(kind, m)| Workload {
+            kind: kind.as_str().to_string(),
+            name: m.name.clone().unwrap_or_default(),
+        });
+        let labels = Arc::new(pod.labels.clone().unwrap_or_default());
+        view.pods.insert(
+            PodKey::new(ns, name),
+            Arc::new(PodMeta {
+                hostname,
+                tag,
+                workload,
+                labels,
+            }),
+        );
     }
     view.refusals = c.refusals;
     view

@@ -18,8 +18,9 @@ use kube::runtime::{WatchStreamExt, watcher as watch_stream};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
-use super::annotations::trim;
+use super::annotations::{trim, trim_pod};
 use super::owners::{MetaStore, Stores};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// What a watch reported, stripped of the object (the store has it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +53,7 @@ fn follow<K>(
     client: &Client,
     config: watcher::Config,
     resource: &'static str,
+    trim: fn(&mut ObjectMeta),
 ) -> (MetaStore<K>, BoxStream<'static, Report>)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -61,7 +63,7 @@ where
     let api = Api::<PartialObjectMeta<K>>::all(client.clone());
     let stream = watch_stream(api, config)
         .default_backoff()
-        .modify(|o| trim(&mut o.metadata));
+        .modify(move |o| trim(&mut o.metadata));
     let stream = reflector(writer, stream)
         .map(move |r| {
             let change = r.map(|e| match e {
@@ -85,19 +87,19 @@ pub fn start(client: &Client, node: Option<&str>) -> (Stores, SelectAll<BoxStrea
         None => watcher::Config::default(),
     };
     let mut streams = Vec::with_capacity(RESOURCES.len());
-    let (pods, s) = follow::<Pod>(client, pod_config, RESOURCES[0]);
+    let (pods, s) = follow::<Pod>(client, pod_config, RESOURCES[0], trim_pod);
     streams.push(s);
-    let (deployments, s) = follow::<Deployment>(client, all.clone(), RESOURCES[1]);
+    let (deployments, s) = follow::<Deployment>(client, all.clone(), RESOURCES[1], trim);
     streams.push(s);
-    let (statefulsets, s) = follow::<StatefulSet>(client, all.clone(), RESOURCES[2]);
+    let (statefulsets, s) = follow::<StatefulSet>(client, all.clone(), RESOURCES[2], trim);
     streams.push(s);
-    let (daemonsets, s) = follow::<DaemonSet>(client, all.clone(), RESOURCES[3]);
+    let (daemonsets, s) = follow::<DaemonSet>(client, all.clone(), RESOURCES[3], trim);
     streams.push(s);
-    let (replicasets, s) = follow::<ReplicaSet>(client, all.clone(), RESOURCES[4]);
+    let (replicasets, s) = follow::<ReplicaSet>(client, all.clone(), RESOURCES[4], trim);
     streams.push(s);
-    let (jobs, s) = follow::<Job>(client, all.clone(), RESOURCES[5]);
+    let (jobs, s) = follow::<Job>(client, all.clone(), RESOURCES[5], trim);
     streams.push(s);
-    let (cronjobs, s) = follow::<CronJob>(client, all, RESOURCES[6]);
+    let (cronjobs, s) = follow::<CronJob>(client, all, RESOURCES[6], trim);
     streams.push(s);
     let stores = Stores {
         pods,

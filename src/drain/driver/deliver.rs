@@ -209,6 +209,7 @@ pub(super) async fn send_drop_summary<S: Sink>(
     cfg: &DriverConfig,
     conn: &mut Option<S::Conn>,
 ) {
+    send_rate_notice(drain, sink, cfg, conn).await;
     let Some(ep) = drain.dropped.lock().take() else {
         return;
     };
@@ -238,5 +239,33 @@ pub(super) async fn send_drop_summary<S: Sink>(
             }
             None => *d = Some(ep),
         }
+    }
+}
+
+/// After an episode of records over the drain's `rate=` (ended by a second
+/// without one), tells the drain itself how many it did not get, once. A
+/// notice that cannot be sent is put back and tried after the next batch.
+async fn send_rate_notice<S: Sink>(drain: &Drain, sink: &S, cfg: &DriverConfig, conn: &mut Option<S::Conn>) {
+    let Some((ep, rate)) = drain.gate.as_ref().and_then(|g| Some((g.ended_episode()?, g.rate()?))) else {
+        return;
+    };
+    let text = format!(
+        "Rate limit (rate={rate}): {} messages dropped since {}.",
+        ep.count,
+        ep.since.to_rfc3339()
+    );
+    let mut rec = Record::new(InputKind::Internal, Bytes::from_static(b"logtrain"), Bytes::from(text));
+    rec.app_name = Bytes::from_static(b"logtrain");
+    rec.msgid = Bytes::from_static(b"RATE");
+    rec.severity = Severity::WARNING;
+    let c = conn.as_mut().expect("caller checked");
+    let ok = matches!(
+        unless_stopped(drain, timeout(cfg.send_timeout, sink.send(c, &[Arc::new(rec)]))).await,
+        Some(Ok(Ok(_)))
+    );
+    if ok {
+        info!(drain = %drain.id, dropped = ep.count, since = %ep.since.to_rfc3339(), rate, "Drain's rate limit dropped records; told the drain.");
+    } else if let Some(g) = &drain.gate {
+        g.restore_episode(ep);
     }
 }

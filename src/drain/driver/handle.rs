@@ -17,8 +17,11 @@ use tracing::warn;
 
 use super::DriverConfig;
 use super::events::reject;
+use crate::drain::process::{Gate, Verdict};
 use crate::drain::queue::{PushError, Queue};
-use crate::record::{Record, SharedRecord};
+use crate::encode::kubernetes;
+use crate::encode::rfc5424::valid_sd;
+use crate::record::{PodRef, Record, SharedRecord};
 use crate::telemetry::{self, Counter, Gauge, Histogram};
 use crate::time::Timestamp;
 
@@ -33,6 +36,8 @@ pub(super) struct Stats {
     pub(super) errors: Counter,
     pub(super) retries: Counter,
     pub(super) denied: Counter,
+    pub(super) filtered: Counter,
+    pub(super) rate_limited: Counter,
     pub(super) queue_records: Gauge,
     pub(super) queue_bytes: Gauge,
     pub(super) connections: Gauge,
@@ -54,6 +59,8 @@ impl Stats {
             errors: telemetry::counter("logtrain_drain_errors_total", &l),
             retries: telemetry::counter("logtrain_drain_retries_total", &l),
             denied: telemetry::counter("logtrain_drain_denied_total", &l),
+            filtered: telemetry::counter("logtrain_drain_filtered_total", &l),
+            rate_limited: telemetry::counter("logtrain_drain_rate_limited_total", &l),
             queue_records: telemetry::gauge("logtrain_drain_queue_records", &l),
             queue_bytes: telemetry::gauge("logtrain_drain_queue_bytes", &l),
             connections: telemetry::gauge("logtrain_drain_connections", &l),
@@ -82,6 +89,12 @@ pub struct Drain {
     pub(super) failing_since: Mutex<Option<Timestamp>>,
     /// Records get this APP-NAME here (a tagged route); see [`Drain::relabel`].
     pub(super) app_name: Option<Bytes>,
+    /// The drain's filters and rate (`severity=`, `rate=`, …); `None` takes
+    /// every record.
+    pub(super) gate: Option<Gate>,
+    /// `sd=kubernetes`: records of a pod get its metadata as an SD element
+    /// here, with these labels; see [`Drain::relabel`].
+    pub(super) sd_labels: Option<Vec<String>>,
     /// Refusing batches for good (4xx): logged once until a batch is accepted.
     pub(super) refusing: AtomicBool,
     pub(super) in_flight: AtomicUsize,
@@ -107,10 +120,14 @@ impl std::fmt::Debug for Drain {
 impl Drain {
     /// A drain with an empty queue, not driven yet (see [`super::spawn`]).
     pub(super) fn new(id: &str, cfg: &DriverConfig) -> Self {
+        let stats = Stats::new(id);
+        let p = cfg.processing.as_deref();
         Drain {
             id: Arc::from(id),
             queue: Queue::new(cfg.queue_records, cfg.queue_bytes),
-            stats: Stats::new(id),
+            gate: p.and_then(|p| Gate::new(p, stats.filtered.clone(), stats.rate_limited.clone())),
+            sd_labels: p.filter(|p| p.sd_kubernetes).map(|p| p.labels.clone()),
+            stats,
             dropped: Mutex::new(None),
             failing: AtomicBool::new(false),
             failing_since: Mutex::new(None),
@@ -132,9 +149,19 @@ impl Drain {
     }
 
     /// Queues a record if there is room; otherwise drops it, counts the drop
-    /// and marks its acknowledgement rejected. Returns whether it was queued.
+    /// and marks its acknowledgement rejected. Returns false when it was
+    /// dropped (a record the drain's filters or rate leave out is done for
+    /// this drain: true, counted apart, never queued).
     pub fn offer(&self, rec: &SharedRecord) -> bool {
-        self.count_push(self.queue.try_push(self.relabel(rec)))
+        if !self.admits(rec) {
+            return true;
+        }
+        self.count_push(self.queue.try_push(self.relabel(rec, &mut None)))
+    }
+
+    /// Whether the drain's gate (if any) takes `rec`.
+    fn admits(&self, rec: &SharedRecord) -> bool {
+        self.gate.as_ref().is_none_or(|g| g.admit(rec) == Verdict::Take)
     }
 
     /// Whether a record could be queued now without dropping (for inputs that
@@ -163,7 +190,10 @@ impl Drain {
     /// Queues a record, waiting while the queue is full (backpressure).
     /// Fails only when the drain has been closed; the record is then rejected.
     pub async fn send(&self, rec: SharedRecord) -> bool {
-        self.count_push(self.queue.push(self.relabel(&rec)).await)
+        if !self.admits(&rec) {
+            return true;
+        }
+        self.count_push(self.queue.push(self.relabel(&rec, &mut None)).await)
     }
 
     /// Counts a record queued, or drops it (see [`Drain::offer`]). Returns
@@ -183,14 +213,25 @@ impl Drain {
 
     /// Queues records in order, waiting while the queue is full (backpressure),
     /// under one lock per stretch that fits. Records the drain can no longer take
-    /// (it was closed) are rejected and counted as [`Drain::send`] does. Returns
-    /// how many were queued.
+    /// (it was closed) are rejected and counted as [`Drain::send`] does; those
+    /// its gate leaves out are not queued (and not held: their
+    /// acknowledgements do not wait on this drain). Returns how many were queued.
     pub async fn send_batch(&self, recs: &[SharedRecord]) -> usize {
-        let relabelled: Vec<SharedRecord>;
-        let recs = match &self.app_name {
+        let admitted: Vec<SharedRecord>;
+        let recs = match &self.gate {
             None => recs,
-            Some(_) => {
-                relabelled = recs.iter().map(|r| self.relabel(r)).collect();
+            Some(g) => {
+                admitted = g.admit_all(recs);
+                &admitted
+            }
+        };
+        let relabelled: Vec<SharedRecord>;
+        let recs = match (&self.app_name, &self.sd_labels) {
+            (None, None) => recs,
+            _ => {
+                // A batch is mostly one file's: one SD element for its pod.
+                let mut sd = None;
+                relabelled = recs.iter().map(|r| self.relabel(r, &mut sd)).collect();
                 &relabelled
             }
         };
@@ -202,18 +243,43 @@ impl Drain {
         queued
     }
 
-    /// The record as this drain sends it: shared as is, or, for a tagged
-    /// route, a copy with the route's APP-NAME (the copy carries the same
-    /// acknowledgement, so delivery is still told to the record's input).
-    fn relabel(&self, rec: &SharedRecord) -> SharedRecord {
-        match &self.app_name {
-            Some(name) if rec.app_name != *name => {
-                let mut r = Record::clone(rec);
-                r.app_name = name.clone();
-                Arc::new(r)
-            }
-            _ => rec.clone(),
+    /// The record as this drain sends it: shared as is, or a copy with the
+    /// route's APP-NAME (a tagged route) and, for `sd=kubernetes`, the pod's
+    /// metadata added to its structured data. A copy carries the same
+    /// acknowledgement, so delivery is still told to the record's input.
+    /// `last` keeps the SD element last made, for the next record of the
+    /// same pod.
+    fn relabel(&self, rec: &SharedRecord, last: &mut Option<(Arc<PodRef>, Bytes)>) -> SharedRecord {
+        let rename = self.app_name.as_ref().filter(|n| rec.app_name != **n);
+        let sd = self.sd_labels.as_ref().zip(rec.origin.pod.as_ref());
+        if rename.is_none() && sd.is_none() {
+            return rec.clone();
         }
+        let mut r = Record::clone(rec);
+        if let Some(name) = rename {
+            r.app_name = name.clone();
+        }
+        if let Some((labels, pod)) = sd {
+            let element = match last {
+                Some((p, e)) if Arc::ptr_eq(p, pod) => e.clone(),
+                _ => {
+                    let mut e = Vec::with_capacity(128);
+                    kubernetes::sd_element(pod, labels, &mut e);
+                    let e = Bytes::from(e);
+                    *last = Some((pod.clone(), e.clone()));
+                    e
+                }
+            };
+            r.structured_data = if valid_sd(&r.structured_data) {
+                let mut data = Vec::with_capacity(r.structured_data.len() + element.len());
+                data.extend_from_slice(&r.structured_data);
+                data.extend_from_slice(&element);
+                Bytes::from(data)
+            } else {
+                element
+            };
+        }
+        Arc::new(r)
     }
 
     fn note_drop(&self, rec: &SharedRecord) {

@@ -7,6 +7,7 @@ use base64::Engine;
 use super::*;
 use crate::encode::framing::Framing;
 
+mod processing;
 mod secrets;
 
 fn ok(s: &str) -> DrainSpec {

@@ -81,6 +81,8 @@ impl Tailer {
             namespace: self.name.namespace.clone(),
             pod: self.name.pod.clone(),
             container: self.name.container.clone(),
+            node: self.shared.node.clone(),
+            ..PodRef::default()
         });
         let mut start = self.start;
         // Files of this path that a checkpoint names. None at all: the path is

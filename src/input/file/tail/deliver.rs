@@ -12,9 +12,9 @@ use super::Tailer;
 use super::open::Open;
 use super::reading::Reading;
 use crate::ack;
-use crate::datasource::pods::{PodKey, fallback_hostname};
+use crate::datasource::pods::{PodKey, PodMeta, fallback_hostname};
 use crate::input::file::format::Assembled;
-use crate::record::{Facility, InputKind, Origin, Position, Record, SharedRecord, Stream};
+use crate::record::{Facility, InputKind, Origin, PodRef, Position, Record, SharedRecord, Stream};
 
 impl Reading<'_> {
     /// Builds records and queues them on their drains (waiting for room);
@@ -30,7 +30,10 @@ impl Reading<'_> {
             }
             return;
         }
-        let (hostname, tag) = tailer.labels();
+        let (hostname, tag, meta) = tailer.labels();
+        if let Some(m) = &meta {
+            refresh_pod(&mut self.pod, m);
+        }
         let drains = shared.routes.load().drains_arc(&hostname);
         let (ack, rx) = ack::batch();
         let n = records.len() as u64;
@@ -79,12 +82,25 @@ impl Reading<'_> {
     }
 }
 
+/// Takes the pod's workload and labels from the pod directory when they
+/// changed (the datasource learnt of the pod after this file was opened, or
+/// its labels changed): one comparison per read otherwise.
+fn refresh_pod(pod: &mut Arc<PodRef>, m: &PodMeta) {
+    if pod.workload != m.workload || !Arc::ptr_eq(&pod.labels, &m.labels) {
+        let mut p = PodRef::clone(pod);
+        p.workload = m.workload.clone();
+        p.labels = m.labels.clone();
+        *pod = Arc::new(p);
+    }
+}
+
 impl Tailer {
-    /// The hostname and tag of this container's records.
-    fn labels(&self) -> (Bytes, Bytes) {
+    /// The hostname and tag of this container's records, and what the pod
+    /// directory knows of its pod.
+    fn labels(&self) -> (Bytes, Bytes, Option<Arc<PodMeta>>) {
         let key = PodKey::new(self.name.namespace.clone(), self.name.pod.clone());
         match self.shared.pods.get(&key) {
-            Some(m) => (Bytes::from(m.hostname.clone()), Bytes::from(m.tag.clone())),
+            Some(m) => (Bytes::from(m.hostname.clone()), Bytes::from(m.tag.clone()), Some(m)),
             None => (
                 Bytes::from(fallback_hostname(
                     &self.name.namespace,
@@ -92,6 +108,7 @@ impl Tailer {
                     self.shared.akkeris,
                 )),
                 Bytes::from(self.name.pod.clone()),
+                None,
             ),
         }
     }
