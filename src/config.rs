@@ -422,8 +422,15 @@ impl Config {
         if value.is_null() {
             return Ok(Config::default());
         }
-        let cfg: Config =
-            serde_json::from_value(value).map_err(|e| YamlError::Invalid(without_values(&e.to_string())))?;
+        let cfg: Config = serde_json::from_value(value).map_err(|e| {
+            // Name every key that cannot be read, in a stable order, not only
+            // the first the deserializer met.
+            let each: Vec<String> = Self::from_yaml_by_key(text).1.iter().map(ToString::to_string).collect();
+            match each.is_empty() {
+                true => YamlError::Invalid(without_values(&e.to_string())),
+                false => YamlError::Invalid(each.join("; ")),
+            }
+        })?;
         let refused = cfg.out_of_bounds();
         if refused.is_empty() {
             Ok(cfg)

@@ -174,7 +174,10 @@ async fn health_readiness_and_metrics_run_without_http_inputs() {
     assert_eq!(r.status, 200);
     let r = curl(&[&format!("{base}/metrics")]).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("content-type").as_deref(), Some("text/plain; version=0.0.4"));
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
     assert!(
         r.body.contains("# TYPE logtrain_input_records_total counter"),
         "{}",
