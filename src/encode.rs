@@ -4,6 +4,7 @@
 //! drain can reuse one buffer for a whole batch.
 
 pub mod framing;
+pub mod go_json;
 pub mod json;
 pub mod kubernetes;
 pub mod rfc5424;

@@ -48,7 +48,7 @@ use super::driver::{Delivery, Sink, SinkError};
 use super::tls::{self, TlsConnector};
 use super::url::{DrainKind, DrainSpec, HttpOptions};
 use crate::encode::framing::{self, Framing};
-use crate::encode::json;
+use crate::encode::{go_json, json};
 use crate::record::{Record, SharedRecord};
 use crate::time::Timestamp;
 
@@ -375,6 +375,8 @@ pub struct JsonHttpSink {
     gzip: AtomicBool,
     /// `parse=json`, `labels=`.
     json: json::JsonOptions,
+    /// `body=go`: one POST per record with the Go logtrain's body.
+    go_body: bool,
 }
 
 impl JsonHttpSink {
@@ -384,7 +386,46 @@ impl JsonHttpSink {
             client: HttpClient::new(spec, tls)?,
             gzip: AtomicBool::new(true),
             json: json::JsonOptions::of(spec),
+            go_body: spec.kind.http().is_some_and(|h| h.go_body),
         })
+    }
+}
+
+impl JsonHttpSink {
+    /// `body=go`: each record in a request of its own, in order. A record
+    /// refused for good is rejected and the rest go on; any other failure
+    /// sends the records from it on again (or fails the batch when it is the
+    /// first).
+    async fn send_one_by_one(&self, conn: &mut HttpConn, batch: &[SharedRecord]) -> Result<Delivery, SinkError> {
+        let now = Timestamp::now();
+        let headers = [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+        let mut d = Delivery::default();
+        for (i, r) in batch.iter().enumerate() {
+            conn.buf.clear();
+            go_json::encode(r, now, &mut conn.buf);
+            let len = conn.buf.len() as u64;
+            let answer = match self
+                .client
+                .post(conn, &headers, Bytes::copy_from_slice(&conn.buf))
+                .await
+            {
+                Ok(resp) => resp.check(),
+                Err(e) => Err(e),
+            };
+            match answer {
+                Ok(()) => d.bytes += len,
+                Err(e) if !e.retryable() => d.rejected.push(i),
+                Err(e) if i == 0 => return Err(e),
+                Err(e) => {
+                    if let SinkError::Unavailable { retry_after, .. } = &e {
+                        d.retry_after = *retry_after;
+                    }
+                    d.retry = (i..batch.len()).collect();
+                    break;
+                }
+            }
+        }
+        Ok(d)
     }
 }
 
@@ -403,6 +444,9 @@ impl Sink for JsonHttpSink {
     }
 
     async fn send(&self, conn: &mut HttpConn, batch: &[SharedRecord]) -> Result<Delivery, SinkError> {
+        if self.go_body {
+            return self.send_one_by_one(conn, batch).await;
+        }
         conn.buf.clear();
         let now = Timestamp::now();
         for r in batch {

@@ -627,3 +627,47 @@ async fn syslog_https_delivers_logplex_batches_over_tls_with_the_given_ca() {
     );
     assert!(!id.contains("/drain"), "{id}");
 }
+
+#[tokio::test]
+async fn body_go_posts_each_record_alone_with_the_go_logtrains_fields_and_retries_from_a_failure() {
+    let rec = Recorder::start().await;
+    // The third request fails once: it and the records after it go again, no duplicates.
+    rec.script([Reply::Status(200), Reply::Status(200), Reply::Status(503)]);
+    let url = format!("http://127.0.0.1:{}/go?body=go&token=abc", rec.port);
+    let tracker = TaskTracker::new();
+    let d = start(&url, &ctx_with(|_| {}), &tracker);
+    for i in 0..5 {
+        offer(&d, record("go.default", i));
+    }
+    wait_until("five records accepted", LIMIT, || rec.accepted().len() == 5).await;
+    stop(&[&d], tracker).await;
+
+    let reqs = rec.requests();
+    assert_eq!(
+        reqs.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [200, 200, 503, 200, 200, 200]
+    );
+    for (i, r) in rec.accepted().iter().enumerate() {
+        assert_eq!(r.path, "/go?token=abc", "body= is logtrain's; other keys pass through");
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert_eq!(r.header("content-encoding"), None);
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys.len(), 6, "{v}");
+        assert_eq!(v["Hostname"], "go.default");
+        assert_eq!(v["Tag"], "web-1");
+        assert_eq!(v["Severity"], (i % 8) as u64);
+        assert_eq!(v["Facility"], 16);
+        assert_eq!(v["Message"], format!("line {i} ü"));
+        let t = Timestamp(1_795_000_000_000_000_000 + i as i64 * 1_000).to_rfc3339();
+        let want = t
+            .trim_end_matches('Z')
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+            + "Z";
+        assert_eq!(v["Time"], want.as_str());
+    }
+    assert!(DrainSpec::parse(&format!("http://127.0.0.1:{}/?body=xml", rec.port)).is_err());
+    assert!(DrainSpec::parse(&format!("es+http://127.0.0.1:{}/?body=go", rec.port)).is_err());
+}

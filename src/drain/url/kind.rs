@@ -41,6 +41,9 @@ pub struct HttpOptions {
     /// The request target (scheme http/https, no credentials, logtrain's own
     /// parameters removed). Its path may hold a token: never log it.
     pub target: Url,
+    /// `body=go` (`http(s)://` only): one POST per record with the Go
+    /// logtrain's JSON body instead of batches of NDJSON.
+    pub go_body: bool,
 }
 
 impl fmt::Debug for HttpOptions {

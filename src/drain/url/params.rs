@@ -39,6 +39,8 @@ pub(super) struct Params {
     pub max_datagram: Option<usize>,
     pub batch_bytes: Option<usize>,
     pub linger: Option<Duration>,
+    /// `body=go`: the Go logtrain's one-POST-per-record JSON body.
+    pub go_body: bool,
     /// Parameters not logtrain's, passed on to the target (`http(s)://`).
     pub passthrough: Vec<(String, String)>,
 }
@@ -76,6 +78,18 @@ impl Params {
                 }
             }
             "auth" => self.auth = Some(v.to_ascii_lowercase()),
+            "body" => {
+                self.go_body = match v.to_ascii_lowercase().as_str() {
+                    "go" => true,
+                    "ndjson" => false,
+                    other => {
+                        return Err(Problem::new(
+                            format!("parameter body={}", quoted(other)),
+                            "body= takes ndjson (batches, the default) or go (one JSON POST per record, as the Go logtrain)",
+                        ));
+                    }
+                }
+            }
             "index" => {
                 if v.is_empty() {
                     return Err(Problem::new(

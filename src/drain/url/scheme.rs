@@ -118,13 +118,13 @@ pub(super) const TABLE: &[Scheme] = &[
     ),
     Scheme {
         passes_through: true,
-        ..remote(&["http"], 80, true, &["auth"], |p, r| {
+        ..remote(&["http"], 80, true, &["auth", "body"], |p, r| {
             Ok(DrainKind::Http(http(p, r, None, "")?))
         })
     },
     Scheme {
         passes_through: true,
-        ..remote(&["https"], 443, true, &["auth", "ca", "insecure"], |p, r| {
+        ..remote(&["https"], 443, true, &["auth", "body", "ca", "insecure"], |p, r| {
             let tls = p.tls();
             Ok(DrainKind::Http(http(p, r, Some(tls), "")?))
         })
@@ -211,6 +211,7 @@ fn http(p: &mut Params, r: Remote<'_>, tls: Option<TlsOptions>, suffix: &str) ->
         tls,
         auth: r.auth,
         target,
+        go_body: std::mem::take(&mut p.go_body),
     })
 }
 
