@@ -112,6 +112,16 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
     ),
     ("logtrain_tail_files", Kind::Gauge, "Container log files being tailed."),
     (
+        "logtrain_tail_lag_bytes",
+        Kind::Gauge,
+        "Bytes written to the tailed container logs and not yet delivered, over every file (sampled every 5 s).",
+    ),
+    (
+        "logtrain_tail_lag_seconds",
+        Kind::Gauge,
+        "The longest any tailed file has held bytes that are still not delivered (0 while every file keeps up; sampled every 5 s).",
+    ),
+    (
         "logtrain_tail_split_records_total",
         Kind::Counter,
         "Records split because they exceeded TAIL_MAX_RECORD_BYTES.",

@@ -10,6 +10,7 @@
 
 pub mod checkpoint;
 pub mod format;
+pub mod lag;
 pub mod name;
 pub mod tail;
 
@@ -181,6 +182,7 @@ pub async fn start(app: &App, cfg: TailConfig) -> Result<(), InputError> {
         });
     }
     let patience = app.config.shutdown_deadline() * 2 / 5;
+    shutdown.spawn(lag::sample(shared.clone()));
     shutdown.spawn(checkpoints(cfg.checkpoint_path, shared, patience));
     Ok(())
 }

@@ -993,7 +993,8 @@ fn every_alert_names_only_metrics_of_the_catalog() {
             "LogtrainDrainFailing",
             "LogtrainCheckpointErrors",
             "LogtrainPodsNotReady",
-            "LogtrainMemoryNearLimit"
+            "LogtrainMemoryNearLimit",
+            "LogtrainTailLagging"
         ]
     );
     assert!(uncatalogued(&alerts).is_empty(), "{:?}", uncatalogued(&alerts));
@@ -1004,6 +1005,7 @@ fn every_alert_names_only_metrics_of_the_catalog() {
         "logtrain_drain_errors_total",
         "logtrain_drain_sent_total",
         "logtrain_checkpoint_errors_total",
+        "logtrain_tail_lag_seconds",
     ] {
         assert!(used.contains(m), "no alert on {m}");
     }

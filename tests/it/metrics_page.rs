@@ -103,3 +103,35 @@ async fn delivered_container_lines_show_in_the_histograms_beside_the_process_ser
     assert!(om.contains("# TYPE logtrain_drain_sent counter\n"));
     assert!(om.ends_with("# EOF\n"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_log_whose_drain_is_down_shows_its_lag_in_bytes_and_age() {
+    let node = Node::new();
+    let log = node.pod("default", "web-1-a", "web");
+    // A drain where nothing listens: nothing is delivered.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let containers = node.containers().display().to_string();
+    let checkpoints = node.path("state/checkpoints.json").display().to_string();
+    let yaml = format!("routes:\n  - hostname: web.default\n    drains: [\"syslog+tcp://127.0.0.1:{port}\"]\n");
+    let env = [
+        ("KUBERNETES", "true"),
+        ("KUBERNETES_LOG_PATH", containers.as_str()),
+        ("CHECKPOINT_PATH", checkpoints.as_str()),
+    ];
+    let bin = Binary::start(&node.path("run"), &yaml, &env);
+    let now = logtrain::time::Timestamp::now().to_rfc3339();
+    let lines: String = (0..100).map(|i| format!("{now} stdout F lagging-{i}\n")).collect();
+    append(&log, &lines);
+    let size = std::fs::metadata(&log).unwrap().len();
+    wait_until(
+        "the lag is the whole file and at least 5 s old",
+        Duration::from_secs(30),
+        || {
+            let page = bin.metrics();
+            metric_in(&page, "logtrain_tail_lag_bytes") == size && metric_in(&page, "logtrain_tail_lag_seconds") >= 5
+        },
+    )
+    .await;
+}
