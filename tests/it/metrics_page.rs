@@ -22,20 +22,25 @@ fn scrape(port: u16, accept: &str) -> (String, String) {
     (head.to_lowercase(), body.to_string())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delivered_container_lines_show_in_the_histograms_beside_the_process_series() {
-    let node = Node::new();
-    let log = node.pod("default", "web-1-a", "web");
-    let rx = Receiver::start(false).await;
+/// logtrain tailing `node`'s container logs, `web.default` routed to `drain`.
+fn tailing(node: &Node, drain: &str) -> Binary {
     let containers = node.containers().display().to_string();
     let checkpoints = node.path("state/checkpoints.json").display().to_string();
-    let yaml = format!("routes:\n  - hostname: web.default\n    drains: [\"{}\"]\n", rx.url());
+    let yaml = format!("routes:\n  - hostname: web.default\n    drains: [\"{drain}\"]\n");
     let env = [
         ("KUBERNETES", "true"),
         ("KUBERNETES_LOG_PATH", containers.as_str()),
         ("CHECKPOINT_PATH", checkpoints.as_str()),
     ];
-    let bin = Binary::start(&node.path("run"), &yaml, &env);
+    Binary::start(&node.path("run"), &yaml, &env)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivered_container_lines_show_in_the_histograms_beside_the_process_series() {
+    let node = Node::new();
+    let log = node.pod("default", "web-1-a", "web");
+    let rx = Receiver::start(false).await;
+    let bin = tailing(&node, &rx.url());
     let now = logtrain::time::Timestamp::now().to_rfc3339();
     let lines: String = (0..50).map(|i| format!("{now} stdout F line-{i}\n")).collect();
     append(&log, &lines);
@@ -112,15 +117,7 @@ async fn a_container_log_whose_drain_is_down_shows_its_lag_in_bytes_and_age() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let containers = node.containers().display().to_string();
-    let checkpoints = node.path("state/checkpoints.json").display().to_string();
-    let yaml = format!("routes:\n  - hostname: web.default\n    drains: [\"syslog+tcp://127.0.0.1:{port}\"]\n");
-    let env = [
-        ("KUBERNETES", "true"),
-        ("KUBERNETES_LOG_PATH", containers.as_str()),
-        ("CHECKPOINT_PATH", checkpoints.as_str()),
-    ];
-    let bin = Binary::start(&node.path("run"), &yaml, &env);
+    let bin = tailing(&node, &format!("syslog+tcp://127.0.0.1:{port}"));
     let now = logtrain::time::Timestamp::now().to_rfc3339();
     let lines: String = (0..100).map(|i| format!("{now} stdout F lagging-{i}\n")).collect();
     append(&log, &lines);
