@@ -37,6 +37,9 @@ enum Command {
     Top(logtrain::tail::top::TopArgs),
 }
 
+/// Threads of tokio's blocking pool at most.
+const BLOCKING_THREADS: usize = 16;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let client = |f: std::pin::Pin<Box<dyn std::future::Future<Output = ExitCode>>>| {
@@ -86,8 +89,12 @@ fn main() -> ExitCode {
         }
         return ExitCode::from(2);
     }
+    // Blocking work (file reads, opens, metadata, checkpoint writes) is short
+    // and bounded by its callers; a small pool keeps threads, their stacks and
+    // their allocator arenas from growing with the number of files.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()
         .expect("tokio runtime");
     match rt.block_on(run(config)) {
