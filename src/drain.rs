@@ -9,6 +9,7 @@
 //! registry holds at most `DRAIN_MAX` drains, closed ones still flushing
 //! included.
 
+pub mod buffer;
 pub mod dial;
 pub mod driver;
 pub mod elasticsearch;
@@ -78,6 +79,13 @@ impl DrainContext {
             queue_bytes: config.drain_queue_bytes,
             max_connections: config.drain_max_connections,
             give_up_after: config.shutdown_deadline(),
+            buffer: (config.drain_buffer == crate::config::BufferMode::Disk).then(|| {
+                buffer::BufferConfig::new(
+                    config.drain_buffer_path.clone(),
+                    config.drain_buffer_max_bytes,
+                    config.drain_buffer_total_bytes,
+                )
+            }),
             ..DriverConfig::default()
         };
         DrainContext {
@@ -87,17 +95,21 @@ impl DrainContext {
         }
     }
 
-    /// A context with default settings and a reopen signal that never fires.
+    /// A context with default settings, no disk buffers and a reopen signal
+    /// that never fires.
     pub fn standalone() -> Self {
         let (tx, reopen) = watch::channel(0);
         std::mem::forget(tx);
-        Self::from_config(&Config::default(), reopen)
+        let mut ctx = Self::from_config(&Config::default(), reopen);
+        ctx.driver.buffer = None;
+        ctx
     }
 }
 
 /// Starts the drain a spec describes.
 pub fn start(spec: &DrainSpec, ctx: &DrainContext, tracker: &TaskTracker) -> Result<Arc<Drain>, DrainError> {
     let mut cfg = ctx.driver.clone();
+    cfg.buffer_key = Some(crate::secret::Secret::new(spec.key.clone()));
     cfg.app_name = spec.app_name.as_deref().map(|t| bytes::Bytes::from(t.to_string()));
     let id = spec.id.as_str();
     Ok(match &spec.kind {
@@ -229,7 +241,7 @@ impl Registry {
         let mut all: Vec<Arc<Drain>> = self.running.lock().drain().map(|(_, r)| r.drain).collect();
         all.extend(self.retired.lock().drain(..).filter(|d| !d.is_finished()));
         for d in &all {
-            d.close();
+            d.close_for_shutdown();
         }
         self.tracker.close();
         let mut report = ShutdownReport::default();

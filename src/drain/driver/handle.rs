@@ -17,6 +17,7 @@ use tracing::warn;
 
 use super::DriverConfig;
 use super::events::reject;
+use crate::drain::buffer::{Buffer, Offer};
 use crate::drain::queue::{PushError, Queue};
 use crate::record::{Record, SharedRecord};
 use crate::telemetry::{self, Counter, Gauge};
@@ -90,6 +91,9 @@ pub struct Drain {
     pub(super) denied_until: Mutex<Option<Instant>>,
     /// Records it held when it gave up (0: it did not).
     pub(super) given_up: AtomicUsize,
+    /// Its disk buffer (`DRAIN_BUFFER=disk`): where records go while the
+    /// queue is full, and behind which new ones wait until it is replayed.
+    pub(super) buffer: Option<Arc<Buffer>>,
 }
 
 impl std::fmt::Debug for Drain {
@@ -100,7 +104,7 @@ impl std::fmt::Debug for Drain {
 
 impl Drain {
     /// A drain with an empty queue, not driven yet (see [`super::spawn`]).
-    pub(super) fn new(id: &str, cfg: &DriverConfig) -> Self {
+    pub(super) fn new(id: &str, cfg: &DriverConfig, buffer: Option<Arc<Buffer>>) -> Self {
         Drain {
             id: Arc::from(id),
             queue: Queue::new(cfg.queue_records, cfg.queue_bytes),
@@ -117,6 +121,7 @@ impl Drain {
             stop: CancellationToken::new(),
             denied_until: Mutex::new(None),
             given_up: AtomicUsize::new(0),
+            buffer,
         }
     }
 
@@ -128,13 +133,67 @@ impl Drain {
     /// Queues a record if there is room; otherwise drops it, counts the drop
     /// and marks its acknowledgement rejected. Returns whether it was queued.
     pub fn offer(&self, rec: &SharedRecord) -> bool {
-        self.count_push(self.queue.try_push(self.relabel(rec)))
+        match &self.buffer {
+            None => self.count_push(self.queue.try_push(self.relabel(rec))),
+            Some(b) => match b.push(&self.queue, self.closed.is_cancelled(), self.relabel(rec)) {
+                Offer::Queued | Offer::Staged => {
+                    self.stats.queued.inc();
+                    true
+                }
+                Offer::Full(r) | Offer::Closed(r) => {
+                    self.note_drop(&r);
+                    false
+                }
+                Offer::OverBudget(r) => {
+                    self.over_budget(b, &r);
+                    false
+                }
+            },
+        }
+    }
+
+    /// Waits for room in the buffer's staging, then queues or stages `rec`;
+    /// beyond the disk budget, or once closed, it is dropped and counted.
+    async fn buffered(&self, b: &Buffer, mut rec: SharedRecord) -> bool {
+        loop {
+            match b.push(&self.queue, self.closed.is_cancelled(), rec) {
+                Offer::Queued | Offer::Staged => {
+                    self.stats.queued.inc();
+                    return true;
+                }
+                Offer::Full(r) => {
+                    rec = r;
+                    b.wait_room().await;
+                }
+                Offer::Closed(r) => {
+                    self.note_drop(&r);
+                    return false;
+                }
+                Offer::OverBudget(r) => {
+                    self.over_budget(b, &r);
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// A record beyond the disk budget: dropped like an overflow (told to the
+    /// drain as one), counted, logged once per episode.
+    fn over_budget(&self, b: &Buffer, rec: &SharedRecord) {
+        b.stats.dropped.inc();
+        if !b.over_logged.swap(true, Ordering::AcqRel) {
+            warn!(drain = %self.id, "Drain's disk buffer is at its budget (DRAIN_BUFFER_MAX_BYTES or DRAIN_BUFFER_TOTAL_BYTES); dropping records until it drains (counted in logtrain_drain_buffer_dropped_total).");
+        }
+        self.note_drop(rec);
     }
 
     /// Whether a record could be queued now without dropping (for inputs that
     /// answer their sender, e.g. HTTP 503 before accepting).
     pub fn has_room(&self) -> bool {
-        !self.queue.is_closed() && self.queue.len() < self.queue_capacity()
+        match &self.buffer {
+            Some(b) => !self.closed.is_cancelled() && b.has_room(),
+            None => !self.queue.is_closed() && self.queue.len() < self.queue_capacity(),
+        }
     }
 
     /// Waits, at most `patience`, until [`Drain::has_room`] holds, so a stream
@@ -143,6 +202,10 @@ impl Drain {
     /// Returns whether it has room.
     pub async fn wait_for_room(&self, patience: Duration) -> bool {
         if self.has_room() || self.dropped.lock().is_some() {
+            return self.has_room();
+        }
+        if let Some(b) = &self.buffer {
+            let _ = timeout(patience, b.wait_room()).await;
             return self.has_room();
         }
         let _ = timeout(patience, self.queue.wait_below(self.queue_capacity())).await;
@@ -157,6 +220,9 @@ impl Drain {
     /// Queues a record, waiting while the queue is full (backpressure).
     /// Fails only when the drain has been closed; the record is then rejected.
     pub async fn send(&self, rec: SharedRecord) -> bool {
+        if let Some(b) = &self.buffer {
+            return self.buffered(b, self.relabel(&rec)).await;
+        }
         self.count_push(self.queue.push(self.relabel(&rec)).await)
     }
 
@@ -188,6 +254,13 @@ impl Drain {
                 &relabelled
             }
         };
+        if let Some(b) = &self.buffer {
+            let mut queued = 0;
+            for r in recs {
+                queued += usize::from(self.buffered(b, r.clone()).await);
+            }
+            return queued;
+        }
         let queued = self.queue.push_batch(recs).await;
         self.stats.queued.add(queued as u64);
         for r in &recs[queued..] {
@@ -210,7 +283,7 @@ impl Drain {
         }
     }
 
-    fn note_drop(&self, rec: &SharedRecord) {
+    pub(super) fn note_drop(&self, rec: &SharedRecord) {
         if let Some(ack) = &rec.ack {
             ack.reject();
         }
@@ -236,8 +309,31 @@ impl Drain {
     /// Stops accepting records; what is queued is still delivered, within
     /// [`DriverConfig::give_up_after`].
     pub fn close(&self) {
-        self.queue.close();
-        self.closed.cancel();
+        match &self.buffer {
+            // The spill task closes the queue once nothing is left to replay.
+            Some(b) => {
+                self.closed.cancel();
+                b.wake.notify_one();
+            }
+            None => {
+                self.queue.close();
+                self.closed.cancel();
+            }
+        }
+    }
+
+    /// Closes the drain at shutdown: what its disk buffer holds stays there
+    /// for the next start instead of being replayed now.
+    pub fn close_for_shutdown(&self) {
+        if let Some(b) = &self.buffer {
+            b.keep.store(true, Ordering::Release);
+        }
+        self.close();
+    }
+
+    /// Whether records that do not fit its queue go to disk.
+    pub fn buffered_on_disk(&self) -> bool {
+        self.buffer.is_some()
     }
 
     /// Resolves `after` the drain was closed.
