@@ -285,10 +285,12 @@ impl Buffer {
         Offer::Staged
     }
 
-    /// Whether a record offered now would be taken without waiting.
+    /// Whether records offered now would be taken without waiting.
+    /// Conservative (half the staging bounds), so an input that checks once
+    /// and then offers a whole read rarely races into a drop.
     pub fn has_room(&self) -> bool {
         let st = self.state.lock();
-        st.staged.len() < STAGE_RECORDS && st.staged_bytes < STAGE_BYTES
+        st.staged.len() < STAGE_RECORDS / 2 && st.staged_bytes < STAGE_BYTES / 2
     }
 
     /// Waits until staging has room (the spill task took what was staged).
