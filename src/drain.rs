@@ -140,6 +140,27 @@ pub fn start(spec: &DrainSpec, ctx: &DrainContext, tracker: &TaskTracker) -> Res
     })
 }
 
+/// The spec whose key is `key` (a buffer's `drain.key`): its URL, a tenant's
+/// copy (`#tenant`) and a tag (`#tag=`) undone in the order they were made.
+fn spec_of_key(key: &str, egress: &Arc<crate::egress::Egress>) -> Option<DrainSpec> {
+    let (rest, tag) = match key.rsplit_once("#tag=") {
+        Some((rest, tag)) => (rest, Some(tag)),
+        None => (key, None),
+    };
+    let (url, tenant) = match rest.strip_suffix("#tenant") {
+        Some(url) => (url, true),
+        None => (rest, false),
+    };
+    let mut spec = DrainSpec::parse(url).ok()?;
+    if tenant {
+        spec = spec.restricted(egress.clone());
+    }
+    if let Some(tag) = tag {
+        spec = spec.tagged(tag);
+    }
+    (spec.key == key).then_some(spec)
+}
+
 /// The TLS connector of a drain whose scheme is TLS, else `None`.
 fn tls_for(spec: &DrainSpec, alpn: &[&[u8]]) -> Result<Option<tls::TlsConnector>, DrainError> {
     if !spec.kind.tls() {
@@ -228,6 +249,40 @@ impl Registry {
             false
         });
         self.count.set(running.len() as i64);
+    }
+
+    /// Starts the drains whose disk buffers an earlier run left under
+    /// `DRAIN_BUFFER_PATH`, so what they hold is replayed even if no route
+    /// names them any more (the route writer then retires those: they replay
+    /// within `SHUTDOWN_TIMEOUT`, drop what is left, counted, and remove their
+    /// buffer). A buffer whose drain cannot be started again (its URL no
+    /// longer valid) is dropped, its records counted. Returns how many drains
+    /// were started.
+    pub fn recover(&self, egress: &Arc<crate::egress::Egress>) -> usize {
+        let Some(cfg) = self.ctx.driver.buffer.clone() else {
+            return 0;
+        };
+        let mut started = 0;
+        for (dir, key) in buffer::found(&cfg.root) {
+            if self.running.lock().contains_key(&key) {
+                continue;
+            }
+            match spec_of_key(&key, egress).map(|s| self.get_or_start(&s)) {
+                Some(Ok(_)) => started += 1,
+                Some(Err(e)) => {
+                    warn!(error = %e, dir = %dir.display(), "Drain of a disk buffer found at start not started; its buffer stays.")
+                }
+                None => {
+                    let records = buffer::discard(&dir);
+                    telemetry::counter("logtrain_drain_buffer_orphans_dropped_total", &[]).add(records);
+                    warn!(dir = %dir.display(), records, "Disk buffer of a drain whose URL is no longer valid; dropped.");
+                }
+            }
+        }
+        if started > 0 {
+            info!(drains = started, "Replaying the disk buffers an earlier run left.");
+        }
+        started
     }
 
     /// Every drain currently running (not retired).

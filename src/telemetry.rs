@@ -266,6 +266,11 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         "Records a drain dropped because its disk buffer was at its budget or could not be written (disk full); also in logtrain_drain_dropped_total.",
     ),
     (
+        "logtrain_drain_buffer_orphans_dropped_total",
+        Kind::Counter,
+        "Records of disk buffers found at start whose drain URL is no longer valid, dropped.",
+    ),
+    (
         "logtrain_drain_buffer_torn_total",
         Kind::Counter,
         "Torn or unreadable records cut from a drain's disk buffer (a write a crash interrupted); never replayed.",

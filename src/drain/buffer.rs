@@ -169,6 +169,9 @@ pub struct State {
     pub staged_bytes: usize,
     /// Record bytes staged or on disk, against `max_bytes`.
     pub used: u64,
+    /// The drain was closed: nothing more is staged (set under this lock, so
+    /// the spill task's last look at `staged` misses nothing).
+    pub closed: bool,
 }
 
 /// What became of a record offered to a buffered drain.
@@ -240,6 +243,7 @@ impl Buffer {
                 staged: Vec::new(),
                 staged_bytes: 0,
                 used: 0,
+                closed: false,
             }),
             wake: Notify::new(),
             room: Notify::new(),
@@ -254,7 +258,7 @@ impl Buffer {
     /// longer takes records.
     pub fn push(&self, queue: &Queue, closed: bool, mut rec: SharedRecord) -> Offer {
         let mut st = self.state.lock();
-        if closed {
+        if closed || st.closed {
             return Offer::Closed(rec);
         }
         if !st.recovering && st.behind == 0 {
@@ -303,6 +307,12 @@ impl Buffer {
         wait.await;
     }
 
+    /// Takes no more records (the drain was closed).
+    pub fn close(&self) {
+        self.state.lock().closed = true;
+        self.wake.notify_one();
+    }
+
     /// Gives back `bytes` of budget (records written nowhere, or segments deleted).
     pub fn release(&self, bytes: u64) {
         let mut st = self.state.lock();
@@ -343,6 +353,19 @@ fn write_key(dir: &Path, key: &str) -> io::Result<()> {
     f.write_all(key.as_bytes())?;
     f.sync_all()?;
     std::fs::rename(&tmp, &p)
+}
+
+/// Removes a buffer directory whose drain cannot be started; returns how
+/// many whole records it held.
+pub fn discard(dir: &Path) -> u64 {
+    let records = segment::list(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|seq| segment::scan(&segment::path(dir, seq)).ok())
+        .map(|s| s.records)
+        .sum();
+    let _ = std::fs::remove_dir_all(dir);
+    records
 }
 
 /// The buffer directories below `root` with the drain key each names, for

@@ -336,6 +336,16 @@ fn segments(root: &Path) -> Vec<PathBuf> {
 /// with `kill -9`, lets `damage` touch the segments, then restarts it with the
 /// drain back; returns the receiver, the binary and `n`.
 async fn buffered_kill_restart(node: &Node, n: usize, damage: impl FnOnce(&Path)) -> (Late, Binary, String) {
+    buffered_kill_restart_with(node, n, damage, None).await
+}
+
+/// [`buffered_kill_restart`], the restart routing as `conf2` says (`None`: as before).
+async fn buffered_kill_restart_with(
+    node: &Node,
+    n: usize,
+    damage: impl FnOnce(&Path),
+    conf2: Option<String>,
+) -> (Late, Binary, String) {
     let log = node.pod("default", "web-1-a", "web");
     let dead_port = Reserved::new();
     let url = format!("syslog+tcp://127.0.0.1:{}", dead_port.port());
@@ -355,7 +365,7 @@ async fn buffered_kill_restart(node: &Node, n: usize, damage: impl FnOnce(&Path)
     damage(&node.path("buffers"));
     let late = Late::default();
     late.up(dead_port);
-    let bin = Binary::start(&node.path("run2"), &conf, &env_refs(&env));
+    let bin = Binary::start(&node.path("run2"), &conf2.unwrap_or(conf), &env_refs(&env));
     (late, bin, id)
 }
 
@@ -453,4 +463,38 @@ async fn beyond_the_budget_drops_are_counted_exactly_and_told_with_l10() {
     .await;
     let got = late.numbers();
     assert!(got.windows(2).all(|w| w[0] < w[1]), "in order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buffer_no_route_names_any_more_is_replayed_at_start_then_removed() {
+    let node = Node::new();
+    let n = 20_000;
+    let other = Receiver::start(true).await;
+    // After the restart the workload is routed elsewhere only.
+    let conf2 = yaml("web.default", &[other.url()]);
+    let (late, bin, id) = buffered_kill_restart_with(&node, n, |_| {}, Some(conf2)).await;
+    wait_until("the orphaned buffer replayed", Duration::from_secs(60), || {
+        let mut got = late.numbers();
+        got.sort_unstable();
+        got.dedup();
+        // What was on disk arrives; lines only in memory at the kill go to
+        // the new route when the tailer reads them again.
+        got.len() + 5_000 >= n && got.last() == Some(&(n - 1))
+    })
+    .await;
+    assert!(
+        bin.log().contains("Replaying the disk buffers an earlier run left."),
+        "{}",
+        bin.log()
+    );
+    wait_until("its buffer removed", Duration::from_secs(30), || {
+        segments(&node.path("buffers")).is_empty()
+    })
+    .await;
+    assert!(
+        !bin.log().contains("could not deliver its disk buffer"),
+        "{}",
+        bin.log()
+    );
+    let _ = id;
 }

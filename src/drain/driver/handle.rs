@@ -312,8 +312,8 @@ impl Drain {
         match &self.buffer {
             // The spill task closes the queue once nothing is left to replay.
             Some(b) => {
+                b.close();
                 self.closed.cancel();
-                b.wake.notify_one();
             }
             None => {
                 self.queue.close();

@@ -102,6 +102,8 @@ pub(super) async fn run(drain: Arc<Drain>, buf: Arc<Buffer>) {
         if closing && keep {
             // Shutdown: what was not confirmed stays on disk for the next start
             // (it is sent again then; what is confirmed meanwhile is not deleted).
+            // Closed under the staging lock: what was staged last is written now.
+            store = s.write_staged(store).await;
             reject(&Vec::from(std::mem::take(&mut s.pending)));
             if let Some(mut st) = store.take() {
                 let _ = spawn_blocking(move || st.seal()).await;
