@@ -385,7 +385,9 @@ async fn kill_9_with_records_on_disk_then_a_restart_delivers_every_line() {
         got.len() == n
     })
     .await;
-    // Order holds within what the buffer replays and within what the tailer reads again.
+    // Known limit (README, Disk buffers): the checkpoint stayed behind the
+    // records the dead drain held in memory, so the tailer reads nearly every
+    // line again; they are sent twice, never lost.
     assert!(bin.metric(&sample(&id, "logtrain_drain_buffer_replayed_total")) > 0);
     assert_eq!(bin.metric(&sample(&id, "logtrain_drain_buffer_torn_total")), 0);
 }
