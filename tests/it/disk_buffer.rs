@@ -18,71 +18,14 @@ use std::time::{Duration, Instant};
 
 use logtrain::drain::DrainSpec;
 use parking_lot::Mutex;
-use support::faults::{Binary, Node, Receiver, message, phase};
+use support::faults::{Binary, Node, Receiver, phase};
+use support::late::Late;
 use support::{Reserved, wait_until};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 /// Fixed-width CRI lines: line `i` says `line {i:08}`.
 fn line(i: usize) -> String {
     format!("2026-11-22T10:00:00.123456789Z stdout F line {i:08}\n")
-}
-
-/// A receiver that comes up late on a port held since the start (refusing
-/// connections until then): keeps the message of every octet-counted frame.
-#[derive(Clone, Default)]
-struct Late {
-    got: Arc<Mutex<Vec<String>>>,
-}
-
-impl Late {
-    fn up(&self, port: Reserved) {
-        let listener = port.listen();
-        let got = self.got.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut s, _)) = listener.accept().await else {
-                    continue;
-                };
-                let got = got.clone();
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = vec![0u8; 64 << 10];
-                    loop {
-                        let n = match s.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => n,
-                        };
-                        buf.extend_from_slice(&chunk[..n]);
-                        let mut at = 0;
-                        while let Some(sp) = buf[at..].iter().position(|&c| c == b' ') {
-                            let len: usize = std::str::from_utf8(&buf[at..at + sp]).unwrap().parse().unwrap();
-                            if buf.len() < at + sp + 1 + len {
-                                break;
-                            }
-                            let frame = String::from_utf8_lossy(&buf[at + sp + 1..at + sp + 1 + len]).into_owned();
-                            got.lock().push(message(&frame).to_string());
-                            at += sp + 1 + len;
-                        }
-                        buf.drain(..at);
-                    }
-                });
-            }
-        });
-    }
-
-    fn messages(&self) -> Vec<String> {
-        self.got.lock().clone()
-    }
-
-    /// The numbers of the `line N` / `push N` messages, in arrival order.
-    fn numbers(&self) -> Vec<usize> {
-        numbers(self.got.lock().iter().map(String::as_str))
-    }
-}
-
-fn numbers<'a>(msgs: impl Iterator<Item = &'a str>) -> Vec<usize> {
-    msgs.filter_map(|m| m.split(' ').nth(1).and_then(|n| n.parse().ok()))
-        .collect()
 }
 
 fn yaml(host: &str, drains: &[String]) -> String {

@@ -10,6 +10,7 @@ pub mod faults;
 pub mod http_recorder;
 pub mod inputs;
 pub mod kube_api;
+pub mod late;
 pub mod postgres;
 pub mod rsyslog;
 pub mod tls;
