@@ -198,7 +198,8 @@ pub struct Buffer {
     /// Wakes producers waiting for staging room.
     pub room: Notify,
     pub stats: BufferStats,
-    /// Set at shutdown: what is on disk stays there for the next start.
+    /// Set at shutdown: what is on disk and not confirmed stays there for the
+    /// next start.
     pub keep: AtomicBool,
     /// Whether the current over-budget episode was logged.
     pub over_logged: AtomicBool,
@@ -234,12 +235,15 @@ impl Buffer {
             open_dirs().lock().remove(&dir);
             return Err(OpenError::Dir { dir, source });
         }
+        // Only segments an earlier run left need counting before records may
+        // go to memory (a new buffer has none).
+        let recovering = segment::list(&dir).is_ok_and(|s| !s.is_empty());
         Ok(Arc::new(Buffer {
             dir,
             cfg: cfg.clone(),
             state: Mutex::new(State {
                 behind: 0,
-                recovering: true,
+                recovering,
                 staged: Vec::new(),
                 staged_bytes: 0,
                 used: 0,

@@ -68,7 +68,7 @@ async fn a_retired_drain_whose_receiver_is_down_gives_up_within_shutdown_timeout
         shutdown_timeout: 3,
         // What a retired drain's disk buffer does is `disk_buffer`'s to test.
         drain_buffer: BufferMode::Memory,
-        ..Config::default()
+        ..crate::support::config()
     };
     let (_reopen, rx) = tokio::sync::watch::channel(0);
     let (mut w, routes, registry) = writer(DrainContext::from_config(&config, rx));

@@ -102,7 +102,7 @@ async fn the_tailer_pauses_through_a_drain_outage_and_loses_nothing() {
             hostname: "web.default".into(),
             drains: vec![format!("syslog+tcp://127.0.0.1:{port}")],
         }],
-        ..Config::default()
+        ..crate::support::config()
     });
     assert!(app.wait_ready().await);
     logtrain::input::start(&app).await.unwrap();
@@ -194,7 +194,7 @@ async fn push_input(drain: &str, queue: usize) -> (App, std::net::SocketAddr) {
             hostname: "push.default".into(),
             drains: vec![drain.to_string()],
         }],
-        ..Config::default()
+        ..crate::support::config()
     });
     assert!(app.wait_ready().await);
     let at = logtrain::input::start(&app).await.unwrap();

@@ -322,8 +322,9 @@ impl Drain {
         }
     }
 
-    /// Closes the drain at shutdown: what its disk buffer holds stays there
-    /// for the next start instead of being replayed now.
+    /// Closes the drain at shutdown: it replays its disk buffer while the
+    /// deadline allows; what was not confirmed stays there for the next start
+    /// (a drain retired by the routes removes its buffer instead).
     pub fn close_for_shutdown(&self) {
         if let Some(b) = &self.buffer {
             b.keep.store(true, Ordering::Release);

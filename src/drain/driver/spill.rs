@@ -1,10 +1,10 @@
 //! The spill task of a drain with a disk buffer: writes what producers staged
 //! to its segments, replays segments into the memory queue when it has room
 //! (oldest first, so order per source holds), deletes a segment once the
-//! drain confirmed every record of it, and at the end either keeps what is on
-//! disk for the next start (shutdown) or, for a drain no route names any more,
-//! replays it all and removes the directory (dropping, counted, what is left
-//! when the drain gives up).
+//! drain confirmed every record of it. A closed drain goes on replaying until
+//! its buffer is delivered or the drain gives up; then, at shutdown, what was
+//! not confirmed stays on disk for the next start, while a drain no route
+//! names any more removes its directory (dropping, counted, what is left).
 //!
 //! Every file operation runs in `spawn_blocking`, with the segment store moved
 //! in and back: the store has this one owner. It never talks to a receiver.
@@ -80,9 +80,7 @@ pub(super) async fn run(drain: Arc<Drain>, buf: Arc<Buffer>) {
         // is never missed by a shutdown.
         let closing = s.drain.closed.is_cancelled();
         let keep = s.buf.keep.load(Ordering::Acquire);
-        if !(closing && keep) {
-            store = s.replay(store, cap).await;
-        }
+        store = s.replay(store, cap).await;
         if let Some(st) = store.as_mut() {
             // Deleting a file is quick; the store is this task's alone.
             match st.remove_drained() {
@@ -94,23 +92,25 @@ pub(super) async fn run(drain: Arc<Drain>, buf: Arc<Buffer>) {
         s.gauges();
         let unread = store.as_ref().is_some_and(Store::unread);
         let empty = s.pending.is_empty() && s.buf.state.lock().staged.is_empty() && !unread;
-        if closing && (keep || empty) && !closed_queue {
+        if closing && empty && !closed_queue {
             // Nothing more will be queued: the dispatcher may finish.
             s.drain.queue.close();
             closed_queue = true;
         }
-        if closing && keep {
+        let done = (empty && s.acks.is_empty()) || s.drain.stop.is_cancelled();
+        if closing && keep && done {
             // Shutdown: what was not confirmed stays on disk for the next start
-            // (it is sent again then; what is confirmed meanwhile is not deleted).
-            // Closed under the staging lock: what was staged last is written now.
+            // (it is sent again then). Closed under the staging lock: what was
+            // staged last is written now.
             store = s.write_staged(store).await;
             reject(&Vec::from(std::mem::take(&mut s.pending)));
+            s.drain.queue.close();
             if let Some(mut st) = store.take() {
                 let _ = spawn_blocking(move || st.seal()).await;
             }
             return;
         }
-        if closing && !keep && ((empty && s.acks.is_empty()) || s.drain.stop.is_cancelled()) {
+        if closing && !keep && done {
             s.retire(store).await;
             return;
         }

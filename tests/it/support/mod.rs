@@ -130,3 +130,15 @@ impl std::io::Write for Capture {
         Ok(())
     }
 }
+
+/// The default configuration with the drains' disk buffers in a folder of
+/// this test process's own, so no test finds what another left behind (and
+/// replays it at start).
+pub fn config() -> logtrain::config::Config {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
+    logtrain::config::Config {
+        drain_buffer_path: dir.path().join("buffers"),
+        ..logtrain::config::Config::default()
+    }
+}

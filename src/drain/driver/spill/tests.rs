@@ -103,10 +103,12 @@ async fn a_dead_drain_spills_releases_acks_on_write_and_replays_in_order() {
     // which counts as delivered for all but the few records in memory.
     let dir = BufferConfig::new(root.path().into(), 1, 1).dir("syslog+tcp://example:1");
     wait_for("segments written", || segment::list(&dir).is_ok_and(|s| !s.is_empty())).await;
+    // The queue, plus the batches its connection, that connection's channel
+    // and the dispatcher hold.
+    let held = d.held();
     assert!(
-        d.held() <= 100 + 20,
-        "memory holds at most a queue and a batch: {}",
-        d.held()
+        held <= 100 + 4 * 20,
+        "memory holds at most a queue and a few batches: {held}"
     );
     r.down.store(false, Ordering::SeqCst);
     wait_for("everything delivered", || lines(&r).len() >= n).await;
