@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use logtrain::drain::DrainSpec;
 use parking_lot::Mutex;
+use support::disk::{deleted_open, segments};
 use support::faults::{Binary, Node, Receiver, phase};
 use support::late::Late;
 use support::{Reserved, wait_until};
@@ -83,19 +84,6 @@ fn writer(
         }
         n
     })
-}
-
-/// Files the process holds open that were deleted.
-fn deleted_open(pid: u32) -> Vec<String> {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter_map(|e| std::fs::read_link(e.path()).ok())
-                .map(|p| p.display().to_string())
-                .filter(|p| p.ends_with("(deleted)") && p.contains("0.log"))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn sample(id: &str, name: &str) -> String {
@@ -196,20 +184,7 @@ async fn a_dead_drain_never_holds_back_its_neighbour_and_gets_every_line_in_orde
 
 /// The port the binary's syslog TCP listener bound (it was asked for port 0).
 fn syslog_tcp_port(bin: &Binary) -> u16 {
-    let log = bin.log();
-    let l = log
-        .lines()
-        .find(|l| l.contains("Syslog listener started.") && l.contains("syslog_tcp"))
-        .unwrap_or_else(|| panic!("no syslog TCP listener in:\n{log}"));
-    let v: serde_json::Value = serde_json::from_str(l).unwrap();
-    v["fields"]["addr"]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    bin.listener_port("syslog_tcp")
 }
 
 fn push_frame(i: usize) -> Vec<u8> {
@@ -259,20 +234,6 @@ async fn a_syslog_tcp_input_loses_nothing_while_its_drain_is_dead() {
         "every record, in order, once"
     );
     assert_eq!(bin.metric(&sample(&id, "logtrain_drain_dropped_total")), 0);
-}
-
-/// The segment files under `root`.
-fn segments(root: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root)
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().filter_map(Result::ok))
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    v.sort();
-    v
 }
 
 /// Tails `n` lines to a dead drain until they are on disk, kills logtrain
@@ -442,4 +403,42 @@ async fn a_buffer_no_route_names_any_more_is_replayed_at_start_then_removed() {
         bin.log()
     );
     let _ = id;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_udp_record_the_socket_handed_over_reaches_a_drain_that_was_dead() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead_port = Reserved::new();
+    let url = format!("syslog+tcp://127.0.0.1:{}", dead_port.port());
+    let id = DrainSpec::parse(&url).unwrap().id;
+    let env = push_env(dir.path(), &[("SYSLOG_UDP", "true"), ("SYSLOG_UDP_PORT", "0")]);
+    let bin = Binary::start(&dir.path().join("run"), &yaml("push.default", &[url]), &env_refs(&env));
+    let port = bin.listener_port("syslog_udp");
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let n = 5_000;
+    for i in 0..n {
+        let msg = format!("<14>1 2026-11-22T10:00:00Z push.default app - - - push {i}");
+        sock.send_to(msg.as_bytes(), ("127.0.0.1", port)).unwrap();
+        if i % 100 == 99 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let records = || bin.metric("logtrain_input_records_total{input=\"syslog_udp\"}");
+    let mut last = u64::MAX;
+    while records() != last {
+        last = records();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(last as usize > n / 2, "the socket handed over only {last} of {n}");
+    let late = Late::default();
+    late.up(dead_port);
+    // The drain reconnects with backoff (up to 30 s) after its outage.
+    wait_until("every record handed over delivered", Duration::from_secs(60), || {
+        late.numbers().len() as u64 == last
+    })
+    .await;
+    let got = late.numbers();
+    assert!(got.windows(2).all(|w| w[0] < w[1]), "in order");
+    assert_eq!(bin.metric(&sample(&id, "logtrain_drain_dropped_total")), 0);
+    assert!(bin.metric(&sample(&id, "logtrain_drain_buffer_spilled_total")) > 0);
 }

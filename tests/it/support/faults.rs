@@ -214,6 +214,25 @@ impl Binary {
         http_get(self.http, "/metrics")
     }
 
+    /// The port the syslog listener of `input` (`syslog_tcp`, `syslog_udp`)
+    /// bound, from its start-up line (it was asked for port 0).
+    pub fn listener_port(&self, input: &str) -> u16 {
+        let log = self.log();
+        let l = log
+            .lines()
+            .find(|l| l.contains("Syslog listener started.") && l.contains(&format!("\"{input}\"")))
+            .unwrap_or_else(|| panic!("no {input} listener in:\n{log}"));
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        v["fields"]["addr"]
+            .as_str()
+            .unwrap()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
     /// The value of one sample of `/metrics` (`name{labels}` exactly), 0 when absent.
     pub fn metric(&self, sample: &str) -> u64 {
         metric_in(&self.metrics(), sample)

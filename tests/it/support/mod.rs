@@ -3,6 +3,7 @@
 //! Declared once in `tests/it/main.rs`; each test module reaches it as
 //! `crate::support`.
 
+pub mod disk;
 pub mod drains;
 pub mod envoy;
 pub mod es_bulk;
