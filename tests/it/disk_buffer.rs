@@ -1,8 +1,9 @@
 //! Per-drain disk buffers (`DRAIN_BUFFER=disk`) with the logtrain binary and
 //! real TCP receivers: a drain that is down never holds back its neighbour
-//! and gets every line, in order, once it is back; a syslog TCP input loses
-//! nothing to a dead drain; `kill -9` with records on disk, then a restart,
-//! delivers everything; a torn segment is cut and counted; beyond the budget
+//! and gets every line, in order, once it is back; syslog TCP and UDP inputs
+//! lose nothing to a dead drain; `kill -9` with records on disk, then a
+//! restart, delivers everything; a buffer no route names any more is replayed
+//! at start and removed; a torn segment is cut and counted; beyond the budget
 //! drops are counted exactly and told with the L10 line.
 //!
 //! The outage lasts `LOGTRAIN_SOAK_SECS` (default 3 s; `tests/soak` runs 60,
@@ -135,6 +136,14 @@ async fn a_dead_drain_never_holds_back_its_neighbour_and_gets_every_line_in_orde
         bin.metric(&sample(&dead_id, "logtrain_drain_buffer_spilled_total")) > 0,
         "the dead drain spilled"
     );
+    if support::faults::soaking() {
+        println!(
+            "SOAK disk_buffer outage {outage:?}: {} lines written, the healthy drain had {}, spilled {}",
+            *written.lock(),
+            healthy.count(),
+            bin.metric(&sample(&dead_id, "logtrain_drain_buffer_spilled_total"))
+        );
+    }
     // The rotated file, fully read and (for the dead drain) written to disk,
     // is let go even though that drain is still down: delete it as logrotate
     // would and the process no longer holds it.
