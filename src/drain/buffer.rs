@@ -293,6 +293,16 @@ impl Buffer {
         Offer::Staged
     }
 
+    /// Queues in memory the longest prefix of `recs` the queue takes now,
+    /// under one lock, if nothing is on disk (else none); returns how many.
+    pub fn push_prefix(&self, queue: &Queue, recs: &[SharedRecord]) -> usize {
+        let st = self.state.lock();
+        if st.closed || st.recovering || st.behind > 0 {
+            return 0;
+        }
+        queue.push_some(recs).unwrap_or(0)
+    }
+
     /// Whether records offered now would be taken without waiting.
     /// Conservative (half the staging bounds), so an input that checks once
     /// and then offers a whole read rarely races into a drop.

@@ -255,8 +255,15 @@ impl Drain {
             }
         };
         if let Some(b) = &self.buffer {
-            let mut queued = 0;
-            for r in recs {
+            // What the queue takes at once, under one lock; the rest one by one
+            // (to disk, in order, once the queue is full).
+            let mut queued = if self.closed.is_cancelled() {
+                0
+            } else {
+                b.push_prefix(&self.queue, recs)
+            };
+            self.stats.queued.add(queued as u64);
+            for r in &recs[queued..] {
                 queued += usize::from(self.buffered(b, r.clone()).await);
             }
             return queued;
