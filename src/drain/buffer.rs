@@ -182,6 +182,9 @@ pub enum Offer {
     Staged,
     /// Too much is waiting to be written: wait for room, or drop.
     Full(SharedRecord),
+    /// Nothing is on disk and the memory queue is full (only when asked not
+    /// to spill yet).
+    QueueFull(SharedRecord),
     /// Beyond the drain's or the node's disk budget.
     OverBudget(SharedRecord),
     /// The drain was closed.
@@ -259,8 +262,10 @@ impl Buffer {
 
     /// Queues `rec` in memory if nothing is on disk and the queue has room,
     /// else accepts it for disk if the budget allows. `closed`: the drain no
-    /// longer takes records.
-    pub fn push(&self, queue: &Queue, closed: bool, mut rec: SharedRecord) -> Offer {
+    /// longer takes records. With `spill` false a full queue is reported
+    /// ([`Offer::QueueFull`]) instead of spilling, for a producer that would
+    /// rather wait a moment.
+    pub fn push(&self, queue: &Queue, closed: bool, spill: bool, mut rec: SharedRecord) -> Offer {
         let mut st = self.state.lock();
         if closed || st.closed {
             return Offer::Closed(rec);
@@ -268,6 +273,7 @@ impl Buffer {
         if !st.recovering && st.behind == 0 {
             match queue.try_push(rec) {
                 Ok(()) => return Offer::Queued,
+                Err(PushError::Full(r)) if !spill => return Offer::QueueFull(r),
                 Err(PushError::Full(r)) => rec = r,
                 Err(PushError::Closed(r)) => return Offer::Closed(r),
             }
@@ -321,6 +327,11 @@ impl Buffer {
         wait.await;
     }
 
+    /// Waits until some budget is given back (a segment deleted).
+    pub async fn wait_release(&self) {
+        self.room.notified().await;
+    }
+
     /// Takes no more records (the drain was closed).
     pub fn close(&self) {
         self.state.lock().closed = true;
@@ -333,6 +344,8 @@ impl Buffer {
         st.used = st.used.saturating_sub(bytes);
         drop(st);
         self.cfg.node.release(bytes);
+        // Producers waiting on the budget may go on.
+        self.room.notify_waiters();
     }
 
     /// Counts `bytes` found on disk at start against both budgets.

@@ -59,6 +59,10 @@ impl Stats {
     }
 }
 
+/// How long a producer that may wait (the tailer) waits for room in a full
+/// queue before its records go to the disk buffer.
+pub const SPILL_AFTER: Duration = Duration::from_millis(100);
+
 /// An overflow episode: how many records were dropped since when.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Dropped {
@@ -135,12 +139,12 @@ impl Drain {
     pub fn offer(&self, rec: &SharedRecord) -> bool {
         match &self.buffer {
             None => self.count_push(self.queue.try_push(self.relabel(rec))),
-            Some(b) => match b.push(&self.queue, self.closed.is_cancelled(), self.relabel(rec)) {
+            Some(b) => match b.push(&self.queue, self.closed.is_cancelled(), true, self.relabel(rec)) {
                 Offer::Queued | Offer::Staged => {
                     self.stats.queued.inc();
                     true
                 }
-                Offer::Full(r) | Offer::Closed(r) => {
+                Offer::Full(r) | Offer::QueueFull(r) | Offer::Closed(r) => {
                     self.note_drop(&r);
                     false
                 }
@@ -152,14 +156,23 @@ impl Drain {
         }
     }
 
-    /// Waits for room in the buffer's staging, then queues or stages `rec`;
-    /// beyond the disk budget, or once closed, it is dropped and counted.
+    /// For a producer that may wait (the tailer): queues `rec`, waiting up
+    /// to [`SPILL_AFTER`] for room in a full queue before it spills to disk
+    /// (a drain that is merely slower than the tailer then keeps up from
+    /// memory, and a dead one spills after that moment), and waits while the
+    /// disk budget is spent (logged once per episode; nothing is dropped). Once closed, the record is dropped and counted.
     async fn buffered(&self, b: &Buffer, mut rec: SharedRecord) -> bool {
+        let spill_at = Instant::now() + SPILL_AFTER;
         loop {
-            match b.push(&self.queue, self.closed.is_cancelled(), rec) {
+            let spill = Instant::now() >= spill_at;
+            match b.push(&self.queue, self.closed.is_cancelled(), spill, rec) {
                 Offer::Queued | Offer::Staged => {
                     self.stats.queued.inc();
                     return true;
+                }
+                Offer::QueueFull(r) => {
+                    rec = r;
+                    let _ = tokio::time::timeout_at(spill_at, self.queue.wait_below(self.queue_max_records)).await;
                 }
                 Offer::Full(r) => {
                     rec = r;
@@ -170,8 +183,13 @@ impl Drain {
                     return false;
                 }
                 Offer::OverBudget(r) => {
-                    self.over_budget(b, &r);
-                    return false;
+                    rec = r;
+                    if !b.over_logged.swap(true, Ordering::AcqRel) {
+                        warn!(drain = %self.id, "Drain's disk buffer is at its budget (DRAIN_BUFFER_MAX_BYTES or DRAIN_BUFFER_TOTAL_BYTES); the tailer waits for it, as without a disk buffer.");
+                    }
+                    // Segments deleted wake us; another drain's release of the
+                    // node's budget does not, hence the timeout.
+                    let _ = timeout(Duration::from_millis(100), b.wait_release()).await;
                 }
             }
         }
