@@ -64,6 +64,9 @@ impl App {
             }
         }
         let origins: Vec<OriginKind> = datasources.iter().map(|d| d.origin()).collect();
+        let egress = std::sync::Arc::new(crate::egress::Egress::new(config.drain_deny_networks.clone()));
+        // Before any route: what earlier runs buffered is replayed whether or not a route names it.
+        registry.recover(&egress);
         let writer = RouteWriter::new(registry.clone(), routes.clone(), origins)
             .with_egress(crate::egress::Egress::new(config.drain_deny_networks.clone()));
         let ready = writer.ready();

@@ -95,6 +95,19 @@ pub enum TailAccess {
     Open,
 }
 
+/// Where a drain keeps records its memory queue has no room for.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BufferMode {
+    /// In segment files under `DRAIN_BUFFER_PATH`, within the byte budgets:
+    /// the tailer moves on and push inputs lose nothing while a drain is down.
+    #[default]
+    Disk,
+    /// Nowhere (the Go logtrain): the tailer waits for the drain, push inputs
+    /// drop and count.
+    Memory,
+}
+
 settings! {
     /// Port of the HTTP server (health, metrics, HTTP inputs).
     http_port: u16 = "9000", "HTTP_PORT", num("a port number");
@@ -163,6 +176,18 @@ settings! {
     drain_queue_records: usize = "10000", "DRAIN_QUEUE_RECORDS", num("a record count").at_least(1);
     /// Bytes each drain may queue.
     drain_queue_bytes: usize = "8388608", "DRAIN_QUEUE_BYTES", num("a byte count").at_least(1);
+    /// Where records that do not fit a drain's queue go: `disk` (segment files
+    /// under `DRAIN_BUFFER_PATH`, replayed in order, kept across restarts) or
+    /// `memory` (none: the tailer waits for the drain, push inputs drop).
+    drain_buffer: BufferMode = "disk", "DRAIN_BUFFER",
+        Choice(&[("disk", BufferMode::Disk), ("memory", BufferMode::Memory)]);
+    /// Folder of the drains' disk buffers (one folder per drain, mode 0700).
+    drain_buffer_path: PathBuf = "/var/lib/logtrain/buffers", "DRAIN_BUFFER_PATH", text();
+    /// Record bytes one drain may hold on disk; beyond it records are dropped,
+    /// counted and told to the drain.
+    drain_buffer_max_bytes: u64 = "268435456", "DRAIN_BUFFER_MAX_BYTES", num("a byte count").at_least(1);
+    /// Record bytes all drains of the node may hold on disk together.
+    drain_buffer_total_bytes: u64 = "2147483648", "DRAIN_BUFFER_TOTAL_BYTES", num("a byte count").at_least(1);
     /// Connections per network drain at most.
     drain_max_connections: usize = "40", "DRAIN_MAX_CONNECTIONS", num("a connection count").at_least(1);
     /// Where files found at start without a checkpoint start: `beginning`, or

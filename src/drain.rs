@@ -9,6 +9,7 @@
 //! registry holds at most `DRAIN_MAX` drains, closed ones still flushing
 //! included.
 
+pub mod buffer;
 pub mod dial;
 pub mod driver;
 pub mod elasticsearch;
@@ -80,6 +81,13 @@ impl DrainContext {
             queue_bytes: config.drain_queue_bytes,
             max_connections: config.drain_max_connections,
             give_up_after: config.shutdown_deadline(),
+            buffer: (config.drain_buffer == crate::config::BufferMode::Disk).then(|| {
+                buffer::BufferConfig::new(
+                    config.drain_buffer_path.clone(),
+                    config.drain_buffer_max_bytes,
+                    config.drain_buffer_total_bytes,
+                )
+            }),
             ..DriverConfig::default()
         };
         DrainContext {
@@ -89,17 +97,21 @@ impl DrainContext {
         }
     }
 
-    /// A context with default settings and a reopen signal that never fires.
+    /// A context with default settings, no disk buffers and a reopen signal
+    /// that never fires.
     pub fn standalone() -> Self {
         let (tx, reopen) = watch::channel(0);
         std::mem::forget(tx);
-        Self::from_config(&Config::default(), reopen)
+        let mut ctx = Self::from_config(&Config::default(), reopen);
+        ctx.driver.buffer = None;
+        ctx
     }
 }
 
 /// Starts the drain a spec describes.
 pub fn start(spec: &DrainSpec, ctx: &DrainContext, tracker: &TaskTracker) -> Result<Arc<Drain>, DrainError> {
     let mut cfg = ctx.driver.clone();
+    cfg.buffer_key = Some(crate::secret::Secret::new(spec.key.clone()));
     cfg.app_name = spec.app_name.as_deref().map(|t| bytes::Bytes::from(t.to_string()));
     cfg.processing = spec.processing.clone();
     let id = spec.id.as_str();
@@ -129,6 +141,27 @@ pub fn start(spec: &DrainSpec, ctx: &DrainContext, tracker: &TaskTracker) -> Res
             driver::spawn(id, sink, cfg, tracker)
         }
     })
+}
+
+/// The spec whose key is `key` (a buffer's `drain.key`): its URL, a tenant's
+/// copy (`#tenant`) and a tag (`#tag=`) undone in the order they were made.
+fn spec_of_key(key: &str, egress: &Arc<crate::egress::Egress>) -> Option<DrainSpec> {
+    let (rest, tag) = match key.rsplit_once("#tag=") {
+        Some((rest, tag)) => (rest, Some(tag)),
+        None => (key, None),
+    };
+    let (url, tenant) = match rest.strip_suffix("#tenant") {
+        Some(url) => (url, true),
+        None => (rest, false),
+    };
+    let mut spec = DrainSpec::parse(url).ok()?;
+    if tenant {
+        spec = spec.restricted(egress.clone());
+    }
+    if let Some(tag) = tag {
+        spec = spec.tagged(tag);
+    }
+    (spec.key == key).then_some(spec)
 }
 
 /// The TLS connector of a drain whose scheme is TLS, else `None`.
@@ -221,6 +254,40 @@ impl Registry {
         self.count.set(running.len() as i64);
     }
 
+    /// Starts the drains whose disk buffers an earlier run left under
+    /// `DRAIN_BUFFER_PATH`, so what they hold is replayed even if no route
+    /// names them any more (the route writer then retires those: they replay
+    /// within `SHUTDOWN_TIMEOUT`, drop what is left, counted, and remove their
+    /// buffer). A buffer whose drain cannot be started again (its URL no
+    /// longer valid) is dropped, its records counted. Returns how many drains
+    /// were started.
+    pub fn recover(&self, egress: &Arc<crate::egress::Egress>) -> usize {
+        let Some(cfg) = self.ctx.driver.buffer.clone() else {
+            return 0;
+        };
+        let mut started = 0;
+        for (dir, key) in buffer::found(&cfg.root) {
+            if self.running.lock().contains_key(&key) {
+                continue;
+            }
+            match spec_of_key(&key, egress).map(|s| self.get_or_start(&s)) {
+                Some(Ok(_)) => started += 1,
+                Some(Err(e)) => {
+                    warn!(error = %e, dir = %dir.display(), "Drain of a disk buffer found at start not started; its buffer stays.")
+                }
+                None => {
+                    let records = buffer::discard(&dir);
+                    telemetry::counter("logtrain_drain_buffer_orphans_dropped_total", &[]).add(records);
+                    warn!(dir = %dir.display(), records, "Disk buffer of a drain whose URL is no longer valid; dropped.");
+                }
+            }
+        }
+        if started > 0 {
+            info!(drains = started, "Replaying the disk buffers an earlier run left.");
+        }
+        started
+    }
+
     /// Every drain currently running (not retired).
     pub fn drains(&self) -> Vec<Arc<Drain>> {
         self.running.lock().values().map(|r| r.drain.clone()).collect()
@@ -232,7 +299,7 @@ impl Registry {
         let mut all: Vec<Arc<Drain>> = self.running.lock().drain().map(|(_, r)| r.drain).collect();
         all.extend(self.retired.lock().drain(..).filter(|d| !d.is_finished()));
         for d in &all {
-            d.close();
+            d.close_for_shutdown();
         }
         self.tracker.close();
         let mut report = ShutdownReport::default();

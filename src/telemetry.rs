@@ -289,6 +289,41 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         "Bytes waiting in a drain's queue.",
     ),
     (
+        "logtrain_drain_buffer_bytes",
+        Kind::Gauge,
+        "Record bytes a drain holds in its disk buffer (DRAIN_BUFFER=disk), out of DRAIN_BUFFER_MAX_BYTES.",
+    ),
+    (
+        "logtrain_drain_buffer_records",
+        Kind::Gauge,
+        "Records a drain holds in its disk buffer that were not replayed into its queue yet.",
+    ),
+    (
+        "logtrain_drain_buffer_spilled_total",
+        Kind::Counter,
+        "Records a drain's full queue sent to its disk buffer (or behind what the buffer held).",
+    ),
+    (
+        "logtrain_drain_buffer_replayed_total",
+        Kind::Counter,
+        "Records replayed from a drain's disk buffer into its queue (again after a restart, for segments not confirmed).",
+    ),
+    (
+        "logtrain_drain_buffer_dropped_total",
+        Kind::Counter,
+        "Records a drain dropped because its disk buffer was at its budget or could not be written (disk full); also in logtrain_drain_dropped_total.",
+    ),
+    (
+        "logtrain_drain_buffer_orphans_dropped_total",
+        Kind::Counter,
+        "Records of disk buffers found at start whose drain URL is no longer valid, dropped.",
+    ),
+    (
+        "logtrain_drain_buffer_torn_total",
+        Kind::Counter,
+        "Torn or unreadable records cut from a drain's disk buffer (a write a crash interrupted); never replayed.",
+    ),
+    (
         "logtrain_drain_connections",
         Kind::Gauge,
         "Open connections of a drain's pool.",

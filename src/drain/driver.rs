@@ -25,14 +25,16 @@
 //! `handle` (the [`Drain`] inputs queue into), `dispatch` (the dispatcher,
 //! its pool and gate), `worker` (one connection, holding written batches until
 //! confirmed), `deliver` (one batch, with retries) and `events` (what logs and
-//! counts failures, denials and losses). This file holds the settings and
-//! [`spawn`].
+//! counts failures, denials and losses) and `spill` (the disk buffer's task:
+//! writing what overflows the queue, replaying it, deleting what was
+//! confirmed). This file holds the settings and [`spawn`].
 
 mod deliver;
 mod dispatch;
 mod events;
 mod handle;
 mod sink;
+mod spill;
 mod worker;
 
 use std::sync::Arc;
@@ -41,8 +43,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio_util::task::TaskTracker;
-use tracing::debug;
+use tracing::{debug, warn};
 
+use crate::drain::buffer::{Buffer, BufferConfig};
+use crate::secret::Secret;
 use crate::telemetry;
 
 pub use handle::Drain;
@@ -87,6 +91,12 @@ pub struct DriverConfig {
     /// How long a tenant's drain whose every address was denied rejects its
     /// records before it resolves its host again.
     pub denied_recheck: Duration,
+    /// Where records that overflow the queue go on disk (`DRAIN_BUFFER=disk`);
+    /// `None` keeps them in memory alone.
+    pub buffer: Option<BufferConfig>,
+    /// The drain's key (its normalised URL, credentials included), which
+    /// names its buffer directory; set per drain.
+    pub buffer_key: Option<Secret>,
 }
 
 impl Default for DriverConfig {
@@ -109,6 +119,8 @@ impl Default for DriverConfig {
             processing: None,
             give_up_after: Duration::from_secs(25),
             denied_recheck: Duration::from_secs(60),
+            buffer: None,
+            buffer_key: None,
         }
     }
 }
@@ -120,7 +132,16 @@ pub fn spawn<S: Sink>(id: &str, sink: S, mut cfg: DriverConfig, tracker: &TaskTr
     cfg.max_connections = cfg.max_connections.max(1);
     // Taken before the series are looked up; dropped once the drain has finished.
     let lease = telemetry::lease("drain", id);
-    let drain = Arc::new(Drain::new(id, &cfg));
+    let buffer = match (&cfg.buffer, &cfg.buffer_key) {
+        (Some(b), Some(key)) => Buffer::open(b, key.expose(), id)
+            .inspect_err(|e| warn!(drain = %id, error = %e, "Drain buffers in memory only."))
+            .ok(),
+        _ => None,
+    };
+    let drain = Arc::new(Drain::new(id, &cfg, buffer.clone()));
+    if let Some(b) = buffer {
+        tracker.spawn(spill::run(drain.clone(), b));
+    }
     let d = drain.clone();
     let sink = Arc::new(sink);
     let t = tracker.clone();

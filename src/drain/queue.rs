@@ -140,7 +140,7 @@ impl Queue {
 
     /// Queues the longest prefix of `recs` that fits now, under one lock.
     /// `None` when the queue is closed.
-    fn push_some(&self, recs: &[SharedRecord]) -> Option<usize> {
+    pub fn push_some(&self, recs: &[SharedRecord]) -> Option<usize> {
         let mut st = self.state.lock();
         if st.closed {
             return None;

@@ -29,7 +29,7 @@ async fn records_reach_file_drains_through_the_table_and_shutdown_flushes() {
                 drains: vec![both.clone()],
             },
         ],
-        ..Config::default()
+        ..crate::support::config()
     };
     let app = App::start(config);
     assert!(
@@ -76,7 +76,7 @@ async fn records_reach_file_drains_through_the_table_and_shutdown_flushes() {
 async fn a_route_removed_live_stops_delivery_and_closes_its_drain() {
     let dir = tempfile::tempdir().unwrap();
     let url = file_url(&dir, "live.log");
-    let app = App::start(Config::default());
+    let app = App::start(crate::support::config());
     let tx = app.route_sender();
     let obj = RouteObject {
         id: "row-1".into(),
@@ -130,7 +130,7 @@ async fn an_unopenable_file_drain_fails_alone() {
             drains: vec!["file:///nonexistent-folder-logtrain/x.log".into(), good],
         }],
         shutdown_timeout: 1,
-        ..Config::default()
+        ..crate::support::config()
     };
     let app = App::start(config);
     app.wait_ready().await;

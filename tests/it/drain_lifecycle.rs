@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use logtrain::ack::{self, BatchStatus};
-use logtrain::config::Config;
+use logtrain::config::{BufferMode, Config};
 use logtrain::datasource::{OriginKind, RouteEvent, RouteObject, RouteSpec, RouteUpdate};
 use logtrain::drain::{Drain, DrainContext, DrainSpec, Registry};
 use logtrain::record::{InputKind, Record};
@@ -66,7 +66,9 @@ async fn a_retired_drain_whose_receiver_is_down_gives_up_within_shutdown_timeout
     support::captured_logs();
     let config = Config {
         shutdown_timeout: 3,
-        ..Config::default()
+        // What a retired drain's disk buffer does is `disk_buffer`'s to test.
+        drain_buffer: BufferMode::Memory,
+        ..crate::support::config()
     };
     let (_reopen, rx) = tokio::sync::watch::channel(0);
     let (mut w, routes, registry) = writer(DrainContext::from_config(&config, rx));

@@ -90,7 +90,7 @@ async fn tcp_both_framings_deliver_every_field_through_the_app() {
                 drains: vec![format!("syslog+tcp://127.0.0.1:{port}?framing=newline")],
             },
         ],
-        ..Config::default()
+        ..crate::support::config()
     });
     assert!(app.wait_ready().await);
     let router = app.router(InputKind::Internal);
@@ -463,7 +463,7 @@ async fn a_hanging_receiver_does_not_hold_back_a_healthy_drain_on_the_same_route
             drains: vec![hanging.clone(), healthy.clone()],
         }],
         shutdown_timeout: 2,
-        ..Config::default()
+        ..crate::support::config()
     });
     assert!(app.wait_ready().await);
     let router = app.router(InputKind::Internal);

@@ -66,7 +66,7 @@ async fn bad_neighbours_do_not_slow_a_healthy_drain() {
                 drains: vec![hole_url.clone(), failing_url.clone(), tls_url.clone(), healthy.url()],
             },
         ],
-        ..Config::default()
+        ..crate::support::config()
     });
     assert!(app.wait_ready().await);
     let p = phase(1.5);

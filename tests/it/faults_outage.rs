@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use logtrain::app::App;
-use logtrain::config::{Config, StaticRoute};
+use logtrain::config::{BufferMode, Config, StaticRoute};
 use logtrain::drain::DrainSpec;
 use serde_json::Value;
 use support::faults::{Node, Receiver, cri, phase};
@@ -95,12 +95,14 @@ async fn the_tailer_pauses_through_a_drain_outage_and_loses_nothing() {
         kubernetes_log_path: node.containers(),
         checkpoint_path: node.path("state/checkpoints.json"),
         shutdown_timeout: 5,
+        // The memory queue alone (DRAIN_BUFFER=memory): the tailer waits.
+        drain_buffer: BufferMode::Memory,
         drain_queue_records: 500,
         routes: vec![StaticRoute {
             hostname: "web.default".into(),
             drains: vec![format!("syslog+tcp://127.0.0.1:{port}")],
         }],
-        ..Config::default()
+        ..crate::support::config()
     });
     assert!(app.wait_ready().await);
     logtrain::input::start(&app).await.unwrap();
@@ -184,12 +186,15 @@ async fn push_input(drain: &str, queue: usize) -> (App, std::net::SocketAddr) {
         http_port: 0,
         listen_address: "127.0.0.1".into(),
         shutdown_timeout: 5,
+        // The memory queue alone (DRAIN_BUFFER=memory): what it cannot take is
+        // dropped or pushed back; `disk_buffer` tests the disk.
+        drain_buffer: BufferMode::Memory,
         drain_queue_records: queue,
         routes: vec![StaticRoute {
             hostname: "push.default".into(),
             drains: vec![drain.to_string()],
         }],
-        ..Config::default()
+        ..crate::support::config()
     });
     assert!(app.wait_ready().await);
     let at = logtrain::input::start(&app).await.unwrap();

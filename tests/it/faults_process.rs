@@ -256,6 +256,8 @@ async fn overload_stays_in_memory_bounds_counts_its_drops_and_recovers() {
         ("SYSLOG_TCP", "true"),
         ("SYSLOG_TCP_PORT", "0"),
         ("DRAIN_QUEUE_RECORDS", "2000"),
+        // Memory bounds of the memory queue alone (no disk buffer).
+        ("DRAIN_BUFFER", "memory"),
         ("DRAIN_QUEUE_BYTES", "1048576"),
         ("DEBUG", "false"),
     ];

@@ -57,7 +57,7 @@ async fn every_line_once_and_in_order_through_a_rotation_storm() {
                 drains: vec![rx.url()],
             })
             .collect(),
-        ..Config::default()
+        ..crate::support::config()
     });
     assert!(app.wait_ready().await);
     logtrain::input::start(&app).await.unwrap();

@@ -44,7 +44,7 @@ fn config() -> Config {
         http_events: true,
         input_idle_timeout: 1,
         input_max_connections: 3,
-        ..Config::default()
+        ..crate::support::config()
     }
 }
 
@@ -346,7 +346,7 @@ async fn tls_handshakes_that_never_start_are_capped_then_closed() {
         syslog_tls_key_pem: Some(pki.server_key.display().to_string().into()),
         input_idle_timeout: 1,
         input_max_connections: 2,
-        ..Config::default()
+        ..crate::support::config()
     };
     let mut lt = start(dir.path(), config, &["host.a"]).await;
     let addr = lt.at.syslog_tls.unwrap();
@@ -394,7 +394,7 @@ async fn a_flood_of_endless_frames_stays_within_the_connection_and_frame_bounds(
         input_max_connections: 8,
         syslog_max_line: 64 << 10,
         syslog_max_frame: 256 << 10,
-        ..Config::default()
+        ..crate::support::config()
     };
     let mut lt = start(dir.path(), config, &["host.a"]).await;
     let addr = lt.at.syslog_tcp.unwrap();
@@ -442,7 +442,7 @@ async fn an_envoy_input_connection_that_never_speaks_is_closed() {
         envoy: true,
         envoy_port: 0,
         input_idle_timeout: 1,
-        ..Config::default()
+        ..crate::support::config()
     };
     let mut lt = start(dir.path(), config, &["host.a"]).await;
     let addr = lt.at.envoy.unwrap();
@@ -520,7 +520,7 @@ async fn ten_thousand_idle_connections_are_capped_counted_and_bounded() {
     let config = Config {
         syslog_tcp: true,
         input_idle_timeout: idle,
-        ..Config::default()
+        ..crate::support::config()
     };
     let mut lt = start(dir.path(), config, &["host.a"]).await;
     let addr = lt.at.syslog_tcp.unwrap();

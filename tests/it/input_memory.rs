@@ -226,7 +226,7 @@ async fn an_http_post_gets_503_with_retry_after_while_the_budget_is_spent() {
     let dir = tempfile::tempdir().unwrap();
     let config = small_budget(Config {
         http_events: true,
-        ..Config::default()
+        ..crate::support::config()
     });
     let mut lt = start(dir.path(), config, &["host.a"]).await;
     let (tcp, http) = (lt.at.syslog_tcp.unwrap(), lt.at.http);
@@ -270,7 +270,7 @@ async fn udp_datagrams_are_dropped_and_counted_while_the_budget_is_spent() {
     let dir = tempfile::tempdir().unwrap();
     let config = small_budget(Config {
         syslog_udp: true,
-        ..Config::default()
+        ..crate::support::config()
     });
     let mut lt = start(dir.path(), config, &["host.a"]).await;
     let (tcp, udp) = (lt.at.syslog_tcp.unwrap(), lt.at.syslog_udp.unwrap());

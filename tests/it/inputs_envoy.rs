@@ -69,7 +69,7 @@ impl Setup {
                     drains: vec![format!("file://{}", dir.path().join(file).display())],
                 })
                 .collect(),
-            ..Config::default()
+            ..crate::support::config()
         };
         let app = App::start(config);
         assert!(app.wait_ready().await);

@@ -54,7 +54,7 @@ fn http_config() -> Config {
     Config {
         http_syslog: true,
         http_events: true,
-        ..Config::default()
+        ..crate::support::config()
     }
 }
 
@@ -315,6 +315,8 @@ async fn a_full_drain_queue_answers_503_with_retry_after() {
     let later = dir.path().join("later");
     let config = Config {
         drain_queue_records: 4,
+        // The memory queue alone: what it cannot take is refused or dropped.
+        drain_buffer: logtrain::config::BufferMode::Memory,
         ..http_config()
     };
     let mut lt = start_to(&later.join("out.log"), config, &["web.default"]).await;
@@ -443,7 +445,7 @@ async fn readyz_answers_503_until_every_datasource_has_synced() {
         postgres: true,
         database_url: Some(format!("postgres://logtrain@127.0.0.1:{port}/logtrain").into()),
         shutdown_timeout: 3,
-        ..Config::default()
+        ..crate::support::config()
     };
     let app = logtrain::app::App::start(config);
     let at = logtrain::input::start(&app).await.expect("inputs start");

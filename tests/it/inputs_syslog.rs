@@ -20,7 +20,7 @@ fn syslog_config() -> Config {
     Config {
         syslog_tcp: true,
         syslog_udp: true,
-        ..Config::default()
+        ..crate::support::config()
     }
 }
 
@@ -248,7 +248,7 @@ fn tls_config(pki: &support::tls::Pki, with_ca: bool) -> Config {
         syslog_tls_cert_pem: Some(pki.server_cert_pem.clone()),
         syslog_tls_key_pem: Some(pki.server_key.display().to_string().into()),
         syslog_tls_ca_pem: with_ca.then(|| pki.ca_path.display().to_string()),
-        ..Config::default()
+        ..crate::support::config()
     }
 }
 
@@ -566,7 +566,7 @@ async fn bad_tls_material_is_named() {
         syslog_tls_port: 0,
         syslog_tls_cert_pem: Some(dir.path().join("missing.pem").display().to_string()),
         syslog_tls_key_pem: Some("-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n".into()),
-        ..Config::default()
+        ..crate::support::config()
     };
     let app = logtrain::app::App::start(config);
     let e = logtrain::input::start(&app).await.unwrap_err().to_string();
@@ -619,6 +619,8 @@ async fn udp_records_dropped_at_a_full_queue_are_counted_per_input_and_per_drain
     let out = later.join("out.log");
     let config = Config {
         drain_queue_records: 4,
+        // The memory queue alone: what it cannot take is refused or dropped.
+        drain_buffer: logtrain::config::BufferMode::Memory,
         ..syslog_config()
     };
     let mut lt = start_to(&out, config, &[&host]).await;

@@ -138,7 +138,7 @@ impl Harness {
     /// logtrain with the default policy: annotations name network drains, never
     /// loopback, link-local or metadata addresses.
     fn start(api: &KubeApi, settings: Settings) -> Harness {
-        Self::start_with(api, settings, Config::default())
+        Self::start_with(api, settings, crate::support::config())
     }
 
     /// logtrain whose annotations may name drains anywhere
@@ -146,7 +146,7 @@ impl Harness {
     fn start_open(api: &KubeApi, settings: Settings) -> Harness {
         let config = Config {
             drain_deny_networks: Vec::new(),
-            ..Config::default()
+            ..crate::support::config()
         };
         let settings = Settings {
             egress: Arc::new(Egress::open()),

@@ -12,6 +12,7 @@ mod support;
 
 mod core;
 mod deploy;
+mod disk_buffer;
 mod drain_lifecycle;
 mod drain_params;
 mod drains_elasticsearch;

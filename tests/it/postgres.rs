@@ -141,7 +141,7 @@ async fn start(url: &str) -> App {
         postgres: true,
         database_url: Some(url.to_string().into()),
         shutdown_timeout: 2,
-        ..Config::default()
+        ..crate::support::config()
     };
     assert!(
         logtrain::check::problems(&config).is_empty(),
@@ -875,7 +875,7 @@ async fn a_failing_session_is_logged_with_the_servers_reason() {
         postgres: true,
         database_url: Some(u.to_string().into()),
         shutdown_timeout: 2,
-        ..Config::default()
+        ..crate::support::config()
     });
     wait_until("the failure logged", Duration::from_secs(10), || {
         logged(&["Lost the Postgres drain table", &target]) == 1
@@ -900,7 +900,7 @@ fn a_bad_database_url_is_a_config_problem_without_the_password() {
     let c = Config {
         postgres: true,
         database_url: Some("postgres://u:hunter2@h/db?sslmode=sometimes".into()),
-        ..Config::default()
+        ..crate::support::config()
     };
     let p = logtrain::check::problems(&c);
     assert_eq!(p.len(), 1, "{p:?}");

@@ -62,7 +62,7 @@ async fn start(node: &Node, rx: &Receiver) -> App {
             hostname: "web.default".into(),
             drains: vec![rx.url()],
         }],
-        ..Config::default()
+        ..crate::support::config()
     });
     assert!(app.wait_ready().await);
     logtrain::input::start(&app).await.unwrap();

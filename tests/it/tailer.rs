@@ -73,7 +73,7 @@ impl Node {
                     drains: vec![format!("file://{}", self.out(f).display())],
                 })
                 .collect(),
-            ..Config::default()
+            ..crate::support::config()
         }
     }
 }

@@ -17,6 +17,7 @@ use tracing::warn;
 
 use super::DriverConfig;
 use super::events::reject;
+use crate::drain::buffer::{Buffer, Offer};
 use crate::drain::process::{Gate, Verdict};
 use crate::drain::queue::{PushError, Queue};
 use crate::encode::kubernetes;
@@ -71,6 +72,10 @@ impl Stats {
     }
 }
 
+/// How long a producer that may wait (the tailer) waits for room in a full
+/// queue before its records go to the disk buffer.
+pub const SPILL_AFTER: Duration = Duration::from_millis(100);
+
 /// An overflow episode: how many records were dropped since when.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Dropped {
@@ -109,6 +114,9 @@ pub struct Drain {
     pub(super) denied_until: Mutex<Option<Instant>>,
     /// Records it held when it gave up (0: it did not).
     pub(super) given_up: AtomicUsize,
+    /// Its disk buffer (`DRAIN_BUFFER=disk`): where records go while the
+    /// queue is full, and behind which new ones wait until it is replayed.
+    pub(super) buffer: Option<Arc<Buffer>>,
 }
 
 impl std::fmt::Debug for Drain {
@@ -119,7 +127,7 @@ impl std::fmt::Debug for Drain {
 
 impl Drain {
     /// A drain with an empty queue, not driven yet (see [`super::spawn`]).
-    pub(super) fn new(id: &str, cfg: &DriverConfig) -> Self {
+    pub(super) fn new(id: &str, cfg: &DriverConfig, buffer: Option<Arc<Buffer>>) -> Self {
         let stats = Stats::new(id);
         let p = cfg.processing.as_deref();
         Drain {
@@ -140,6 +148,7 @@ impl Drain {
             stop: CancellationToken::new(),
             denied_until: Mutex::new(None),
             given_up: AtomicUsize::new(0),
+            buffer,
         }
     }
 
@@ -156,7 +165,28 @@ impl Drain {
         if !self.admits(rec) {
             return true;
         }
-        self.count_push(self.queue.try_push(self.relabel(rec, &mut None)))
+        match &self.buffer {
+            None => self.count_push(self.queue.try_push(self.relabel(rec, &mut None))),
+            Some(b) => match b.push(
+                &self.queue,
+                self.closed.is_cancelled(),
+                true,
+                self.relabel(rec, &mut None),
+            ) {
+                Offer::Queued | Offer::Staged => {
+                    self.stats.queued.inc();
+                    true
+                }
+                Offer::Full(r) | Offer::QueueFull(r) | Offer::Closed(r) => {
+                    self.note_drop(&r);
+                    false
+                }
+                Offer::OverBudget(r) => {
+                    self.over_budget(b, &r);
+                    false
+                }
+            },
+        }
     }
 
     /// Whether the drain's gate (if any) takes `rec`.
@@ -164,10 +194,62 @@ impl Drain {
         self.gate.as_ref().is_none_or(|g| g.admit(rec) == Verdict::Take)
     }
 
+    /// For a producer that may wait (the tailer): queues `rec`, waiting up
+    /// to [`SPILL_AFTER`] for room in a full queue before it spills to disk
+    /// (a drain that is merely slower than the tailer then keeps up from
+    /// memory, and a dead one spills after that moment), and waits while the
+    /// disk budget is spent (logged once per episode; nothing is dropped). Once closed, the record is dropped and counted.
+    async fn buffered(&self, b: &Buffer, mut rec: SharedRecord) -> bool {
+        let spill_at = Instant::now() + SPILL_AFTER;
+        loop {
+            let spill = Instant::now() >= spill_at;
+            match b.push(&self.queue, self.closed.is_cancelled(), spill, rec) {
+                Offer::Queued | Offer::Staged => {
+                    self.stats.queued.inc();
+                    return true;
+                }
+                Offer::QueueFull(r) => {
+                    rec = r;
+                    let _ = tokio::time::timeout_at(spill_at, self.queue.wait_below(self.queue_max_records)).await;
+                }
+                Offer::Full(r) => {
+                    rec = r;
+                    b.wait_room().await;
+                }
+                Offer::Closed(r) => {
+                    self.note_drop(&r);
+                    return false;
+                }
+                Offer::OverBudget(r) => {
+                    rec = r;
+                    if !b.over_logged.swap(true, Ordering::AcqRel) {
+                        warn!(drain = %self.id, "Drain's disk buffer is at its budget (DRAIN_BUFFER_MAX_BYTES or DRAIN_BUFFER_TOTAL_BYTES); the tailer waits for it, as without a disk buffer.");
+                    }
+                    // Segments deleted wake us; another drain's release of the
+                    // node's budget does not, hence the timeout.
+                    let _ = timeout(Duration::from_millis(100), b.wait_release()).await;
+                }
+            }
+        }
+    }
+
+    /// A record beyond the disk budget: dropped like an overflow (told to the
+    /// drain as one), counted, logged once per episode.
+    fn over_budget(&self, b: &Buffer, rec: &SharedRecord) {
+        b.stats.dropped.inc();
+        if !b.over_logged.swap(true, Ordering::AcqRel) {
+            warn!(drain = %self.id, "Drain's disk buffer is at its budget (DRAIN_BUFFER_MAX_BYTES or DRAIN_BUFFER_TOTAL_BYTES); dropping records until it drains (counted in logtrain_drain_buffer_dropped_total).");
+        }
+        self.note_drop(rec);
+    }
+
     /// Whether a record could be queued now without dropping (for inputs that
     /// answer their sender, e.g. HTTP 503 before accepting).
     pub fn has_room(&self) -> bool {
-        !self.queue.is_closed() && self.queue.len() < self.queue_capacity()
+        match &self.buffer {
+            Some(b) => !self.closed.is_cancelled() && b.has_room(),
+            None => !self.queue.is_closed() && self.queue.len() < self.queue_capacity(),
+        }
     }
 
     /// Waits, at most `patience`, until [`Drain::has_room`] holds, so a stream
@@ -176,6 +258,10 @@ impl Drain {
     /// Returns whether it has room.
     pub async fn wait_for_room(&self, patience: Duration) -> bool {
         if self.has_room() || self.dropped.lock().is_some() {
+            return self.has_room();
+        }
+        if let Some(b) = &self.buffer {
+            let _ = timeout(patience, b.wait_room()).await;
             return self.has_room();
         }
         let _ = timeout(patience, self.queue.wait_below(self.queue_capacity())).await;
@@ -192,6 +278,9 @@ impl Drain {
     pub async fn send(&self, rec: SharedRecord) -> bool {
         if !self.admits(&rec) {
             return true;
+        }
+        if let Some(b) = &self.buffer {
+            return self.buffered(b, self.relabel(&rec, &mut None)).await;
         }
         self.count_push(self.queue.push(self.relabel(&rec, &mut None)).await)
     }
@@ -235,6 +324,20 @@ impl Drain {
                 &relabelled
             }
         };
+        if let Some(b) = &self.buffer {
+            // What the queue takes at once, under one lock; the rest one by one
+            // (to disk, in order, once the queue is full).
+            let mut queued = if self.closed.is_cancelled() {
+                0
+            } else {
+                b.push_prefix(&self.queue, recs)
+            };
+            self.stats.queued.add(queued as u64);
+            for r in &recs[queued..] {
+                queued += usize::from(self.buffered(b, r.clone()).await);
+            }
+            return queued;
+        }
         let queued = self.queue.push_batch(recs).await;
         self.stats.queued.add(queued as u64);
         for r in &recs[queued..] {
@@ -282,7 +385,7 @@ impl Drain {
         Arc::new(r)
     }
 
-    fn note_drop(&self, rec: &SharedRecord) {
+    pub(super) fn note_drop(&self, rec: &SharedRecord) {
         if let Some(ack) = &rec.ack {
             ack.reject();
         }
@@ -308,8 +411,32 @@ impl Drain {
     /// Stops accepting records; what is queued is still delivered, within
     /// [`DriverConfig::give_up_after`].
     pub fn close(&self) {
-        self.queue.close();
-        self.closed.cancel();
+        match &self.buffer {
+            // The spill task closes the queue once nothing is left to replay.
+            Some(b) => {
+                b.close();
+                self.closed.cancel();
+            }
+            None => {
+                self.queue.close();
+                self.closed.cancel();
+            }
+        }
+    }
+
+    /// Closes the drain at shutdown: it replays its disk buffer while the
+    /// deadline allows; what was not confirmed stays there for the next start
+    /// (a drain retired by the routes removes its buffer instead).
+    pub fn close_for_shutdown(&self) {
+        if let Some(b) = &self.buffer {
+            b.keep.store(true, Ordering::Release);
+        }
+        self.close();
+    }
+
+    /// Whether records that do not fit its queue go to disk.
+    pub fn buffered_on_disk(&self) -> bool {
+        self.buffer.is_some()
     }
 
     /// Resolves `after` the drain was closed.

@@ -102,7 +102,8 @@ pub struct Binary {
 
 impl Binary {
     /// Starts the binary in `dir` and waits until it logged "logtrain started.".
-    /// `LOG_FORMAT=json` and `HTTP_PORT=0` are set unless `env` says otherwise.
+    /// `LOG_FORMAT=json`, `HTTP_PORT=0` and `DRAIN_BUFFER_PATH` (`buffers`
+    /// beside `dir`) are set unless `env` says otherwise.
     pub fn start(dir: &Path, yaml: &str, env: &[(&str, &str)]) -> Binary {
         std::fs::create_dir_all(dir).unwrap();
         let conf = dir.join("logtrain.yaml");
@@ -117,6 +118,8 @@ impl Binary {
             .env("LOG_FORMAT", "json")
             .env("HTTP_PORT", "0")
             .env("LISTEN_ADDRESS", "127.0.0.1")
+            // Beside the runs of one test, so a restart finds what an earlier run buffered.
+            .env("DRAIN_BUFFER_PATH", dir.parent().unwrap_or(dir).join("buffers"))
             .stdin(Stdio::null())
             .stdout(append_file(&stdout))
             .stderr(append_file(&stderr));
@@ -209,6 +212,25 @@ impl Binary {
     /// The `/metrics` page.
     pub fn metrics(&self) -> String {
         http_get(self.http, "/metrics")
+    }
+
+    /// The port the syslog listener of `input` (`syslog_tcp`, `syslog_udp`)
+    /// bound, from its start-up line (it was asked for port 0).
+    pub fn listener_port(&self, input: &str) -> u16 {
+        let log = self.log();
+        let l = log
+            .lines()
+            .find(|l| l.contains("Syslog listener started.") && l.contains(&format!("\"{input}\"")))
+            .unwrap_or_else(|| panic!("no {input} listener in:\n{log}"));
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        v["fields"]["addr"]
+            .as_str()
+            .unwrap()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 
     /// The value of one sample of `/metrics` (`name{labels}` exactly), 0 when absent.

@@ -41,6 +41,7 @@ pub async fn start_to(out: &Path, mut config: Config, hosts: &[&str]) -> Logtrai
     config.syslog_udp_port = 0;
     config.syslog_tls_port = 0;
     config.shutdown_timeout = 3;
+    config.drain_buffer_path = out.parent().unwrap_or(&out).join("buffers");
     config.routes.extend(hosts.iter().map(|h| StaticRoute {
         hostname: h.to_string(),
         drains: vec![url.clone()],

@@ -4,6 +4,7 @@
 //! `crate::support`.
 
 pub mod connect_proxy;
+pub mod disk;
 pub mod drains;
 pub mod envoy;
 pub mod es_bulk;
@@ -12,6 +13,7 @@ pub mod http_recorder;
 pub mod inputs;
 pub mod kube_api;
 pub mod kube_proxy;
+pub mod late;
 pub mod postgres;
 pub mod rsyslog;
 pub mod tls;
@@ -129,5 +131,17 @@ impl std::io::Write for Capture {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// The default configuration with the drains' disk buffers in a folder of
+/// this test process's own, so no test finds what another left behind (and
+/// replays it at start).
+pub fn config() -> logtrain::config::Config {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
+    logtrain::config::Config {
+        drain_buffer_path: dir.path().join("buffers"),
+        ..logtrain::config::Config::default()
     }
 }
