@@ -27,7 +27,22 @@ fn lines_received(rec: &Recorder) -> usize {
         .sum()
 }
 
-/// Waits until the route's drain runs (lines sent before are unrouted).
+/// Sends a probe line now and then until the route delivers one (lines sent
+/// while the route is being installed go nowhere); returns the lines received.
+async fn routed(bin: &support::faults::Binary, rec: &Recorder) -> usize {
+    let before = lines_received(rec);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while lines_received(rec) == before {
+        assert!(std::time::Instant::now() < deadline, "no line routed:\n{}", bin.log());
+        send(syslog_tcp_port(bin), ["probe".to_string()]).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Probes still in flight land before the count is taken.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lines_received(rec)
+}
+
+/// Waits until the route's drain runs.
 async fn started(bin: &support::faults::Binary) {
     wait_until("the drain started", Duration::from_secs(10), || {
         bin.log().contains("Drain started.")
@@ -49,10 +64,10 @@ async fn an_https_drain_goes_through_the_proxy_unless_no_proxy_names_it() {
         std::slice::from_ref(&drain),
         &[("HTTPS_PROXY", &proxied)],
     );
-    started(&bin).await;
+    let n = routed(&bin, &rec).await;
     send(syslog_tcp_port(&bin), (0..20).map(|i| format!("via-proxy-{i}"))).await;
     wait_until("20 lines through the proxy", Duration::from_secs(20), || {
-        lines_received(&rec) == 20
+        lines_received(&rec) == n + 20
     })
     .await;
     let seen = proxy.connects();
@@ -68,10 +83,10 @@ async fn an_https_drain_goes_through_the_proxy_unless_no_proxy_names_it() {
     let before = proxy.connects().len();
     let env = [("HTTPS_PROXY", proxied.as_str()), ("NO_PROXY", "example.com,localhost")];
     let bin = logtrain(&dir.path().join("b"), &[drain], &env);
-    started(&bin).await;
+    let n = routed(&bin, &rec).await;
     send(syslog_tcp_port(&bin), (0..20).map(|i| format!("direct-{i}"))).await;
     wait_until("20 more lines, direct", Duration::from_secs(20), || {
-        lines_received(&rec) == 40
+        lines_received(&rec) == n + 20
     })
     .await;
     assert_eq!(
@@ -90,11 +105,14 @@ async fn a_proxy_that_refuses_is_a_drain_error_that_names_no_credentials() {
     let drain = format!("https://localhost:{}/logs?ca={}", rec.port, ca_param(&pki.ca_pem));
     let bin = logtrain(dir.path(), &[drain], &[("HTTPS_PROXY", &proxy.url("wrong:s3cret@"))]);
     started(&bin).await;
-    send(syslog_tcp_port(&bin), ["refused".to_string()]).await;
-    wait_until("the drain reports the proxy's 407", Duration::from_secs(20), || {
-        bin.log().contains("answered 407")
-    })
-    .await;
+    // A line now and then until the drain has tried (one sent while the route
+    // was still being installed would go nowhere).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !bin.log().contains("answered 407") {
+        assert!(std::time::Instant::now() < deadline, "no 407 reported:\n{}", bin.log());
+        send(syslog_tcp_port(&bin), ["refused".to_string()]).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     assert_eq!(
         proxy.connects()[0].authorization.as_deref(),
         Some("Basic d3Jvbmc6czNjcmV0")

@@ -463,6 +463,9 @@ async fn a_hanging_receiver_does_not_hold_back_a_healthy_drain_on_the_same_route
             drains: vec![hanging.clone(), healthy.clone()],
         }],
         shutdown_timeout: 2,
+        // The memory queue's accounting (sent, held or dropped); with a disk
+        // buffer the hanging drain's records would wait on disk instead.
+        drain_buffer: logtrain::config::BufferMode::Memory,
         ..crate::support::config()
     });
     assert!(app.wait_ready().await);

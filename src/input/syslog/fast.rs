@@ -96,14 +96,7 @@ pub fn parse(frame: &[u8], input: InputKind) -> Option<Record> {
     rec.severity = Severity::new((pri % 8) as u8);
     rec.timestamp = timestamp;
     rec.app_name = slice(app);
-    rec.procid = match std::str::from_utf8(text(procid))
-        .ok()
-        .and_then(|p| p.parse::<i32>().ok())
-    {
-        // The general parser reads a numeric PROCID as a number and writes it back.
-        Some(n) if n.to_string().as_bytes() != text(procid) => Bytes::from(n.to_string()),
-        _ => slice(procid),
-    };
+    rec.procid = slice(procid);
     rec.msgid = slice(msgid);
     Some(rec)
 }

@@ -95,7 +95,8 @@ pub fn parse_general(frame: &Bytes, input: InputKind) -> Result<Record, ParseErr
     rec.timestamp = msg.timestamp.and_then(|t| t.timestamp_nanos_opt()).map(Timestamp);
     rec.app_name = field(msg.appname);
     rec.procid = match msg.procid {
-        Some(ProcId::PID(p)) => Bytes::from(p.to_string()),
+        // A numeric PROCID as it was written (`0042` stays `0042`).
+        Some(ProcId::PID(p)) => Bytes::copy_from_slice(procid_text(text, &msg, p).unwrap_or(&p.to_string()).as_bytes()),
         Some(ProcId::Name(n)) => field(Some(n)),
         None => Bytes::new(),
     };
@@ -117,6 +118,24 @@ pub fn parse_general(frame: &Bytes, input: InputKind) -> Result<Record, ParseErr
         rec.structured_data = Bytes::from(sd);
     }
     Ok(rec)
+}
+
+/// The PROCID token that `syslog_loose` read as the number `p`, as written:
+/// the second field after the hostname (RFC 5424) or the text in the tag's
+/// brackets (RFC 3164), when it is that number.
+fn procid_text<'a>(text: &'a str, msg: &syslog_loose::Message<&str>, p: i32) -> Option<&'a str> {
+    let host = msg.hostname?;
+    let at = (host.as_ptr() as usize).checked_sub(text.as_ptr() as usize)? + host.len();
+    let rest = text.get(at..)?;
+    let token = match msg.protocol {
+        syslog_loose::Protocol::RFC5424(_) => rest.split(' ').nth(2)?,
+        syslog_loose::Protocol::RFC3164 => {
+            let open = rest.find('[')?;
+            let close = rest[open..].find(']')?;
+            &rest[open + 1..open + close]
+        }
+    };
+    (token.parse::<i32>() == Ok(p)).then_some(token)
 }
 
 fn parse_str(text: &str) -> Result<syslog_loose::Message<&str>, String> {
