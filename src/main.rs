@@ -37,6 +37,9 @@ enum Command {
     Top(logtrain::tail::top::TopArgs),
 }
 
+/// How long the listeners wait for the datasources' first routes at most.
+const ROUTES_FIRST: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Threads of tokio's blocking pool at most.
 const BLOCKING_THREADS: usize = 16;
 
@@ -108,6 +111,11 @@ fn main() -> ExitCode {
 
 async fn run(config: Config) -> anyhow::Result<()> {
     let app = App::start(config);
+    // Routes before listeners: a push input listening before the datasources
+    // installed their routes would take lines that go nowhere. Bounded, so a
+    // datasource that cannot sync (an API server away) does not keep the
+    // probes and the other inputs down.
+    let _ = tokio::time::timeout(ROUTES_FIRST, app.wait_ready()).await;
     let listening = logtrain::input::start(&app).await?;
     info!(version = env!("CARGO_PKG_VERSION"), http = %listening.http, "logtrain started.");
     let mut term = signal(SignalKind::terminate())?;

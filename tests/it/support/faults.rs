@@ -142,6 +142,7 @@ impl Binary {
                 let v: serde_json::Value = serde_json::from_str(line).unwrap();
                 let addr = v["fields"]["http"].as_str().unwrap();
                 b.http = addr.rsplit(':').next().unwrap().parse().unwrap();
+                b.await_ready(Duration::from_secs(5));
                 return b;
             }
             if let Ok(Some(status)) = b.child.try_wait() {
@@ -153,6 +154,19 @@ impl Binary {
                 b.log()
             );
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits, at most `limit`, for `/readyz` to answer 200: every datasource
+    /// has installed its routes, so lines sent from now on are routed. A test
+    /// of a process that is not to become ready goes on after `limit`.
+    pub fn await_ready(&self, limit: Duration) {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if http_status(self.http, "/readyz") == Some(200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -256,6 +270,17 @@ pub fn metric_in(page: &str, sample: &str) -> u64 {
         .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
         .map(|v| v.trim().parse::<f64>().unwrap() as u64)
         .unwrap_or(0)
+}
+
+/// The status of a blocking HTTP/1.0 GET on 127.0.0.1, `None` when nothing answers.
+pub fn http_status(port: u16, path: &str) -> Option<u16> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
 /// A blocking HTTP/1.0 GET on 127.0.0.1; returns the body.
