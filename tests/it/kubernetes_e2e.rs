@@ -127,7 +127,7 @@ fn start_logtrain(api: &KubeApi, root: &Path, http_port: u16, env: &[(&str, &str
         .env("NODE_NAME", NODE)
         .env("KUBERNETES_LOG_PATH", root.join("containers"))
         .env("CHECKPOINT_PATH", root.join("state/checkpoints.json"))
-        .env("DRAIN_BUFFER_PATH", root.join("state/buffers"))
+        .env("DRAIN_BUFFER_PATH", root.join("buffers"))
         .env("HTTP_PORT", http_port.to_string())
         .env("LISTEN_ADDRESS", "127.0.0.1")
         .envs(env.iter().copied())
