@@ -218,16 +218,7 @@ pub(super) async fn send_drop_summary<S: Sink>(
         ep.count,
         ep.since.to_rfc3339()
     );
-    let mut rec = Record::new(InputKind::Internal, Bytes::from_static(b"logtrain"), Bytes::from(text));
-    rec.app_name = Bytes::from_static(b"logtrain");
-    rec.msgid = Bytes::from_static(b"L10");
-    rec.severity = Severity::WARNING;
-    let c = conn.as_mut().expect("caller checked");
-    let ok = matches!(
-        unless_stopped(drain, timeout(cfg.send_timeout, sink.send(c, &[Arc::new(rec)]))).await,
-        Some(Ok(Ok(_)))
-    );
-    if ok {
+    if send_notice(drain, sink, cfg, conn, b"L10", text).await {
         info!(drain = %drain.id, dropped = ep.count, since = %ep.since.to_rfc3339(), "Drain caught up after dropping records; told the drain.");
     } else {
         // Put the episode back (merging with any newer drops) and try after the next batch.
@@ -242,6 +233,27 @@ pub(super) async fn send_drop_summary<S: Sink>(
     }
 }
 
+/// Sends the drain one warning of logtrain's own (APP-NAME `logtrain`,
+/// MSGID `msgid`) on the open connection; whether it went through.
+async fn send_notice<S: Sink>(
+    drain: &Drain,
+    sink: &S,
+    cfg: &DriverConfig,
+    conn: &mut Option<S::Conn>,
+    msgid: &'static [u8],
+    text: String,
+) -> bool {
+    let mut rec = Record::new(InputKind::Internal, Bytes::from_static(b"logtrain"), Bytes::from(text));
+    rec.app_name = Bytes::from_static(b"logtrain");
+    rec.msgid = Bytes::from_static(msgid);
+    rec.severity = Severity::WARNING;
+    let c = conn.as_mut().expect("caller checked");
+    matches!(
+        unless_stopped(drain, timeout(cfg.send_timeout, sink.send(c, &[Arc::new(rec)]))).await,
+        Some(Ok(Ok(_)))
+    )
+}
+
 /// After an episode of records over the drain's `rate=` (ended by a second
 /// without one), tells the drain itself how many it did not get, once. A
 /// notice that cannot be sent is put back and tried after the next batch.
@@ -254,16 +266,7 @@ async fn send_rate_notice<S: Sink>(drain: &Drain, sink: &S, cfg: &DriverConfig, 
         ep.count,
         ep.since.to_rfc3339()
     );
-    let mut rec = Record::new(InputKind::Internal, Bytes::from_static(b"logtrain"), Bytes::from(text));
-    rec.app_name = Bytes::from_static(b"logtrain");
-    rec.msgid = Bytes::from_static(b"RATE");
-    rec.severity = Severity::WARNING;
-    let c = conn.as_mut().expect("caller checked");
-    let ok = matches!(
-        unless_stopped(drain, timeout(cfg.send_timeout, sink.send(c, &[Arc::new(rec)]))).await,
-        Some(Ok(Ok(_)))
-    );
-    if ok {
+    if send_notice(drain, sink, cfg, conn, b"RATE", text).await {
         info!(drain = %drain.id, dropped = ep.count, since = %ep.since.to_rfc3339(), rate, "Drain's rate limit dropped records; told the drain.");
     } else if let Some(g) = &drain.gate {
         g.restore_episode(ep);
