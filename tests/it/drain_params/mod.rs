@@ -81,7 +81,8 @@ impl Node {
                 hostname: "web.default".into(),
                 drains: drains.to_vec(),
             }],
-            ..Config::default()
+            // Disk buffers in a temporary folder of their own.
+            ..crate::support::config()
         }
     }
 
