@@ -202,7 +202,36 @@ pub struct Record {
 /// The next [`Record::serial`].
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(0);
 
+/// Every field of a record a drain sends, to compare two records (its
+/// origin, acknowledgement and serial are the process's own).
+pub type Fields = (
+    Facility,
+    Severity,
+    Option<Timestamp>,
+    Bytes,
+    Bytes,
+    Bytes,
+    Bytes,
+    Bytes,
+    Bytes,
+);
+
 impl Record {
+    /// [`Fields`] of this record (the text fields share its memory).
+    pub fn fields(&self) -> Fields {
+        (
+            self.facility,
+            self.severity,
+            self.timestamp,
+            self.hostname.clone(),
+            self.app_name.clone(),
+            self.procid.clone(),
+            self.msgid.clone(),
+            self.structured_data.clone(),
+            self.message.clone(),
+        )
+    }
+
     /// A record with empty header fields, severity info, facility user.
     pub fn new(input: InputKind, hostname: impl Into<Bytes>, message: impl Into<Bytes>) -> Self {
         Record {

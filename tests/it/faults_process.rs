@@ -53,20 +53,7 @@ fn env_refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
 
 /// The port the binary's syslog TCP listener bound (it was asked for port 0).
 fn syslog_tcp_port(bin: &Binary) -> u16 {
-    let log = bin.log();
-    let l = log
-        .lines()
-        .find(|l| l.contains("Syslog listener started.") && l.contains("syslog_tcp"))
-        .unwrap_or_else(|| panic!("no syslog TCP listener in:\n{log}"));
-    let v: serde_json::Value = serde_json::from_str(l).unwrap();
-    v["fields"]["addr"]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    bin.listener_port("syslog_tcp")
 }
 
 /// Line numbers of the frames received (in arrival order).

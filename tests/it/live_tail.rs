@@ -42,20 +42,7 @@ pub(crate) fn logtrain(dir: &std::path::Path, drains: &[String], env: &[(&str, &
 }
 
 pub(crate) fn syslog_tcp_port(bin: &Binary) -> u16 {
-    let log = bin.log();
-    let l = log
-        .lines()
-        .find(|l| l.contains("Syslog listener started.") && l.contains("syslog_tcp"))
-        .unwrap_or_else(|| panic!("no syslog TCP listener in:\n{log}"));
-    let v: serde_json::Value = serde_json::from_str(l).unwrap();
-    v["fields"]["addr"]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    bin.listener_port("syslog_tcp")
 }
 
 /// Sends `lines` for `HOST` to a syslog TCP input, newline-framed RFC 5424.
