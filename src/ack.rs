@@ -24,6 +24,9 @@ pub enum BatchStatus {
 
 struct Inner {
     rejected: AtomicBool,
+    /// The batch was read back from a drain's disk buffer (it holds no
+    /// input's checkpoint; the buffer keeps its records until confirmed).
+    replayed: bool,
     tx: Mutex<Option<oneshot::Sender<BatchStatus>>>,
 }
 
@@ -51,6 +54,11 @@ impl std::fmt::Debug for Ack {
 }
 
 impl Ack {
+    /// Whether this batch was read back from a drain's disk buffer.
+    pub fn replayed(&self) -> bool {
+        self.0.replayed
+    }
+
     /// Marks the batch as not fully delivered.
     pub fn reject(&self) {
         self.0.rejected.store(true, Ordering::Release);
@@ -76,9 +84,19 @@ impl AckReceiver {
 
 /// Makes a new batch: attach clones of the `Ack` to records, then drop it.
 pub fn batch() -> (Ack, AckReceiver) {
+    new(false)
+}
+
+/// A batch read back from a drain's disk buffer ([`Ack::replayed`]).
+pub fn replay() -> (Ack, AckReceiver) {
+    new(true)
+}
+
+fn new(replayed: bool) -> (Ack, AckReceiver) {
     let (tx, rx) = oneshot::channel();
     let inner = Inner {
         rejected: AtomicBool::new(false),
+        replayed,
         tx: Mutex::new(Some(tx)),
     };
     (Ack(Arc::new(inner)), AckReceiver(rx))

@@ -172,6 +172,9 @@ pub struct State {
     /// The drain was closed: nothing more is staged (set under this lock, so
     /// the spill task's last look at `staged` misses nothing).
     pub closed: bool,
+    /// While a failing drain's records in memory are gathered to go in front
+    /// of what is staged, the spill task writes nothing ([`Buffer::hold`]).
+    pub holding: bool,
 }
 
 /// What became of a record offered to a buffered drain.
@@ -206,6 +209,8 @@ pub struct Buffer {
     pub keep: AtomicBool,
     /// Whether the current over-budget episode was logged.
     pub over_logged: AtomicBool,
+    /// The drain's receiver is failing ([`Buffer::set_down`]).
+    down: AtomicBool,
 }
 
 /// Buffer directories open in this process: one drain per directory.
@@ -251,12 +256,14 @@ impl Buffer {
                 staged_bytes: 0,
                 used: 0,
                 closed: false,
+                holding: false,
             }),
             wake: Notify::new(),
             room: Notify::new(),
             stats: BufferStats::new(id),
             keep: AtomicBool::new(false),
             over_logged: AtomicBool::new(false),
+            down: AtomicBool::new(false),
         }))
     }
 
@@ -270,7 +277,7 @@ impl Buffer {
         if closed || st.closed {
             return Offer::Closed(rec);
         }
-        if !st.recovering && st.behind == 0 {
+        if !st.recovering && st.behind == 0 && !self.down.load(Ordering::Acquire) {
             match queue.try_push(rec) {
                 Ok(()) => return Offer::Queued,
                 Err(PushError::Full(r)) if !spill => return Offer::QueueFull(r),
@@ -303,7 +310,7 @@ impl Buffer {
     /// under one lock, if nothing is on disk (else none); returns how many.
     pub fn push_prefix(&self, queue: &Queue, recs: &[SharedRecord]) -> usize {
         let st = self.state.lock();
-        if st.closed || st.recovering || st.behind > 0 {
+        if st.closed || st.recovering || st.behind > 0 || self.down.load(Ordering::Acquire) {
             return 0;
         }
         queue.push_some(recs).unwrap_or(0)
@@ -330,6 +337,64 @@ impl Buffer {
     /// Waits until some budget is given back (a segment deleted).
     pub async fn wait_release(&self) {
         self.room.notified().await;
+    }
+
+    /// If records in memory could go to disk now without passing anything
+    /// already there (nothing written is unreplayed, nothing found at start
+    /// is still being counted, the drain is open), holds the spill task
+    /// ([`Buffer::hold`]) so that stays true, and says so.
+    pub fn hold_if_clear(&self) -> bool {
+        let mut st = self.state.lock();
+        let on_disk = st.behind.saturating_sub(st.staged.len() as u64);
+        let clear = !st.closed && !st.recovering && on_disk == 0;
+        st.holding |= clear;
+        clear
+    }
+
+    /// While the drain's receiver fails, records go to disk even when the
+    /// memory queue has room: none joins the records it retries in memory.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::Release);
+    }
+
+    /// Stops the spill task writing staged records (`true`) while a failing
+    /// drain's records in memory are gathered, or lets it go on (`false`).
+    pub fn hold(&self, on: bool) {
+        self.state.lock().holding = on;
+        if !on {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Moves `older` (a failing drain's records in memory, oldest first) and
+    /// then everything in `queue` to disk, in front of what producers staged
+    /// since [`Buffer::hold`], under one lock so no producer slips between;
+    /// the budget is taken whether it fits or not (they are few: at most what
+    /// the drain's connections and queue hold). Ends the hold. Refused, with
+    /// `older` handed back and the queue untouched, if something was written
+    /// to disk meanwhile or the drain was closed: order would not hold.
+    pub fn take_in_front(&self, queue: &Queue, mut older: Vec<SharedRecord>) -> Result<usize, Vec<SharedRecord>> {
+        let mut st = self.state.lock();
+        st.holding = false;
+        let on_disk = st.behind.saturating_sub(st.staged.len() as u64);
+        if st.closed || st.recovering || on_disk > 0 {
+            drop(st);
+            self.wake.notify_one();
+            return Err(older);
+        }
+        older.extend(queue.take_all());
+        let bytes: u64 = older.iter().map(|r| codec::frame_len(r) as u64).sum();
+        let n = older.len();
+        self.cfg.node.force(bytes);
+        st.used += bytes;
+        st.behind += n as u64;
+        st.staged_bytes += bytes as usize;
+        older.append(&mut st.staged);
+        st.staged = older;
+        drop(st);
+        self.stats.spilled.add(n as u64);
+        self.wake.notify_one();
+        Ok(n)
     }
 
     /// Takes no more records (the drain was closed).

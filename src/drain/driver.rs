@@ -31,6 +31,7 @@
 
 mod deliver;
 mod dispatch;
+mod evacuate;
 mod events;
 mod handle;
 mod sink;

@@ -208,11 +208,15 @@ impl Queue {
         self.not_full.notify_waiters();
     }
 
-    /// Removes every queued record (used when giving up at the shutdown deadline).
+    /// Removes every queued record (giving up at the shutdown deadline, or
+    /// moving them to a disk buffer).
     pub fn take_all(&self) -> Vec<SharedRecord> {
         let mut st = self.state.lock();
         st.bytes = 0;
-        st.items.drain(..).map(|(r, _)| r).collect()
+        let all = st.items.drain(..).map(|(r, _)| r).collect();
+        drop(st);
+        self.not_full.notify_waiters();
+        all
     }
 
     pub fn len(&self) -> usize {

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use tokio::time::{sleep, timeout};
 use tracing::{debug, info, warn};
 
+use super::evacuate::may_give_back;
 use super::events::{allowed_again, denied, fail, recovered, reject};
 use super::{Drain, DriverConfig, Sink, SinkError};
 use crate::backoff::Backoff;
@@ -33,6 +34,7 @@ pub(super) async fn deliver<S: Sink>(
     conn: &mut Option<S::Conn>,
     backoff: &mut Backoff,
     batch: Vec<SharedRecord>,
+    mut back: Option<&mut Vec<SharedRecord>>,
 ) -> Vec<SharedRecord> {
     // Records delivered by earlier attempts of a partly accepted batch.
     let mut delivered: Vec<SharedRecord> = Vec::new();
@@ -74,12 +76,20 @@ pub(super) async fn deliver<S: Sink>(
                         return delivered;
                     }
                     Ok(Err(e)) => {
+                        let gave = give_back(drain, back.as_deref_mut(), &mut pending, &mut parts);
                         fail(drain, &e.to_string());
+                        if gave {
+                            return delivered;
+                        }
                         pause(drain, backoff.next_delay()).await;
                         continue;
                     }
                     Err(_) => {
+                        let gave = give_back(drain, back.as_deref_mut(), &mut pending, &mut parts);
                         fail(drain, &format!("connect timed out after {:?}", cfg.connect_timeout));
+                        if gave {
+                            return delivered;
+                        }
                         pause(drain, backoff.next_delay()).await;
                         continue;
                     }
@@ -162,23 +172,53 @@ pub(super) async fn deliver<S: Sink>(
                         reject(&pending);
                         break;
                     }
+                    let gave = give_back(drain, back.as_deref_mut(), &mut pending, &mut parts);
                     fail(drain, &e.to_string());
                     if !e.keeps_connection() {
                         drop_conn(drain, sink, conn).await;
                     }
                     drain.stats.retries.inc();
+                    if gave {
+                        return delivered;
+                    }
                     pause(drain, e.retry_after().unwrap_or_else(|| backoff.next_delay())).await;
                 }
                 Err(_) => {
+                    let gave = give_back(drain, back.as_deref_mut(), &mut pending, &mut parts);
                     fail(drain, &format!("send timed out after {:?}", cfg.send_timeout));
                     drop_conn(drain, sink, conn).await;
                     drain.stats.retries.inc();
+                    if gave {
+                        return delivered;
+                    }
                     pause(drain, backoff.next_delay()).await;
                 }
             }
         }
     }
     delivered
+}
+
+/// A failed attempt: if the worker gives back (`out`) and the drain may
+/// evacuate (see `evacuate`), moves what is left of the batch, in order, into
+/// `out` and says so. Called before the failure is told.
+fn give_back(
+    drain: &Drain,
+    out: Option<&mut Vec<SharedRecord>>,
+    pending: &mut Vec<SharedRecord>,
+    parts: &mut Vec<Vec<SharedRecord>>,
+) -> bool {
+    let Some(out) = out else {
+        return false;
+    };
+    if !may_give_back(drain, pending.iter().chain(parts.iter().flatten())) {
+        return false;
+    }
+    out.append(pending);
+    while let Some(mut p) = parts.pop() {
+        out.append(&mut p);
+    }
+    true
 }
 
 pub(super) async fn drop_conn<S: Sink>(drain: &Drain, _sink: &S, conn: &mut Option<S::Conn>) {

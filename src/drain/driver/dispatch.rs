@@ -16,12 +16,13 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::task::TaskTracker;
 
+use super::evacuate::{Returned, evacuate};
 use super::worker::{self, Progress};
 use super::{Drain, DriverConfig, Sink};
 use crate::record::SharedRecord;
 
-struct Worker {
-    slot: u64,
+pub(super) struct Worker {
+    pub(super) slot: u64,
     tx: mpsc::Sender<Vec<SharedRecord>>,
     last_used: Instant,
     /// Batches handed to this worker so far.
@@ -37,7 +38,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn idle(&self) -> bool {
+    pub(super) fn idle(&self) -> bool {
         self.done.load(Ordering::Acquire) == self.sent
     }
 
@@ -52,10 +53,10 @@ impl Worker {
 /// A worker just added to the pool. Sources that now hash to it may still have
 /// records in flight on their previous worker, so what it is given is held back
 /// until every older worker has finished the batches it had when the pool grew.
-struct Gate {
+pub(super) struct Gate {
     /// (slot, batches sent) of every older worker at the moment of growth.
     barrier: Vec<(u64, u64)>,
-    held: Vec<SharedRecord>,
+    pub(super) held: Vec<SharedRecord>,
 }
 
 impl Gate {
@@ -78,10 +79,28 @@ pub(super) async fn dispatch<S: Sink>(drain: Arc<Drain>, sink: Arc<S>, cfg: Driv
     let mut tick = tokio::time::interval(Duration::from_secs(1).min(cfg.idle_timeout));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut parts: Vec<Vec<SharedRecord>> = Vec::new();
+    // Records workers give back for the disk buffer (a drain that has one):
+    // at most what they were handed, so bounded by the pool.
+    let (give_back, mut returned) = mpsc::unbounded_channel::<Returned>();
+    let give_back = drain.buffer.is_some().then_some(give_back);
+    let new_worker = |next: &mut u64| {
+        *next += 1;
+        start_worker(&drain, &sink, &cfg, &tracker, *next - 1, epoch, give_back.clone())
+    };
     loop {
+        if let (Some(buf), Ok(first)) = (&drain.buffer, returned.try_recv()) {
+            evacuate(&drain, buf, first, &mut returned, &mut workers, &mut gate).await;
+            continue;
+        }
         let mut batch = Vec::with_capacity(cfg.batch_records.min(1024));
         let more = tokio::select! {
             more = drain.queue.pop_batch(cfg.batch_records, cfg.batch_bytes, &mut batch) => more,
+            Some(first) = returned.recv(), if give_back.is_some() => {
+                if let Some(buf) = &drain.buffer {
+                    evacuate(&drain, buf, first, &mut returned, &mut workers, &mut gate).await;
+                }
+                continue;
+            }
             _ = tick.tick() => {
                 if gate.is_none() {
                     retire_idle(&mut workers, &cfg);
@@ -118,8 +137,7 @@ pub(super) async fn dispatch<S: Sink>(drain: Arc<Drain>, sink: Arc<S>, cfg: Driv
 
         // Grow the pool while the backlog is deep (one new worker at a time).
         if workers.is_empty() {
-            workers.push(start_worker(&drain, &sink, &cfg, &tracker, next_slot, epoch));
-            next_slot += 1;
+            workers.push(new_worker(&mut next_slot));
         } else if gate.is_none()
             && workers.len() < cfg.max_connections
             && drain.queue.len() > cfg.grow_above
@@ -129,8 +147,7 @@ pub(super) async fn dispatch<S: Sink>(drain: Arc<Drain>, sink: Arc<S>, cfg: Driv
             })
         {
             let barrier = workers.iter().map(|w| (w.slot, w.sent)).collect();
-            workers.push(start_worker(&drain, &sink, &cfg, &tracker, next_slot, epoch));
-            next_slot += 1;
+            workers.push(new_worker(&mut next_slot));
             gate = Some(Gate {
                 barrier,
                 held: Vec::new(),
@@ -195,7 +212,7 @@ async fn release_gate(gate: &mut Option<Gate>, workers: &mut [Worker], wait: boo
     }
 }
 
-async fn send_to(w: &mut Worker, batch: Vec<SharedRecord>) {
+pub(super) async fn send_to(w: &mut Worker, batch: Vec<SharedRecord>) {
     w.last_used = Instant::now();
     w.sent += 1;
     // A worker only exits after its sender is dropped, so this cannot fail.
@@ -246,6 +263,7 @@ fn start_worker<S: Sink>(
     tracker: &TaskTracker,
     slot: u64,
     epoch: Instant,
+    give_back: Option<mpsc::UnboundedSender<Returned>>,
 ) -> Worker {
     let (tx, rx) = mpsc::channel(2);
     let done = Arc::new(AtomicU64::new(0));
@@ -256,6 +274,8 @@ fn start_worker<S: Sink>(
         busy_since: busy_since.clone(),
         last_took: last_took.clone(),
         epoch,
+        slot,
+        give_back,
     };
     let task = tracker.spawn(worker::work(drain.clone(), sink.clone(), cfg.clone(), rx, progress));
     Worker {

@@ -48,6 +48,9 @@ pub(super) fn allowed_again(drain: &Drain) {
 /// Counts an error; logs it once per failure episode.
 pub(super) fn fail(drain: &Drain, error: &str) {
     drain.stats.errors.inc();
+    if let Some(b) = &drain.buffer {
+        b.set_down(true);
+    }
     if !drain.failing.swap(true, Ordering::AcqRel) {
         *drain.failing_since.lock() = Some(Timestamp::now());
         warn!(drain = %drain.id, %error, "Drain is failing; retrying with backoff.");
@@ -58,6 +61,9 @@ pub(super) fn fail(drain: &Drain, error: &str) {
 
 pub(super) fn recovered(drain: &Drain) {
     if drain.failing.swap(false, Ordering::AcqRel) {
+        if let Some(b) = &drain.buffer {
+            b.set_down(false);
+        }
         *drain.failing_since.lock() = None;
         info!(drain = %drain.id, "Drain recovered.");
     }

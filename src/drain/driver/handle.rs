@@ -117,6 +117,9 @@ pub struct Drain {
     /// Its disk buffer (`DRAIN_BUFFER=disk`): where records go while the
     /// queue is full, and behind which new ones wait until it is replayed.
     pub(super) buffer: Option<Arc<Buffer>>,
+    /// Records go from memory to the disk buffer (see `evacuate`); not again before.
+    pub(super) evacuating: AtomicBool,
+    pub(super) evacuate_not_before: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Drain {
@@ -149,6 +152,8 @@ impl Drain {
             denied_until: Mutex::new(None),
             given_up: AtomicUsize::new(0),
             buffer,
+            evacuating: AtomicBool::new(false),
+            evacuate_not_before: Mutex::new(None),
         }
     }
 

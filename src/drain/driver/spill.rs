@@ -159,6 +159,9 @@ impl Spill {
     async fn write_staged(&mut self, store: Option<Store>) -> Option<Store> {
         let staged = {
             let mut st = self.buf.state.lock();
+            if st.holding {
+                return store;
+            }
             st.staged_bytes = 0;
             std::mem::take(&mut st.staged)
         };
@@ -254,7 +257,7 @@ impl Spill {
         if records.is_empty() {
             return;
         }
-        let (ack, rx) = ack::batch();
+        let (ack, rx) = ack::replay();
         self.buf.stats.replayed.add(records.len() as u64);
         for mut r in records {
             r.ack = Some(ack.clone());

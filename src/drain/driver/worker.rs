@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::deliver::{deliver, drop_conn, send_drop_summary, unless_stopped};
+use super::evacuate::{Returned, giving_back};
 use super::{Drain, DriverConfig, Sink};
 use crate::backoff::Backoff;
 use crate::record::{InputKind, SharedRecord};
@@ -31,6 +32,10 @@ pub(super) struct Progress {
     pub(super) busy_since: Arc<AtomicU64>,
     pub(super) last_took: Arc<AtomicU64>,
     pub(super) epoch: Instant,
+    /// Its slot in the pool, named when it gives records back.
+    pub(super) slot: u64,
+    /// Where it gives back records for the disk buffer (`evacuate`).
+    pub(super) give_back: Option<mpsc::UnboundedSender<Returned>>,
 }
 
 /// One pooled connection: delivers batches in order, reconnecting as needed.
@@ -55,7 +60,9 @@ pub(super) async fn work<S: Sink>(
             Some(since) => tokio::select! {
                 b = rx.recv() => b,
                 _ = tokio::time::sleep_until(since + CONFIRM_AFTER) => {
-                    ctx.settle(&mut conn, &mut backoff, &mut held, false).await;
+                    let mut back = Vec::new();
+                    ctx.settle(&mut conn, &mut backoff, &mut held, false, progress.give_back.as_ref().map(|_| &mut back)).await;
+                    give(&drain, &progress, back);
                     continue;
                 }
             },
@@ -63,17 +70,37 @@ pub(super) async fn work<S: Sink>(
         let Some(batch) = next else { break };
         // Before writing more: if the connection died, what it holds goes again
         // first; what it has held long enough is confirmed.
-        ctx.settle(&mut conn, &mut backoff, &mut held, false).await;
+        let mut back = Vec::new();
+        let may = progress.give_back.is_some();
+        ctx.settle(&mut conn, &mut backoff, &mut held, false, may.then_some(&mut back))
+            .await;
         let n = batch.len();
         let began = (progress.epoch.elapsed().as_micros() as u64).max(1);
         progress.busy_since.store(began, Ordering::Release);
-        let sent = deliver(&drain, &*sink, &cfg, &mut conn, &mut backoff, batch).await;
+        let sent = if may && (!back.is_empty() || giving_back(&drain, &batch)) {
+            // Older records went back: these follow them, untried.
+            back.extend(batch);
+            Vec::new()
+        } else {
+            deliver(
+                &drain,
+                &*sink,
+                &cfg,
+                &mut conn,
+                &mut backoff,
+                batch,
+                may.then_some(&mut back),
+            )
+            .await
+        };
         progress.busy_since.store(0, Ordering::Release);
         let took = (progress.epoch.elapsed().as_micros() as u64).saturating_sub(began);
         progress.last_took.store(took, Ordering::Release);
         drain.in_flight.fetch_sub(n - sent.len(), Ordering::AcqRel);
-        // Written (or given up): the dispatcher may now hand this batch's sources
-        // to another connection; confirming it is this worker's own business.
+        give(&drain, &progress, back);
+        // Written, given up or given back: the dispatcher may now hand this
+        // batch's sources to another connection; confirming it is this
+        // worker's own business.
         progress.done.fetch_add(1, Ordering::AcqRel);
         held.push(sent);
         if !sink.unacknowledged() {
@@ -88,12 +115,25 @@ pub(super) async fn work<S: Sink>(
     for _ in 0..3 {
         let Some(newest) = held.newest() else { break };
         tokio::time::sleep_until(newest + CONFIRM_AFTER).await;
-        ctx.settle(&mut conn, &mut backoff, &mut held, true).await;
+        ctx.settle(&mut conn, &mut backoff, &mut held, true, None).await;
     }
     if let Some(c) = conn.take() {
         // A drain that gave up does not wait on its receiver to close either.
         let _ = unless_stopped(&drain, sink.close(c)).await;
         drain.stats.connections.add(-1);
+    }
+}
+
+/// Hands records given back to the dispatcher for the disk buffer (telling
+/// the other workers to give back what they get until it is done).
+fn give(drain: &Drain, progress: &Progress, back: Vec<SharedRecord>) {
+    if back.is_empty() {
+        return;
+    }
+    drain.evacuating.store(true, Ordering::Release);
+    if let Some(tx) = &progress.give_back {
+        // The dispatcher outlives its workers: this cannot fail.
+        let _ = tx.send((progress.slot, back));
     }
 }
 
@@ -178,8 +218,16 @@ struct Settle<'a, S> {
 impl<S: Sink> Settle<'_, S> {
     /// With the connection alive, confirms the batches held long enough (all of
     /// them with `all`, and the oldest while over the cap); with it gone, sends
-    /// every held record again on a new connection and holds them again.
-    async fn settle(&self, conn: &mut Option<S::Conn>, backoff: &mut Backoff, held: &mut Held, all: bool) {
+    /// every held record again on a new connection and holds them again (or,
+    /// failing, gives them back into `back` if it may; see `evacuate`).
+    async fn settle(
+        &self,
+        conn: &mut Option<S::Conn>,
+        backoff: &mut Backoff,
+        held: &mut Held,
+        all: bool,
+        back: Option<&mut Vec<SharedRecord>>,
+    ) {
         let (drain, sink, cfg) = (self.drain, self.sink, self.cfg);
         if held.batches.is_empty() {
             return;
@@ -210,7 +258,7 @@ impl<S: Sink> Settle<'_, S> {
         let n = records.len();
         debug!(drain = %drain.id, records = n, "The receiver went away after records were written; sending them again.");
         drain.stats.retries.inc();
-        let sent = deliver(drain, sink, cfg, conn, backoff, records).await;
+        let sent = deliver(drain, sink, cfg, conn, backoff, records, back).await;
         drain.in_flight.fetch_sub(n - sent.len(), Ordering::AcqRel);
         held.push(sent);
     }
