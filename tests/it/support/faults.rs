@@ -100,6 +100,16 @@ pub struct Binary {
     pub http: u16,
 }
 
+/// Where a binary started in `dir` buffers: beside it, shared by the runs of
+/// one test; inside it when `dir` is a temporary folder of its own (beside it
+/// would be the system's temporary folder, shared by every test).
+fn buffers_beside(dir: &Path) -> PathBuf {
+    match dir.parent() {
+        Some(p) if p != std::env::temp_dir() && p != Path::new("/tmp") => p.join("buffers"),
+        _ => dir.join("buffers"),
+    }
+}
+
 impl Binary {
     /// Starts the binary in `dir` and waits until it logged "logtrain started.".
     /// `LOG_FORMAT=json`, `HTTP_PORT=0` and `DRAIN_BUFFER_PATH` (`buffers`
@@ -119,7 +129,7 @@ impl Binary {
             .env("HTTP_PORT", "0")
             .env("LISTEN_ADDRESS", "127.0.0.1")
             // Beside the runs of one test, so a restart finds what an earlier run buffered.
-            .env("DRAIN_BUFFER_PATH", dir.parent().unwrap_or(dir).join("buffers"))
+            .env("DRAIN_BUFFER_PATH", buffers_beside(dir))
             .stdin(Stdio::null())
             .stdout(append_file(&stdout))
             .stderr(append_file(&stderr));

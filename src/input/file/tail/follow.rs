@@ -11,6 +11,10 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use super::Tailer;
+
+/// How long a read whose records wait for the drains keeps its read permit:
+/// past a full queue's spill to disk (100 ms), short of starving other files.
+const HOLD_PERMIT: Duration = Duration::from_millis(250);
 use super::acks::Settle;
 use super::read::{ReadSize, read_at};
 use super::reading::Reading;
@@ -54,9 +58,8 @@ impl Reading<'_> {
         let mut last_data = Instant::now();
         let mut eof_checks_after_rotation = 0u8;
         loop {
-            let permit = tailer.shared.reads.acquire().await;
+            let mut permit = Some(tailer.shared.reads.acquire().await);
             let (read, back) = read_at(&self.open.file, self.open.read_at, buf, size).await;
-            drop(permit);
             buf = back;
             let n = match read {
                 Ok(n) => n,
@@ -78,10 +81,25 @@ impl Reading<'_> {
                 }
                 let records = self.split(&chunk);
                 let end = self.open.clean;
-                self.send(records, end).await;
+                // The read's records are held until the drains take them: the
+                // permit bounds how many reads wait so, unless this one waits
+                // long (a drain that holds its files back), when others go on.
+                {
+                    let send = self.send(records, end);
+                    tokio::pin!(send);
+                    tokio::select! {
+                        () = &mut send => {}
+                        () = tokio::time::sleep(HOLD_PERMIT) => {
+                            permit.take();
+                            send.await;
+                        }
+                    }
+                }
+                drop(permit);
                 self.settle(Settle::Ready).await;
                 continue;
             }
+            drop(permit);
             // At the end: give the read buffer back while the file is quiet.
             buf = BytesMut::new();
             self.settle(Settle::Ready).await;
