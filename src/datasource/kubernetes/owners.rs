@@ -1,17 +1,22 @@
-//! The watch caches (one reflector store per resource) and owner-chain
-//! resolution from them: Pod → ReplicaSet → Deployment, Pod → Job → CronJob,
-//! Pod → StatefulSet / DaemonSet. Lookups only read the caches; nothing here
-//! ever asks the API server.
+//! The watch caches (one reflector store per watched resource, and the owners
+//! read by GET in `fetched.rs`) and owner-chain resolution from them:
+//! Pod → ReplicaSet → Deployment, Pod → Job → CronJob, Pod → StatefulSet /
+//! DaemonSet. A pod of a Deployment is resolved without its ReplicaSet: the
+//! ReplicaSet a Deployment makes is named `<deployment>-<pod-template-hash>`
+//! and its pods carry that hash as a label. Lookups only read the caches;
+//! nothing here ever asks the API server.
 
 use std::collections::HashSet;
 use std::fmt;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
+
+use super::fetched::{Fetched, Key};
 
 /// The workload kinds logtrain follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -71,9 +76,25 @@ pub struct Stores {
     pub deployments: MetaStore<Deployment>,
     pub statefulsets: MetaStore<StatefulSet>,
     pub daemonsets: MetaStore<DaemonSet>,
-    pub replicasets: MetaStore<ReplicaSet>,
-    pub jobs: MetaStore<Job>,
     pub cronjobs: MetaStore<CronJob>,
+    /// ReplicaSets and Jobs that pods of this node name, read by GET.
+    pub fetched: Fetched,
+}
+
+/// The label a Deployment's pods carry: the hash its ReplicaSet's name ends with.
+pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
+
+/// Where a pod's direct owner is looked up.
+#[derive(Debug, PartialEq)]
+enum Direct<'a> {
+    /// No owner.
+    None,
+    /// A kind logtrain does not follow.
+    Other,
+    /// The Deployment of a ReplicaSet named after it (`<deployment>-<hash>`).
+    Deployment(&'a str),
+    /// A kind of the caches (a watched one, or one read by GET).
+    Cached(WorkloadKind, &'a str),
 }
 
 fn lookup<K>(store: &MetaStore<K>, ns: &str, name: &str) -> Option<ObjectMeta>
@@ -109,23 +130,59 @@ impl Stores {
             WorkloadKind::Deployment => lookup(&self.deployments, ns, name),
             WorkloadKind::StatefulSet => lookup(&self.statefulsets, ns, name),
             WorkloadKind::DaemonSet => lookup(&self.daemonsets, ns, name),
-            WorkloadKind::ReplicaSet => lookup(&self.replicasets, ns, name),
-            WorkloadKind::Job => lookup(&self.jobs, ns, name),
+            WorkloadKind::ReplicaSet | WorkloadKind::Job => self.fetched.get(kind, ns, name).cloned(),
             WorkloadKind::CronJob => lookup(&self.cronjobs, ns, name),
         }
+    }
+
+    /// A pod's direct owner: a ReplicaSet named `<deployment>-<hash>` after
+    /// the pod's `pod-template-hash` label and a cached Deployment stands for
+    /// that Deployment.
+    fn direct<'a>(&self, pod: &'a ObjectMeta) -> Direct<'a> {
+        let Some(first) = owner_of(pod) else {
+            return Direct::None;
+        };
+        let Some(kind) = WorkloadKind::from_kind(&first.kind) else {
+            return Direct::Other;
+        };
+        if kind == WorkloadKind::ReplicaSet {
+            let ns = pod.namespace.as_deref().unwrap_or_default();
+            let hash = pod.labels.as_ref().and_then(|l| l.get(POD_TEMPLATE_HASH));
+            let deployment = hash.and_then(|h| first.name.strip_suffix(h.as_str())?.strip_suffix('-'));
+            if let Some(d) = deployment.filter(|d| !d.is_empty())
+                && self.deployments.get(&ObjectRef::new(d).within(ns)).is_some()
+            {
+                return Direct::Deployment(d);
+            }
+        }
+        Direct::Cached(kind, &first.name)
+    }
+
+    /// The owners to read by GET for this node's pods: the ReplicaSets not
+    /// named after a cached Deployment, and the Jobs.
+    pub fn wanted(&self) -> HashSet<Key> {
+        let mut out = HashSet::new();
+        for o in self.pods.state() {
+            let pod = &o.metadata;
+            if let Direct::Cached(kind @ (WorkloadKind::ReplicaSet | WorkloadKind::Job), name) = self.direct(pod) {
+                let ns = pod.namespace.clone().unwrap_or_default();
+                out.insert((kind, ns, name.to_string()));
+            }
+        }
+        out
     }
 
     /// Follows a pod's owners up to the top workload. A ReplicaSet without a
     /// Deployment, or a Job without a CronJob, is itself the top.
     pub fn top_of(&self, pod: &ObjectMeta) -> Top {
         let ns = pod.namespace.as_deref().unwrap_or_default();
-        let Some(first) = owner_of(pod) else {
-            return Top::Pod;
+        let (mut kind, name) = match self.direct(pod) {
+            Direct::None => return Top::Pod,
+            Direct::Other => return Top::Unknown,
+            Direct::Deployment(d) => (WorkloadKind::Deployment, d),
+            Direct::Cached(kind, name) => (kind, name),
         };
-        let Some(mut kind) = WorkloadKind::from_kind(&first.kind) else {
-            return Top::Unknown;
-        };
-        let Some(mut meta) = self.get(kind, ns, &first.name) else {
+        let Some(mut meta) = self.get(kind, ns, name) else {
             return Top::Unknown;
         };
         // ReplicaSet → Deployment and Job → CronJob: at most a few hops.
@@ -164,9 +221,14 @@ impl Stores {
         add(&self.deployments, &mut out);
         add(&self.statefulsets, &mut out);
         add(&self.daemonsets, &mut out);
-        add(&self.replicasets, &mut out);
-        add(&self.jobs, &mut out);
         add(&self.cronjobs, &mut out);
+        for (_, m) in self.fetched.all() {
+            if let Some(ns) = &m.namespace
+                && !out.contains(ns)
+            {
+                out.insert(ns.clone());
+            }
+        }
         out
     }
 

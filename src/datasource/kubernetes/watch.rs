@@ -1,15 +1,17 @@
-//! The watches: this node's pods (`spec.nodeName`) and the workloads of the
-//! whole cluster, each a metadata-only kube-runtime watcher with the default
-//! backoff, trimmed to what logtrain reads, feeding a reflector store. A
-//! `410 Gone` makes the watcher relist; the store keeps its last complete
-//! state until the new listing is done.
+//! The watches: this node's pods (`spec.nodeName`) and the top-level workloads
+//! of the whole cluster (Deployments, StatefulSets, DaemonSets, CronJobs), each
+//! a metadata-only kube-runtime watcher with the default backoff, trimmed to
+//! what logtrain reads, feeding a reflector store. A `410 Gone` makes the
+//! watcher relist; the store keeps its last complete state until the new
+//! listing is done. ReplicaSets and Jobs, the most numerous, are not watched
+//! (`fetched.rs`).
 
 use std::fmt::Debug;
 
 use futures_util::StreamExt;
 use futures_util::stream::{BoxStream, SelectAll};
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, reflector};
@@ -19,6 +21,7 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
 use super::annotations::{trim, trim_pod};
+use super::fetched::Fetched;
 use super::owners::{MetaStore, Stores};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -39,15 +42,7 @@ pub enum Change {
 pub type Report = (&'static str, Result<Change, watcher::Error>);
 
 /// Names of the watched resources, in the order they are started.
-pub const RESOURCES: [&str; 7] = [
-    "pods",
-    "deployments",
-    "statefulsets",
-    "daemonsets",
-    "replicasets",
-    "jobs",
-    "cronjobs",
-];
+pub const RESOURCES: [&str; 5] = ["pods", "deployments", "statefulsets", "daemonsets", "cronjobs"];
 
 fn follow<K>(
     client: &Client,
@@ -95,20 +90,15 @@ pub fn start(client: &Client, node: Option<&str>) -> (Stores, SelectAll<BoxStrea
     streams.push(s);
     let (daemonsets, s) = follow::<DaemonSet>(client, all.clone(), RESOURCES[3], trim);
     streams.push(s);
-    let (replicasets, s) = follow::<ReplicaSet>(client, all.clone(), RESOURCES[4], trim);
-    streams.push(s);
-    let (jobs, s) = follow::<Job>(client, all.clone(), RESOURCES[5], trim);
-    streams.push(s);
-    let (cronjobs, s) = follow::<CronJob>(client, all, RESOURCES[6], trim);
+    let (cronjobs, s) = follow::<CronJob>(client, all, RESOURCES[4], trim);
     streams.push(s);
     let stores = Stores {
         pods,
         deployments,
         statefulsets,
         daemonsets,
-        replicasets,
-        jobs,
         cronjobs,
+        fetched: Fetched::default(),
     };
     (stores, futures_util::stream::select_all(streams))
 }
