@@ -22,6 +22,7 @@ pub mod fetched;
 pub mod owners;
 pub mod refusals;
 pub mod scope;
+pub mod slim;
 pub mod view;
 pub mod watch;
 

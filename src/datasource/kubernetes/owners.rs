@@ -13,10 +13,10 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::fetched::{Fetched, Key};
+use super::slim::Slim;
 
 /// The workload kinds logtrain follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -67,7 +67,7 @@ impl fmt::Display for WorkloadKind {
 }
 
 /// Metadata-only cache of one resource.
-pub type MetaStore<K> = Store<PartialObjectMeta<K>>;
+pub type MetaStore<K> = Store<Slim<K>>;
 
 /// Every cache the datasource keeps.
 #[derive(Clone)]

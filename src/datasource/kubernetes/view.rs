@@ -267,13 +267,13 @@ pub fn compute(stores: &Stores, settings: &Settings) -> View {
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-    use kube::core::PartialObjectMeta;
     use kube::runtime::reflector;
     use kube::runtime::watcher::Event;
 
     use super::*;
     use crate::config::HostnameScope;
     use crate::datasource::kubernetes::fetched::Fetched;
+    use crate::datasource::kubernetes::slim::Slim;
 
     fn meta(ns: &str, name: &str, ann: &[(&str, &str)], owner: Option<(&str, &str)>) -> ObjectMeta {
         ObjectMeta {
@@ -298,11 +298,7 @@ mod tests {
     {
         let (reader, mut writer) = reflector::store();
         for m in objects {
-            writer.apply_watcher_event(&Event::Apply(PartialObjectMeta::<K> {
-                types: None,
-                metadata: m.clone(),
-                _phantom: std::marker::PhantomData,
-            }));
+            writer.apply_watcher_event(&Event::Apply(Slim::<K>::new(m.clone())));
         }
         reader
     }

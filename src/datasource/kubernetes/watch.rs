@@ -13,7 +13,6 @@ use futures_util::stream::{BoxStream, SelectAll};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Pod;
-use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, reflector};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, watcher as watch_stream};
@@ -23,6 +22,7 @@ use serde::de::DeserializeOwned;
 use super::annotations::{trim, trim_pod};
 use super::fetched::Fetched;
 use super::owners::{MetaStore, Stores};
+use super::slim::Slim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// What a watch reported, stripped of the object (the store has it).
@@ -41,6 +41,9 @@ pub enum Change {
 /// One report: the resource (plural, a bounded metric label) and what happened.
 pub type Report = (&'static str, Result<Change, watcher::Error>);
 
+/// Objects per list page.
+pub const PAGE: u32 = 500;
+
 /// Names of the watched resources, in the order they are started.
 pub const RESOURCES: [&str; 5] = ["pods", "deployments", "statefulsets", "daemonsets", "cronjobs"];
 
@@ -54,8 +57,9 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    // `Api<PartialObjectMeta<K>>` asks for metadata-only lists and watches.
-    let api = Api::<PartialObjectMeta<K>>::all(client.clone());
+    // `Api<Slim<K>>` asks for metadata-only lists and watches, and decodes
+    // only what logtrain reads of them.
+    let api = Api::<Slim<K>>::all(client.clone());
     let stream = watch_stream(api, config)
         .default_backoff()
         .modify(move |o| trim(&mut o.metadata));
@@ -76,10 +80,12 @@ where
 /// Starts every watch. The returned stream must be polled for the stores to
 /// fill; it never ends.
 pub fn start(client: &Client, node: Option<&str>) -> (Stores, SelectAll<BoxStream<'static, Report>>) {
-    let all = watcher::Config::default();
+    // 500 objects a page (kube's default, written out): 100 saved 2 MB at the
+    // peak of a 10,000-Deployment listing, for five times the requests.
+    let all = watcher::Config::default().page_size(PAGE);
     let pod_config = match node {
-        Some(n) => watcher::Config::default().fields(&format!("spec.nodeName={n}")),
-        None => watcher::Config::default(),
+        Some(n) => all.clone().fields(&format!("spec.nodeName={n}")),
+        None => all.clone(),
     };
     let mut streams = Vec::with_capacity(RESOURCES.len());
     let (pods, s) = follow::<Pod>(client, pod_config, RESOURCES[0], trim_pod);
