@@ -37,16 +37,17 @@ kube_scale() { # RUN
     sleep 0.1
   done
   local t1; t1=$(date +%s.%N)
-  local peak; peak=$(proc_hwm_kb "$AGENT_PID")
+  local peak; peak=$(proc_hwm_kb "$AGENT_PID" 2>/dev/null || echo -1)
   sleep 10
-  local hwm rss; hwm=$(proc_hwm_kb "$AGENT_PID"); rss=$(proc_rss_kb "$AGENT_PID")
+  local hwm rss
+  hwm=$(proc_hwm_kb "$AGENT_PID" 2>/dev/null || echo -1); rss=$(proc_rss_kb "$AGENT_PID" 2>/dev/null || echo -1)
   stop_agent
   kill -TERM "$apid" 2>/dev/null || true; wait "$apid" 2>/dev/null || true
   local api; api=$(cat "$dir/api.json"); [ -n "$api" ] || api=null
   local ready_s; ready_s=$([ $ready = 1 ] && awk "BEGIN{printf \"%.2f\", $t1-$t0}" || echo null)
   emit "{\"scenario\":\"kube_scale\",\"agent\":\"logtrain\",\"run\":$run,\"deployments\":10000,\"replicasets\":30000,\"jobs\":2000,\"pods\":50,\"ready_s\":$ready_s,\"rss_kb\":$peak,\"hwm_after_kb\":$hwm,\"after_rss_kb\":$rss,\"api\":$api}"
   local v1 v2
-  v1=$([ "$peak" -le $KUBE_SCALE_PEAK_KB ] && echo met || echo missed)
-  v2=$([ "$rss" -le $KUBE_SCALE_AFTER_KB ] && echo met || echo missed)
+  v1=$([ "$peak" -gt 0 ] && [ "$peak" -le $KUBE_SCALE_PEAK_KB ] && echo met || echo missed)
+  v2=$([ "$rss" -gt 0 ] && [ "$rss" -le $KUBE_SCALE_AFTER_KB ] && echo met || echo missed)
   say "kube_scale run $run: ready in ${ready_s} s, peak $peak kB (<= 40 MB: $v1), after 10 s $rss kB (<= 24 MB: $v2), API: $api"
 }

@@ -256,6 +256,116 @@ mod tests {
         assert_eq!(WorkloadKind::from_kind("Rollout"), None);
     }
 
+    fn meta(ns: &str, name: &str, labels: &[(&str, &str)], owner: Option<(&str, &str)>) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(ns.into()),
+            labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            owner_references: owner.map(|(kind, name)| {
+                vec![OwnerReference {
+                    kind: kind.into(),
+                    name: name.into(),
+                    controller: Some(true),
+                    ..OwnerReference::default()
+                }]
+            }),
+            ..ObjectMeta::default()
+        }
+    }
+
+    fn store<K: kube::Resource<DynamicType = ()> + Clone>(objects: &[ObjectMeta]) -> MetaStore<K> {
+        let (reader, mut writer) = kube::runtime::reflector::store();
+        for m in objects {
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(Slim::<K>::new(m.clone())));
+        }
+        reader
+    }
+
+    #[test]
+    fn a_replicaset_named_after_a_cached_deployment_and_the_pods_hash_is_not_fetched() {
+        let stores = Stores {
+            pods: store(&[]),
+            deployments: store(&[meta("ns", "web", &[], None), meta("ns", "web-api", &[], None)]),
+            statefulsets: store(&[]),
+            daemonsets: store(&[]),
+            cronjobs: store(&[]),
+            fetched: Fetched::default(),
+        };
+        let hash = [(POD_TEMPLATE_HASH, "5d8f7c9b6")];
+        let rs = |name| Some(("ReplicaSet", name));
+        let pod = meta("ns", "web-api-5d8f7c9b6-x", &hash, rs("web-api-5d8f7c9b6"));
+        assert_eq!(stores.direct(&pod), Direct::Deployment("web-api"));
+        match stores.top_of(&pod) {
+            Top::Workload(WorkloadKind::Deployment, m) => assert_eq!(m.name.as_deref(), Some("web-api")),
+            other => panic!("{other:?}"),
+        }
+        // Not named `<deployment>-<hash>`, no hash label, no such Deployment, another namespace.
+        for pod in [
+            meta("ns", "p", &hash, rs("web-legacy")),
+            meta("ns", "p", &[], rs("web-5d8f7c9b6")),
+            meta("ns", "p", &hash, rs("gone-5d8f7c9b6")),
+            meta("other", "p", &hash, rs("web-5d8f7c9b6")),
+            meta("ns", "p", &hash, rs("-5d8f7c9b6")),
+        ] {
+            let name = &pod.owner_references.as_ref().unwrap()[0].name;
+            assert_eq!(
+                stores.direct(&pod),
+                Direct::Cached(WorkloadKind::ReplicaSet, name),
+                "{pod:?}"
+            );
+            assert_eq!(stores.top_of(&pod), Top::Unknown, "not fetched yet");
+        }
+        let job = meta("ns", "j", &[("job-name", "nightly-1")], Some(("Job", "nightly-1")));
+        assert_eq!(stores.direct(&job), Direct::Cached(WorkloadKind::Job, "nightly-1"));
+        assert_eq!(stores.direct(&meta("ns", "p", &[], Some(("Node", "n")))), Direct::Other);
+        assert_eq!(stores.direct(&meta("ns", "p", &[], None)), Direct::None);
+    }
+
+    #[test]
+    fn fetched_owners_lead_up_the_chain() {
+        let mut fetched = Fetched::default();
+        fetched.insert(
+            WorkloadKind::Job,
+            meta("ns", "nightly-1", &[], Some(("CronJob", "nightly"))),
+        );
+        fetched.insert(WorkloadKind::ReplicaSet, meta("ns", "solo", &[], None));
+        let stores = Stores {
+            pods: store(&[
+                meta("ns", "a", &[], Some(("Job", "nightly-1"))),
+                meta("ns", "b", &[], Some(("ReplicaSet", "solo"))),
+            ]),
+            deployments: store(&[]),
+            statefulsets: store(&[]),
+            daemonsets: store(&[]),
+            cronjobs: store(&[meta("ns", "nightly", &[], None)]),
+            fetched,
+        };
+        let top = |p: &str| match stores.top_of(&meta(
+            "ns",
+            p,
+            &[],
+            if p == "a" {
+                Some(("Job", "nightly-1"))
+            } else {
+                Some(("ReplicaSet", "solo"))
+            },
+        )) {
+            Top::Workload(kind, m) => (kind, m.name.unwrap_or_default()),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(top("a"), (WorkloadKind::CronJob, "nightly".to_string()));
+        assert_eq!(top("b"), (WorkloadKind::ReplicaSet, "solo".to_string()));
+        let mut wanted: Vec<Key> = stores.wanted().into_iter().collect();
+        wanted.sort();
+        assert_eq!(
+            wanted,
+            [
+                (WorkloadKind::ReplicaSet, "ns".to_string(), "solo".to_string()),
+                (WorkloadKind::Job, "ns".to_string(), "nightly-1".to_string()),
+            ]
+        );
+    }
+
     #[test]
     fn controller_owner_wins() {
         let r = |kind: &str, name: &str, c: Option<bool>| OwnerReference {
