@@ -118,3 +118,25 @@ if fr:
 st = summary.get(("start", "logtrain"))
 if st is not None:
     target("start to ready <= 100 ms", st <= 100, f"{st:.1f} ms")
+
+
+def kube_scale_rows(cells):
+    """The kube_scale scenario: logtrain's RSS while listing 10,000 workloads
+    and after, the API load it made, and its targets."""
+    rs = cells.get(("kube_scale", "logtrain"), [])
+    if not rs:
+        return
+    print()
+    print("| kube_scale | peak RSS MB (listing) | RSS MB 10 s after | ready s | list pages | watches | GETs |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rs:
+        api = r.get("api") or {}
+        print(f"| run {r['run']} | {r['rss_kb']/1024:.1f} | {r['after_rss_kb']/1024:.1f} | {fmt(r['ready_s'], '.2f')} | "
+              f"{api.get('pages', '—')} | {api.get('watches', '—')} | {api.get('gets', '—')} |")
+    peak = med([r["rss_kb"] / 1024 for r in rs])
+    after = med([r["after_rss_kb"] / 1024 for r in rs])
+    target("kube_scale: peak RSS while listing <= 40 MB", peak <= 40, f"{peak:.1f} MB")
+    target("kube_scale: RSS after ready <= 24 MB", after <= 24, f"{after:.1f} MB")
+
+
+kube_scale_rows(cells)

@@ -1,6 +1,6 @@
 //! `logtrain-bench`: the load generators and the counting receiver behind
 //! `bench/run`, which compares logtrain with rsyslog and syslog-ng on the same
-//! input. Standard library only, one OS thread per connection, so the tool is
+//! input. Standard library only (but `kube-api`), one OS thread per connection, so the tool is
 //! never what limits a measurement.
 //!
 //! - `gen`: deterministic CRI container logs (kubelet file names);
@@ -11,10 +11,13 @@
 //! - `syslog-load`: pushes pre-generated RFC 5424 messages over TCP;
 //! - `syslog-file`: writes those messages octet-counted to a file (for checking
 //!   the receiver with `socat`);
-//! - `ready`: starts a command and times it until `/readyz` answers 200.
+//! - `ready`: starts a command and times it until `/readyz` answers 200;
+//! - `kube-api`: the test suite's paging Kubernetes API stand-in with a
+//!   synthetic cluster of thousands of workloads (the `kube_scale` scenario).
 
 mod fresh;
 mod generate;
+mod kube;
 mod load;
 mod recv;
 
@@ -63,13 +66,14 @@ impl Args {
     }
 }
 
-const USAGE: &str = "usage: logtrain-bench <gen|recv|fresh|syslog-load|syslog-file|ready> [--flag value]…
+const USAGE: &str = "usage: logtrain-bench <gen|recv|fresh|syslog-load|syslog-file|ready|kube-api> [--flag value]…
   gen          --dir D [--lines 2000000] [--files 1] [--app bench] [--namespace default]
   recv         --ports P[,P…] [--expect N] [--idle-ms 3000] [--timeout-s 300] [--ready-file F]
   fresh        --file F --port P [--rate 10000] [--secs 5]
   syslog-load  --addr HOST:PORT [--count 2000000] [--hostname bench.default] [--conns 1]
   syslog-file  --out F [--count 2000000] [--hostname bench.default]
-  ready        --port HTTP_PORT [--timeout-ms 5000] -- COMMAND ARGS…";
+  ready        --port HTTP_PORT [--timeout-ms 5000] -- COMMAND ARGS…
+  kube-api     --kubeconfig F [--deployments 10000] [--replicasets 3] [--jobs 2000] [--pods 50] [--last-applied 2048]";
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
         "syslog-load" => load::run(&a),
         "syslog-file" => load::write_file(&a),
         "ready" => fresh::ready(&a),
+        "kube-api" => kube::run(&a),
         _ => Err(format!("unknown subcommand {cmd:?}\n{USAGE}")),
     });
     match result {

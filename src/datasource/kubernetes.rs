@@ -3,7 +3,8 @@
 //! CronJobs) and on this node's pods, and the [`PodDirectory`] of this node.
 //!
 //! It watches metadata only (`watch.rs`), resolves owner chains from its own
-//! caches (`owners.rs`, never a GET per pod), names things as logtrain does
+//! caches (`owners.rs`; a pod's ReplicaSet or Job is read by GET, once, only
+//! when nothing else tells its owner: `fetched.rs`), names things as logtrain does
 //! (`annotations.rs`) and recomputes its whole view (`view.rs`) after each
 //! burst of changes (debounced). The first full listing is sent only once every
 //! cache is synced (readiness), and again after any relist; in between, only
@@ -17,9 +18,11 @@
 
 pub mod annotations;
 pub mod events;
+pub mod fetched;
 pub mod owners;
 pub mod refusals;
 pub mod scope;
+pub mod slim;
 pub mod view;
 pub mod watch;
 
@@ -188,6 +191,7 @@ impl KubernetesSource {
         let (stores, mut reports) = watch::start(&client, node);
         let mut p = Publisher {
             events: events::Reporter::new(client.clone(), node.map(String::from)),
+            client: client.clone(),
             told: Told::default(),
             verdicts: Verdicts::default(),
             stores,
@@ -212,10 +216,11 @@ impl KubernetesSource {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = wait => {
-                    due = None;
                     if !p.publish().await {
                         return;
                     }
+                    // The owners read by GET are read again when due.
+                    due = p.stores.fetched.next_expiry();
                 }
                 report = reports.next() => {
                     let Some((resource, report)) = report else { return };
@@ -253,8 +258,12 @@ impl KubernetesSource {
                     }
                 }
             }
-            if dirty && due.is_none() && listed.len() == watch::RESOURCES.len() {
-                due = Some(Instant::now() + self.debounce);
+            if dirty && listed.len() == watch::RESOURCES.len() {
+                // A burst is gathered for `debounce`; a later refresh comes sooner.
+                let soon = Instant::now() + self.debounce;
+                if due.is_none_or(|d| d > soon) {
+                    due = Some(soon);
+                }
             }
         }
     }
@@ -264,6 +273,8 @@ impl KubernetesSource {
 struct Publisher {
     /// What was refused of annotations, as Kubernetes Events.
     events: events::Reporter,
+    /// Reads the owners the watches do not hold (`fetched.rs`).
+    client: Client,
     /// Refusals already told.
     told: Told,
     /// Drain URLs that do not parse or that annotations may not name.
@@ -291,6 +302,11 @@ impl Publisher {
 
     /// Recomputes the view and sends it; false when the route writer is gone.
     async fn publish(&mut self) -> bool {
+        let wanted = self.stores.wanted();
+        let gets = self.stores.fetched.update(&self.client, wanted).await;
+        if gets > 0 {
+            debug!(gets, "Read pods' owners from the Kubernetes API.");
+        }
         let mut view = view::compute(&self.stores, &self.settings);
         let mut refused = std::mem::take(&mut view.refusals);
         refused.extend(self.verdicts.review(&view.objects, &self.settings.egress));

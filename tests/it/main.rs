@@ -33,6 +33,7 @@ mod inputs_http;
 mod inputs_syslog;
 mod kubernetes_datasource;
 mod kubernetes_e2e;
+mod kubernetes_owners;
 mod live_tail;
 mod live_top;
 mod metrics_page;

@@ -22,7 +22,7 @@ pub const AKKERIS_APP: &str = "akkeris.io/app-name";
 /// The Akkeris dyno type (`web`, `worker`, …).
 pub const AKKERIS_DYNO: &str = "akkeris.io/dyno-type";
 
-const KEPT_ANNOTATIONS: [&str; 3] = [DRAINS, HOSTNAME, TAG];
+pub(crate) const KEPT_ANNOTATIONS: [&str; 3] = [DRAINS, HOSTNAME, TAG];
 const KEPT_LABELS: [&str; 2] = [AKKERIS_APP, AKKERIS_DYNO];
 
 /// How names are made.

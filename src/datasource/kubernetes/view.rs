@@ -145,22 +145,26 @@ impl Compute<'_> {
     where
         K: kube::Resource<DynamicType = ()> + Clone,
     {
-        let settings = self.settings;
         for o in store.state() {
-            let m = &o.metadata;
-            if !settings.admits(m) || Stores::is_owned(m) || (settings.only_akkeris && !annotations::is_akkeris(m)) {
-                continue;
-            }
-            let id = object_id(kind.as_str(), m);
-            // Checked with or without drains: the pods of a workload take its hostname.
-            let hostname = self.hostname(&id, m, settings.naming.default_hostname(m));
-            let drains = annotations::drains(m);
-            if drains.is_empty() {
-                continue;
-            }
-            let drains = self.cap(&id, drains, false);
-            out.insert(id, routes(&hostname, &drains));
+            self.workload(kind, &o.metadata, out);
         }
+    }
+
+    /// The routes `m` declares, when it is a top-level workload.
+    fn workload(&mut self, kind: WorkloadKind, m: &ObjectMeta, out: &mut Objects) {
+        let settings = self.settings;
+        if !settings.admits(m) || Stores::is_owned(m) || (settings.only_akkeris && !annotations::is_akkeris(m)) {
+            return;
+        }
+        let id = object_id(kind.as_str(), m);
+        // Checked with or without drains: the pods of a workload take its hostname.
+        let hostname = self.hostname(&id, m, settings.naming.default_hostname(m));
+        let drains = annotations::drains(m);
+        if drains.is_empty() {
+            return;
+        }
+        let drains = self.cap(&id, drains, false);
+        out.insert(id, routes(&hostname, &drains));
     }
 }
 
@@ -177,9 +181,11 @@ pub fn compute(stores: &Stores, settings: &Settings) -> View {
     c.workloads(&stores.deployments, WorkloadKind::Deployment, &mut view.objects);
     c.workloads(&stores.statefulsets, WorkloadKind::StatefulSet, &mut view.objects);
     c.workloads(&stores.daemonsets, WorkloadKind::DaemonSet, &mut view.objects);
-    c.workloads(&stores.replicasets, WorkloadKind::ReplicaSet, &mut view.objects);
-    c.workloads(&stores.jobs, WorkloadKind::Job, &mut view.objects);
     c.workloads(&stores.cronjobs, WorkloadKind::CronJob, &mut view.objects);
+    // ReplicaSets and Jobs read for this node's pods (the others are not known here).
+    for (kind, m) in stores.fetched.all() {
+        c.workload(kind, m, &mut view.objects);
+    }
     for o in stores.pods.state() {
         let pod = &o.metadata;
         if !settings.admits(pod) {
@@ -261,12 +267,13 @@ pub fn compute(stores: &Stores, settings: &Settings) -> View {
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-    use kube::core::PartialObjectMeta;
     use kube::runtime::reflector;
     use kube::runtime::watcher::Event;
 
     use super::*;
     use crate::config::HostnameScope;
+    use crate::datasource::kubernetes::fetched::Fetched;
+    use crate::datasource::kubernetes::slim::Slim;
 
     fn meta(ns: &str, name: &str, ann: &[(&str, &str)], owner: Option<(&str, &str)>) -> ObjectMeta {
         ObjectMeta {
@@ -291,24 +298,23 @@ mod tests {
     {
         let (reader, mut writer) = reflector::store();
         for m in objects {
-            writer.apply_watcher_event(&Event::Apply(PartialObjectMeta::<K> {
-                types: None,
-                metadata: m.clone(),
-                _phantom: std::marker::PhantomData,
-            }));
+            writer.apply_watcher_event(&Event::Apply(Slim::<K>::new(m.clone())));
         }
         reader
     }
 
     fn stores(deployments: &[ObjectMeta], replicasets: &[ObjectMeta], pods: &[ObjectMeta]) -> Stores {
+        let mut fetched = Fetched::default();
+        for m in replicasets {
+            fetched.insert(WorkloadKind::ReplicaSet, m.clone());
+        }
         Stores {
             pods: store(pods),
             deployments: store(deployments),
             statefulsets: store(&[]),
             daemonsets: store(&[]),
-            replicasets: store(replicasets),
-            jobs: store(&[]),
             cronjobs: store(&[]),
+            fetched,
         }
     }
 
