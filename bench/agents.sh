@@ -49,7 +49,9 @@ conf_rsyslog() {
       tcp:*) echo 'module(load="imtcp" maxSessions="100")'
              echo "input(type=\"imtcp\" address=\"127.0.0.1\" port=\"${input#tcp:}\" ruleset=\"fwd\")" ;;
       udp:*) echo "module(load=\"imudp\" threads=\"$RS_UDP_THREADS\" batchSize=\"$RS_UDP_BATCH\")"
-             echo "input(type=\"imudp\" address=\"127.0.0.1\" port=\"${input#udp:}\" ruleset=\"fwd\" rcvbufSize=\"8m\")" ;;
+             echo "input(type=\"imudp\" address=\"127.0.0.1\" port=\"${input#udp:}\" ruleset=\"fwd\" rcvbufSize=\"8m\")"
+             # Its own counters (a full queue discards what imudp cannot wait to enqueue), each second.
+             echo "module(load=\"impstats\" interval=\"1\" format=\"json\" log.syslog=\"off\" log.file=\"$dir/impstats.json\")" ;;
     esac
   } >"$dir/rsyslog.conf"
   echo "rsyslogd -n -f $dir/rsyslog.conf -i $dir/rsyslog.pid"

@@ -87,6 +87,8 @@ if udp_rows:
             own = None
             if "input_dropped" in r:
                 own = max(r["input_dropped"], r["drain_dropped"]) + r["input_memory_exhausted"]
+            elif r.get("agent_dropped") is not None:
+                own = r["agent_dropped"]
             per.append({
                 "offered": load.get("msgs_per_s"), "sent": sent, "got": got,
                 "lost": (sent - got) * 100 / sent if sent else None,
@@ -97,7 +99,7 @@ if udp_rows:
             })
         m = {k: med([p[k] for p in per]) for k in per[0]}
         summary[("udp_tcp", agent)] = m
-        own = "— (none exposed)" if m["own"] is None else f"{m['own']:,.0f}"
+        own = "—" if m["own"] is None else f"{m['own']:,.0f}"
         print(f"| {agent} | {len(rs)} | {fmt(m['offered'], ',.0f')} | {fmt(m['sent'], ',.0f')} | {fmt(m['got'], ',.0f')} | "
               f"{fmt(m['lost'], '.1f')} | {fmt(m['rate'], ',.0f')} | {fmt(m['cpu'], '.2f')} | {fmt(m['rss'], '.1f')} | "
               f"{fmt(m['kin'], ',.0f')} / {fmt(m['kbuf'], ',.0f')} | {own} |")
