@@ -64,7 +64,7 @@ conf_syslog-ng() {
     case $input in
       file:*'*'*) echo "source s { wildcard-file(base-dir(\"$(dirname "${input#file:}")\") filename-pattern(\"*.log\") max-files(1000) flags(no-parse) follow-freq($SNG_FOLLOW) log-iw-size(100000) log-fetch-limit($SNG_FETCH)); };" ;;
       file:*) echo "source s { file(\"${input#file:}\" flags(no-parse) follow-freq($SNG_FOLLOW) log-iw-size(100000) log-fetch-limit($SNG_FETCH)); };" ;;
-      tcp:*) echo "source s { syslog(ip(\"127.0.0.1\") port(${input#tcp:}) transport(\"tcp\") max-connections(100) log-iw-size(100000) log-fetch-limit(1000)); };" ;;
+      tcp:*) echo "source s { syslog(ip(\"127.0.0.1\") port(${input#tcp:}) transport(\"tcp\") max-connections(100) log-iw-size(100000) log-fetch-limit($SNG_TCP_FETCH)); };" ;;
       udp:*) echo "source s { syslog(ip(\"127.0.0.1\") port(${input#udp:}) transport(\"udp\") so-rcvbuf(8388608) log-iw-size($SNG_UDP_IW) log-fetch-limit(1000)); };" ;;
     esac
     local i=0
