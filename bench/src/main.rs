@@ -1,7 +1,9 @@
 //! `logtrain-bench`: the load generators and the counting receiver behind
 //! `bench/run`, which compares logtrain with rsyslog and syslog-ng on the same
-//! input. Standard library only (but `kube-api`), one OS thread per connection, so the tool is
-//! never what limits a measurement.
+//! input. One OS thread per connection (the Envoy client excepted, which uses
+//! the crate's own HTTP/2 stack and message types; `kube-api` is the test
+//! suite's API stand-in on tokio), so the tool is never what limits a
+//! measurement.
 //!
 //! - `gen`: deterministic CRI container logs (kubelet file names);
 //! - `recv`: counts syslog messages (octet-counted and newline-framed) on one or
@@ -11,14 +13,20 @@
 //! - `syslog-load`: pushes pre-generated RFC 5424 messages over TCP;
 //! - `syslog-file`: writes those messages octet-counted to a file (for checking
 //!   the receiver with `socat`);
+//! - `udp-load`: sends those messages as datagrams at a paced rate;
+//! - `envoy-load`: streams Envoy HTTP access-log entries over the real gRPC API;
+//! - `http-recv`: counts the NDJSON lines of HTTP POSTs (gzipped or not);
+//! - `fairness`: latency of many quiet files while one file drains a backlog;
 //! - `ready`: starts a command and times it until `/readyz` answers 200;
 //! - `kube-api`: the test suite's paging Kubernetes API stand-in with a
 //!   synthetic cluster of thousands of workloads (the `kube_scale` scenario).
 
+mod envoy;
 mod fresh;
 mod generate;
 mod kube;
 mod load;
+mod ndjson;
 mod recv;
 
 use std::collections::HashMap;
@@ -66,12 +74,17 @@ impl Args {
     }
 }
 
-const USAGE: &str = "usage: logtrain-bench <gen|recv|fresh|syslog-load|syslog-file|ready|kube-api> [--flag value]…
+const USAGE: &str = "usage: logtrain-bench <gen|recv|http-recv|fresh|fairness|syslog-load|syslog-file|udp-load|envoy-load|ready|kube-api> [--flag value]…
   gen          --dir D [--lines 2000000] [--files 1] [--app bench] [--namespace default]
   recv         --ports P[,P…] [--expect N] [--idle-ms 3000] [--timeout-s 300] [--ready-file F]
-  fresh        --file F --port P [--rate 10000] [--secs 5]
+  http-recv    --ports P[,P…] [--expect N] [--idle-ms 3000] [--timeout-s 300] [--ready-file F]
+  fresh        --file F --port P [--rate 10000] [--secs 5] [--ready-file F] [--warmup-ms 0]
+  fairness     --dir D --backlog F --backlog-src F --backlog-lines N --port P [--files 50] [--rate 10]
+               [--secs 10] [--after-ms 1000] [--wait-s 60] [--ready-file F] [--warmup-ms 0]
   syslog-load  --addr HOST:PORT [--count 2000000] [--hostname bench.default] [--conns 1]
   syslog-file  --out F [--count 2000000] [--hostname bench.default]
+  udp-load     --addr HOST:PORT [--count 1000000] [--rate 200000] [--hostname bench.default]
+  envoy-load   --addr HOST:PORT [--count 1000000] [--batch 100] [--streams 2]
   ready        --port HTTP_PORT [--timeout-ms 5000] -- COMMAND ARGS…
   kube-api     --kubeconfig F [--deployments 10000] [--replicasets 3] [--jobs 2000] [--pods 50] [--last-applied 2048]";
 
@@ -84,7 +97,11 @@ fn main() -> ExitCode {
     let result = Args::parse(&argv[1..]).and_then(|a| match cmd.as_str() {
         "gen" => generate::run(&a),
         "recv" => recv::run(&a),
+        "http-recv" => ndjson::run(&a),
         "fresh" => fresh::run(&a),
+        "fairness" => fresh::fairness(&a),
+        "udp-load" => load::udp(&a),
+        "envoy-load" => envoy::run(&a),
         "syslog-load" => load::run(&a),
         "syslog-file" => load::write_file(&a),
         "ready" => fresh::ready(&a),

@@ -98,6 +98,22 @@ impl Splitter {
     }
 }
 
+impl Totals {
+    /// Counts `m` messages of `b` bytes that arrived now.
+    pub fn add(&self, m: u64, b: u64) {
+        if m == 0 {
+            return;
+        }
+        let now = now_ns();
+        let _ = self
+            .first_ns
+            .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire);
+        self.last_ns.fetch_max(now, Ordering::AcqRel);
+        self.bytes.fetch_add(b, Ordering::AcqRel);
+        self.messages.fetch_add(m, Ordering::AcqRel);
+    }
+}
+
 fn serve(mut s: TcpStream, totals: Arc<Totals>) {
     totals.connections.fetch_add(1, Ordering::Relaxed);
     let mut sp = Splitter::default();
@@ -111,15 +127,7 @@ fn serve(mut s: TcpStream, totals: Arc<Totals>) {
             m += 1;
             b += msg.len() as u64;
         });
-        if m > 0 {
-            let now = now_ns();
-            let _ = totals
-                .first_ns
-                .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire);
-            totals.last_ns.fetch_max(now, Ordering::AcqRel);
-            totals.bytes.fetch_add(b, Ordering::AcqRel);
-            totals.messages.fetch_add(m, Ordering::AcqRel);
-        }
+        totals.add(m, b);
     }
 }
 
@@ -139,7 +147,8 @@ pub fn listen(ports: &[u16], totals: &Arc<Totals>) -> Result<(), String> {
     Ok(())
 }
 
-pub fn run(a: &Args) -> Result<(), String> {
+/// The `--ports` list.
+pub fn ports(a: &Args) -> Result<Vec<u16>, String> {
     let ports: Vec<u16> = a
         .str("ports", "")
         .split(',')
@@ -147,13 +156,25 @@ pub fn run(a: &Args) -> Result<(), String> {
         .map(|p| p.parse().map_err(|_| format!("bad port {p:?}")))
         .collect::<Result<_, _>>()?;
     if ports.is_empty() {
-        return Err("recv needs --ports".into());
+        return Err("the receiver needs --ports".into());
     }
+    Ok(ports)
+}
+
+pub fn run(a: &Args) -> Result<(), String> {
+    let totals = Arc::new(Totals::default());
+    listen(&ports(a)?, &totals)?;
+    wait_and_report(a, &totals, &String::new)
+}
+
+/// Writes `--ready-file`, waits until `--expect` messages arrived (or
+/// `--idle-ms` without one after the first, or `--timeout-s`) and prints the
+/// one JSON line; what `extra` returns then is appended inside the object
+/// (`,"key":value…`).
+pub fn wait_and_report(a: &Args, totals: &Totals, extra: &dyn Fn() -> String) -> Result<(), String> {
     let expect = a.num("expect", 0)?;
     let idle = Duration::from_millis(a.num("idle-ms", 3000)?);
     let timeout = Duration::from_secs(a.num("timeout-s", 300)?);
-    let totals = Arc::new(Totals::default());
-    listen(&ports, &totals)?;
     let ready = a.str("ready-file", "");
     if !ready.is_empty() {
         std::fs::write(&ready, b"ready\n").map_err(|e| format!("{ready}: {e}"))?;
@@ -186,8 +207,9 @@ pub fn run(a: &Args) -> Result<(), String> {
     let last = totals.last_ns.load(Ordering::Acquire);
     let secs = (last.saturating_sub(first)) as f64 / 1e9;
     let rate = if secs > 0.0 { m as f64 / secs } else { 0.0 };
+    let extra = extra();
     println!(
-        "{{\"outcome\":\"{outcome}\",\"messages\":{m},\"bytes\":{b},\"expected\":{expect},\"first_ns\":{first},\"last_ns\":{last},\"seconds\":{secs:.6},\"msgs_per_s\":{rate:.0},\"mb_per_s\":{:.2},\"connections\":{}}}",
+        "{{\"outcome\":\"{outcome}\",\"messages\":{m},\"bytes\":{b},\"expected\":{expect},\"first_ns\":{first},\"last_ns\":{last},\"seconds\":{secs:.6},\"msgs_per_s\":{rate:.0},\"mb_per_s\":{:.2},\"connections\":{}{extra}}}",
         if secs > 0.0 { b as f64 / secs / 1e6 } else { 0.0 },
         totals.connections.load(Ordering::Acquire)
     );
