@@ -24,6 +24,11 @@ fn scrape(port: u16, accept: &str) -> (String, String) {
 
 /// logtrain tailing `node`'s container logs, `web.default` routed to `drain`.
 fn tailing(node: &Node, drain: &str) -> Binary {
+    tailing_with(node, drain, "disk")
+}
+
+/// [`tailing`] with `DRAIN_BUFFER` set to `buffer`.
+fn tailing_with(node: &Node, drain: &str, buffer: &str) -> Binary {
     let containers = node.containers().display().to_string();
     let checkpoints = node.path("state/checkpoints.json").display().to_string();
     let yaml = format!("routes:\n  - hostname: web.default\n    drains: [\"{drain}\"]\n");
@@ -31,6 +36,7 @@ fn tailing(node: &Node, drain: &str) -> Binary {
         ("KUBERNETES", "true"),
         ("KUBERNETES_LOG_PATH", containers.as_str()),
         ("CHECKPOINT_PATH", checkpoints.as_str()),
+        ("DRAIN_BUFFER", buffer),
     ];
     Binary::start(&node.path("run"), &yaml, &env)
 }
@@ -113,11 +119,12 @@ async fn delivered_container_lines_show_in_the_histograms_beside_the_process_ser
 async fn a_container_log_whose_drain_is_down_shows_its_lag_in_bytes_and_age() {
     let node = Node::new();
     let log = node.pod("default", "web-1-a", "web");
-    // A drain where nothing listens: nothing is delivered.
+    // A drain where nothing listens: nothing is delivered. Without a disk
+    // buffer the tailer waits for it.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let bin = tailing(&node, &format!("syslog+tcp://127.0.0.1:{port}"));
+    let bin = tailing_with(&node, &format!("syslog+tcp://127.0.0.1:{port}"), "memory");
     let now = logtrain::time::Timestamp::now().to_rfc3339();
     let lines: String = (0..100).map(|i| format!("{now} stdout F lagging-{i}\n")).collect();
     append(&log, &lines);
@@ -131,4 +138,30 @@ async fn a_container_log_whose_drain_is_down_shows_its_lag_in_bytes_and_age() {
         },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_disk_buffer_a_drain_that_is_down_leaves_no_lag() {
+    let node = Node::new();
+    let log = node.pod("default", "web-1-a", "web");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let bin = tailing(&node, &format!("syslog+tcp://127.0.0.1:{port}"));
+    let now = logtrain::time::Timestamp::now().to_rfc3339();
+    let lines: String = (0..100).map(|i| format!("{now} stdout F buffered-{i}\n")).collect();
+    append(&log, &lines);
+    // Its records went to disk, which counts as delivered: the tailer is at the end.
+    let url = format!("syslog+tcp://127.0.0.1:{port}");
+    let spilled = format!(
+        "logtrain_drain_buffer_spilled_total{{drain=\"{}\"}}",
+        logtrain::drain::DrainSpec::parse(&url).unwrap().id
+    );
+    wait_until("the lines on disk", Duration::from_secs(20), || {
+        bin.metric(&spilled) == 100
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let page = bin.metrics();
+    assert_eq!(metric_in(&page, "logtrain_tail_lag_bytes"), 0, "{page}");
 }
