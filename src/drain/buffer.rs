@@ -324,6 +324,13 @@ impl Buffer {
         st.staged.len() < STAGE_RECORDS / 2 && st.staged_bytes < STAGE_BYTES / 2
     }
 
+    /// Whether records go to the memory queue now (nothing on disk ahead of
+    /// them, the receiver not failing).
+    pub fn in_memory(&self) -> bool {
+        let st = self.state.lock();
+        !st.recovering && st.behind == 0 && !self.down.load(Ordering::Acquire)
+    }
+
     /// Waits until staging has room (the spill task took what was staged).
     pub async fn wait_room(&self) {
         let mut wait = std::pin::pin!(self.room.notified());

@@ -173,7 +173,7 @@ impl Touched {
         self.stalled.retain(|d| !d.has_room());
         let mut stop = std::pin::pin!(stop);
         for d in std::mem::take(&mut self.drains) {
-            if self.stalled(&d) || d.has_room() {
+            if self.stalled(&d) || d.keeps_up() {
                 continue;
             }
             tokio::select! {

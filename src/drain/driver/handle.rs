@@ -257,11 +257,29 @@ impl Drain {
         }
     }
 
+    /// Whether a stream input need not wait: [`Drain::has_room`], except that
+    /// a buffered drain still delivering from memory counts only its queue
+    /// (see [`Drain::wait_for_room`]).
+    pub fn keeps_up(&self) -> bool {
+        match &self.buffer {
+            Some(b) if b.in_memory() => !self.closed.is_cancelled() && self.queue.len() < self.queue_capacity(),
+            _ => self.has_room(),
+        }
+    }
+
     /// Waits, at most `patience`, until [`Drain::has_room`] holds, so a stream
     /// input can stop reading its socket instead of dropping. A drain that is
     /// already dropping (its receiver gone or far too slow) is not waited for.
     /// Returns whether it has room.
     pub async fn wait_for_room(&self, patience: Duration) -> bool {
+        if let Some(b) = &self.buffer {
+            // A receiver merely slower than the stream is waited for a moment,
+            // as the tailer waits, so the stream slows instead of every record
+            // going through the disk.
+            if b.in_memory() && self.queue.len() >= self.queue_capacity() && self.dropped.lock().is_none() {
+                let _ = timeout(patience.min(SPILL_AFTER), self.queue.wait_below(self.queue_capacity())).await;
+            }
+        }
         if self.has_room() || self.dropped.lock().is_some() {
             return self.has_room();
         }

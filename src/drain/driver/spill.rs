@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use tokio::task::spawn_blocking;
 use tracing::{error, info, warn};
 
@@ -82,6 +82,14 @@ pub(super) async fn run(drain: Arc<Drain>, buf: Arc<Buffer>) {
         let keep = s.buf.keep.load(Ordering::Acquire);
         store = s.replay(store, cap).await;
         if let Some(st) = store.as_mut() {
+            // Every stretch the drain is done with, not one per turn: under a
+            // steady load stretches are confirmed as fast as they are read.
+            while let Some(Some((seq, status))) = s.acks.next().now_or_never() {
+                st.settled(
+                    seq,
+                    status == BatchStatus::Rejected && s.buf.keep.load(Ordering::Acquire),
+                );
+            }
             // Deleting a file is quick; the store is this task's alone.
             match st.remove_drained() {
                 Ok(freed) if freed > 0 => s.buf.release(freed),

@@ -6,7 +6,9 @@
 //! the line limit is truncated to it and counted. Each datagram's record is
 //! taken from the input memory budget until it is offered; while the budget is
 //! spent datagrams are dropped and counted (UDP has no way to slow a sender).
-//! On shutdown the loop stops after the datagram it is handling.
+//! The socket is drained a batch at a time per wake-up (one look at the routes
+//! and at shutdown per batch, the sender's name kept while it stays the same).
+//! On shutdown the loop stops after the batch it is handling.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +29,8 @@ use crate::shutdown::Shutdown;
 const RECV_BUFFER: usize = 8 << 20;
 /// The largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
+/// Datagrams taken per wake-up before looking at shutdown again.
+const BATCH: usize = 256;
 
 fn bind(addr: SocketAddr) -> std::io::Result<(UdpSocket, usize)> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
@@ -58,35 +62,48 @@ pub async fn start(app: &App, port: u16, budget: &Budget) -> Result<SocketAddr, 
 async fn run(sock: UdpSocket, intake: Arc<Intake>, shutdown: Shutdown) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let max = intake.limits.max_line;
+    // The last sender and its name: a burst comes from few senders.
+    let mut last: Option<(SocketAddr, String)> = None;
     loop {
-        let (n, peer) = tokio::select! {
+        tokio::select! {
             _ = shutdown.stopped() => break,
-            r = sock.recv_from(&mut buf) => match r {
+            r = sock.readable() => if let Err(e) = r {
+                warn!(input = "syslog_udp", error = %e, "UDP receive failed.");
+                continue;
+            },
+        }
+        // What the socket holds, up to a batch, under one look at the routes.
+        let table = intake.router.routes().load();
+        for _ in 0..BATCH {
+            let (n, peer) = match sock.try_recv_from(&mut buf) {
                 Ok(x) => x,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     warn!(input = "syslog_udp", error = %e, "UDP receive failed.");
-                    continue;
+                    break;
                 }
-            },
-        };
-        let mut end = n;
-        while end > 0 && matches!(buf[end - 1], b'\n' | b'\r' | 0) {
-            end -= 1;
+            };
+            let mut end = n;
+            while end > 0 && matches!(buf[end - 1], b'\n' | b'\r' | 0) {
+                end -= 1;
+            }
+            if end == 0 {
+                continue;
+            }
+            if last.as_ref().is_none_or(|(a, _)| *a != peer) {
+                last = Some((peer, peer.to_string()));
+            }
+            let peer = last.as_ref().map_or("", |(_, s)| s.as_str());
+            if end > max {
+                intake.stats.truncated(peer, max);
+                end = max;
+            }
+            let mut lease = intake.budget.lease();
+            if let Err(spent) = lease.try_grow(end + std::mem::size_of::<crate::record::Record>()) {
+                intake.pressure.spent(&spent, "datagram dropped");
+                continue;
+            }
+            let _ = intake.frame(&table, Bytes::copy_from_slice(&buf[..end]), peer);
         }
-        if end == 0 {
-            continue;
-        }
-        let peer = peer.to_string();
-        if end > max {
-            intake.stats.truncated(&peer, max);
-            end = max;
-        }
-        let mut lease = intake.budget.lease();
-        if let Err(spent) = lease.try_grow(end + std::mem::size_of::<crate::record::Record>()) {
-            intake.pressure.spent(&spent, "datagram dropped");
-            continue;
-        }
-        let table = intake.router.routes().load();
-        let _ = intake.frame(&table, Bytes::copy_from_slice(&buf[..end]), &peer);
     }
 }
