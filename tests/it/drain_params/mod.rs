@@ -22,49 +22,31 @@ use logtrain::drain::DrainSpec;
 use support::es_bulk::EsBulk;
 use support::{read_lines, wait_until};
 
-const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const POD: &str = "web-7d9f8c6b5-x2x4z";
 const NODE: &str = "node-a";
 
-/// A node's log folders: `containers/` holds links into `pods/`.
-pub(super) struct Node {
-    pub root: tempfile::TempDir,
+/// A node's log folders (`support::faults::Node`), with the configuration
+/// and checkpoints of a logtrain tailing them in-process.
+pub(super) struct Node(support::faults::Node);
+
+impl std::ops::Deref for Node {
+    type Target = support::faults::Node;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Node {
     pub fn new() -> Node {
-        let root = tempfile::tempdir().unwrap();
-        for d in ["containers", "out", "state"] {
-            std::fs::create_dir_all(root.path().join(d)).unwrap();
-        }
-        Node { root }
-    }
-
-    pub fn containers(&self) -> PathBuf {
-        self.root.path().join("containers")
+        Node(support::faults::Node::new())
     }
 
     pub fn out(&self, name: &str) -> PathBuf {
-        self.root.path().join("out").join(name)
+        self.path("out").join(name)
     }
 
     pub fn checkpoints(&self) -> PathBuf {
-        self.root.path().join("state/checkpoints.json")
-    }
-
-    /// Creates the pod's log folder and kubelet's link; returns the real `0.log`.
-    pub fn pod(&self, ns: &str, pod: &str, container: &str) -> PathBuf {
-        let dir = self
-            .root
-            .path()
-            .join("pods")
-            .join(format!("{ns}_{pod}_uid"))
-            .join(container);
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = dir.join("0.log");
-        std::fs::File::create(&log).unwrap();
-        std::os::unix::fs::symlink(&log, self.containers().join(format!("{pod}_{ns}_{container}-{ID}.log"))).unwrap();
-        log
+        self.path("state/checkpoints.json")
     }
 
     /// Tailing this node's logs, routing `web.default` to `drains`.
