@@ -244,7 +244,7 @@ impl Stores {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     #[test]
@@ -258,9 +258,16 @@ mod tests {
 
     fn meta(ns: &str, name: &str, labels: &[(&str, &str)], owner: Option<(&str, &str)>) -> ObjectMeta {
         ObjectMeta {
+            labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            ..object(ns, name, owner)
+        }
+    }
+
+    /// An object's metadata: its name and, if given, its controller (kind, name).
+    pub(in crate::datasource::kubernetes) fn object(ns: &str, name: &str, owner: Option<(&str, &str)>) -> ObjectMeta {
+        ObjectMeta {
             name: Some(name.into()),
             namespace: Some(ns.into()),
-            labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
             owner_references: owner.map(|(kind, name)| {
                 vec![OwnerReference {
                     kind: kind.into(),

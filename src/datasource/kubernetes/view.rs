@@ -266,7 +266,6 @@ pub fn compute(stores: &Stores, settings: &Settings) -> View {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
     use kube::runtime::reflector;
     use kube::runtime::watcher::Event;
 
@@ -277,18 +276,8 @@ mod tests {
 
     fn meta(ns: &str, name: &str, ann: &[(&str, &str)], owner: Option<(&str, &str)>) -> ObjectMeta {
         ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(ns.into()),
             annotations: Some(ann.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
-            owner_references: owner.map(|(kind, name)| {
-                vec![OwnerReference {
-                    kind: kind.into(),
-                    name: name.into(),
-                    controller: Some(true),
-                    ..OwnerReference::default()
-                }]
-            }),
-            ..ObjectMeta::default()
+            ..crate::datasource::kubernetes::owners::tests::object(ns, name, owner)
         }
     }
 
