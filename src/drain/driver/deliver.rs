@@ -76,8 +76,7 @@ pub(super) async fn deliver<S: Sink>(
                         return delivered;
                     }
                     Ok(Err(e)) => {
-                        let gave = give_back(drain, back.as_deref_mut(), &mut pending, &mut parts);
-                        fail(drain, &e.to_string());
+                        let gave = failed(drain, &e.to_string(), back.as_deref_mut(), &mut pending, &mut parts);
                         if gave {
                             return delivered;
                         }
@@ -85,8 +84,13 @@ pub(super) async fn deliver<S: Sink>(
                         continue;
                     }
                     Err(_) => {
-                        let gave = give_back(drain, back.as_deref_mut(), &mut pending, &mut parts);
-                        fail(drain, &format!("connect timed out after {:?}", cfg.connect_timeout));
+                        let gave = failed(
+                            drain,
+                            &format!("connect timed out after {:?}", cfg.connect_timeout),
+                            back.as_deref_mut(),
+                            &mut pending,
+                            &mut parts,
+                        );
                         if gave {
                             return delivered;
                         }
@@ -172,8 +176,7 @@ pub(super) async fn deliver<S: Sink>(
                         reject(&pending);
                         break;
                     }
-                    let gave = give_back(drain, back.as_deref_mut(), &mut pending, &mut parts);
-                    fail(drain, &e.to_string());
+                    let gave = failed(drain, &e.to_string(), back.as_deref_mut(), &mut pending, &mut parts);
                     if !e.keeps_connection() {
                         drop_conn(drain, sink, conn).await;
                     }
@@ -184,8 +187,13 @@ pub(super) async fn deliver<S: Sink>(
                     pause(drain, e.retry_after().unwrap_or_else(|| backoff.next_delay())).await;
                 }
                 Err(_) => {
-                    let gave = give_back(drain, back.as_deref_mut(), &mut pending, &mut parts);
-                    fail(drain, &format!("send timed out after {:?}", cfg.send_timeout));
+                    let gave = failed(
+                        drain,
+                        &format!("send timed out after {:?}", cfg.send_timeout),
+                        back.as_deref_mut(),
+                        &mut pending,
+                        &mut parts,
+                    );
                     drop_conn(drain, sink, conn).await;
                     drain.stats.retries.inc();
                     if gave {
@@ -199,9 +207,24 @@ pub(super) async fn deliver<S: Sink>(
     delivered
 }
 
-/// A failed attempt: if the worker gives back (`out`) and the drain may
-/// evacuate (see `evacuate`), moves what is left of the batch, in order, into
-/// `out` and says so. Called before the failure is told.
+/// A failed attempt: gives what is left of the batch back into `out` if it
+/// may ([`give_back`]), then tells the failure (in that order: see
+/// `evacuate::may_give_back`). Says whether it gave back.
+fn failed(
+    drain: &Drain,
+    error: &str,
+    out: Option<&mut Vec<SharedRecord>>,
+    pending: &mut Vec<SharedRecord>,
+    parts: &mut Vec<Vec<SharedRecord>>,
+) -> bool {
+    let gave = give_back(drain, out, pending, parts);
+    fail(drain, error);
+    gave
+}
+
+/// If the worker gives back (`out`) and the drain may evacuate (see
+/// `evacuate`), moves what is left of the batch, in order, into `out` and
+/// says so.
 fn give_back(
     drain: &Drain,
     out: Option<&mut Vec<SharedRecord>>,
